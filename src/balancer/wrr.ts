@@ -1,0 +1,95 @@
+/**
+ * nginx's smooth weighted round robin.
+ *
+ * With every server available, the sequence repeats after `sum(weights)` picks, so the cycle is
+ * computed once (when the config loads) and a pick is a cursor step: O(1) in the number of
+ * servers. Servers that are unavailable or already tried in this request are stepped over, which
+ * keeps the others in their weighted proportions.
+ *
+ * @module
+ */
+
+/** Longest cycle precomputed; larger weight sums fall back to the O(n) algorithm per pick. */
+const MAX_CYCLE = 1 << 16;
+
+/**
+ * The smooth WRR sequence for these weights (one full period), as indices into `weights`.
+ *
+ * @example
+ * ```ts
+ * smoothWrrCycle([3, 1, 1]); // [0, 1, 0, 2, 0]  — nginx's A B A C A
+ * ```
+ */
+export function smoothWrrCycle(weights: readonly number[]): number[] {
+  const divisor = weights.reduce(gcd, 0) || 1;
+  const reduced = weights.map((w) => w / divisor);
+  const total = reduced.reduce((a, b) => a + b, 0);
+  const current = new Array<number>(reduced.length).fill(0);
+  const cycle: number[] = [];
+  for (let step = 0; step < total; step++) cycle.push(smoothWrrStep(reduced, current, total));
+  return cycle;
+}
+
+/** One pick of nginx's algorithm; `current` carries the state between picks. */
+function smoothWrrStep(weights: readonly number[], current: number[], total: number): number {
+  let best = -1;
+  for (let i = 0; i < weights.length; i++) {
+    current[i] += weights[i];
+    if (best < 0 || current[i] > current[best]) best = i;
+  }
+  current[best] -= total;
+  return best;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** Picks members of one group (primaries, or backups) in smooth WRR order. */
+export class WeightedRoundRobin<T> {
+  readonly #members: readonly T[];
+  readonly #cycle: readonly number[] | undefined;
+  readonly #weights: readonly number[];
+  readonly #current: number[];
+  readonly #total: number;
+  #cursor = 0;
+
+  constructor(members: readonly T[], weightOf: (member: T) => number) {
+    this.#members = members;
+    this.#weights = members.map(weightOf);
+    this.#total = this.#weights.reduce((a, b) => a + b, 0);
+    const reducedTotal = this.#total / (this.#weights.reduce(gcd, 0) || 1);
+    this.#cycle = reducedTotal <= MAX_CYCLE ? smoothWrrCycle(this.#weights) : undefined;
+    this.#current = new Array<number>(members.length).fill(0);
+  }
+
+  /** The next member that `accept` takes, or undefined when it takes none. */
+  next(accept: (member: T) => boolean): T | undefined {
+    if (this.#members.length === 0) return undefined;
+    return this.#cycle === undefined ? this.#nextDynamic(accept) : this.#nextFromCycle(this.#cycle, accept);
+  }
+
+  #nextFromCycle(cycle: readonly number[], accept: (member: T) => boolean): T | undefined {
+    for (let step = 0; step < cycle.length; step++) {
+      const member = this.#members[cycle[this.#cursor]];
+      this.#cursor = this.#cursor + 1 === cycle.length ? 0 : this.#cursor + 1;
+      if (accept(member)) return member;
+    }
+    return undefined;
+  }
+
+  /** nginx's algorithm over the accepted members only, for very large weight sums. */
+  #nextDynamic(accept: (member: T) => boolean): T | undefined {
+    let best = -1;
+    let total = 0;
+    for (let i = 0; i < this.#members.length; i++) {
+      if (!accept(this.#members[i])) continue;
+      this.#current[i] += this.#weights[i];
+      total += this.#weights[i];
+      if (best < 0 || this.#current[i] > this.#current[best]) best = i;
+    }
+    if (best < 0) return undefined;
+    this.#current[best] -= total;
+    return this.#members[best];
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * TOML text → validated, immutable {@link GatewayConfig}.
+ *
+ * @module
+ */
+import { parse as parseToml, TomlError } from "smol-toml";
+import { readFileSync } from "node:fs";
+import { parseAddress } from "./address.ts";
+import { Fields, isTable, type TomlTable } from "./fields.ts";
+import { ConfigError, Problems } from "./problems.ts";
+import { buildRouteTable } from "./routes.ts";
+import type { GatewayConfig, Route, Server, ServerSettings, Sticky, Upstream } from "./types.ts";
+import { cookieValue, type CookieValueMode } from "../cookie/value.ts";
+import { setCookieTemplate, type StickyCookieAttributes } from "../cookie/set_cookie.ts";
+
+/** Reads and validates a config file. Throws {@link ConfigError} (exit 2) on any problem. */
+export function loadConfigFile(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === "ENOENT"
+      ? "file not found; pass an existing file with --config"
+      : `cannot be read (${(error as Error).message})`;
+    throw new ConfigError(file, [{ path: "", message: reason }]);
+  }
+  return parseConfig(text, file);
+}
+
+/** Validates config text. `file` only names the source in messages. */
+export function parseConfig(text: string, file = "<config>"): GatewayConfig {
+  let document: TomlTable;
+  try {
+    document = parseToml(text) as TomlTable;
+  } catch (error) {
+    const where = error instanceof TomlError ? `line ${error.line}, column ${error.column}: ` : "";
+    const message = (error as Error).message.split("\n")[0];
+    throw new ConfigError(file, [{ path: "", message: `${where}not valid TOML: ${message}` }]);
+  }
+  const problems = new Problems();
+  const root = new Fields(document, "", problems);
+  const server = readServerSettings(root, problems);
+  const upstreams = readUpstreams(root, problems);
+  const routes = readRoutes(root, upstreams, problems);
+  root.finish();
+  if (!problems.empty) throw new ConfigError(file, problems.list);
+  return Object.freeze({ file, server, upstreams, routes: buildRouteTable(routes) });
+}
+
+function readServerSettings(root: Fields, problems: Problems): ServerSettings {
+  const fields = new Fields(root.subtable("server") ?? {}, "server", problems);
+  const listenText = fields.string("listen", "127.0.0.1:8080");
+  let listen = parseAddress(listenText);
+  if (typeof listen === "string") {
+    problems.add("server.listen", listen);
+    listen = { text: "127.0.0.1:8080", host: "127.0.0.1", port: 8080 };
+  }
+  const settings: ServerSettings = {
+    listen,
+    connectTimeoutMs: fields.duration("connect_timeout", 5000, 1),
+    readTimeoutMs: fields.duration("read_timeout", 60_000, 1),
+    gracePeriodMs: fields.duration("grace_period", 10_000, 0),
+    upstreamClient: fields.oneOf("upstream_client", ["auto", "http1", "fetch"] as const, "auto")!,
+  };
+  fields.finish();
+  return Object.freeze(settings);
+}
+
+function readUpstreams(root: Fields, problems: Problems): Map<string, Upstream> {
+  const upstreams = new Map<string, Upstream>();
+  const table = root.subtable("upstreams");
+  if (table === undefined || Object.keys(table).length === 0) {
+    problems.add("upstreams", `no upstream defined; add one such as [upstreams.app] with servers = ["127.0.0.1:9001"]`);
+    return upstreams;
+  }
+  for (const [name, value] of Object.entries(table)) {
+    const path = `upstreams.${name}`;
+    if (!isTable(value)) {
+      problems.add(path, `must be a table; write [${path}]`);
+      continue;
+    }
+    const upstream = readUpstream(name, new Fields(value, path, problems), problems);
+    if (upstream !== undefined) upstreams.set(name, upstream);
+  }
+  return upstreams;
+}
+
+interface ServerDraft {
+  readonly address: Server["address"];
+  readonly weight: number;
+  readonly maxFails: number;
+  readonly failTimeoutMs: number;
+  readonly backup: boolean;
+  readonly down: boolean;
+}
+
+function readUpstream(name: string, fields: Fields, problems: Problems): Upstream | undefined {
+  const drafts = readServers(fields, problems);
+  const stickyTable = fields.subtable("sticky");
+  const stickyFields = stickyTable === undefined
+    ? undefined
+    : new Fields(stickyTable, fields.keyPath("sticky"), problems);
+  const stickyDraft = stickyFields === undefined ? undefined : readSticky(stickyFields, problems);
+  fields.finish();
+  if (drafts.length === 0) return undefined;
+
+  // Cookie values: index mode numbers primaries first, then backups (the module gives backups
+  // the primaries' digests by mistake; each server here has its own value).
+  const primaryCount = drafts.filter((d) => !d.backup).length;
+  let primarySeen = 0;
+  let backupSeen = 0;
+  const servers: Server[] = drafts.map((draft, id) => {
+    const index = draft.backup ? primaryCount + backupSeen++ : primarySeen++;
+    if (stickyDraft === undefined) return Object.freeze({ ...draft, id, cookieValue: "" });
+    const value = cookieValue(stickyDraft.mode, draft.address.text, index, stickyDraft.hmacKey);
+    const setCookie = setCookieTemplate(stickyDraft.attributes, value);
+    return Object.freeze({ ...draft, id, cookieValue: value, setCookie });
+  });
+  let sticky: Sticky | undefined;
+  if (stickyDraft !== undefined) {
+    const serverByValue = new Map<string, Server>();
+    for (const server of servers) {
+      if (!serverByValue.has(server.cookieValue)) serverByValue.set(server.cookieValue, server);
+    }
+    sticky = Object.freeze({
+      name: stickyDraft.attributes.name,
+      lowerName: stickyDraft.attributes.name.toLowerCase(),
+      mode: stickyDraft.mode,
+      noFallback: stickyDraft.noFallback,
+      serverByValue,
+    });
+  }
+  return Object.freeze({
+    name,
+    servers,
+    primaries: servers.filter((s) => !s.backup),
+    backups: servers.filter((s) => s.backup),
+    sticky,
+  });
+}
+
+const SERVER_KEYS = "address, weight, max_fails, fail_timeout, backup, down";
+
+function readServers(fields: Fields, problems: Problems): ServerDraft[] {
+  const list = fields.raw("servers");
+  const path = fields.keyPath("servers");
+  if (!Array.isArray(list) || list.length === 0) {
+    problems.add(path, `needs at least one server, e.g. servers = ["127.0.0.1:9001", { address = "127.0.0.1:9002", weight = 2 }]`);
+    return [];
+  }
+  const drafts: ServerDraft[] = [];
+  const seen = new Set<string>();
+  list.forEach((entry, i) => {
+    const at = `${path}[${i}]`;
+    const draft = readServer(entry, at, problems);
+    if (draft === undefined) return;
+    if (seen.has(draft.address.text)) {
+      problems.add(at, `"${draft.address.text}" is listed twice; each server's cookie value must be its own`);
+      return;
+    }
+    seen.add(draft.address.text);
+    drafts.push(draft);
+  });
+  if (drafts.length > 0 && drafts.every((d) => d.backup)) {
+    problems.add(path, "every server is a backup; at least one must be a primary (backup = false)");
+  }
+  return drafts;
+}
+
+function readServer(entry: unknown, at: string, problems: Problems): ServerDraft | undefined {
+  const fields = typeof entry === "string"
+    ? new Fields({ address: entry }, at, problems)
+    : isTable(entry)
+    ? new Fields(entry, at, problems)
+    : undefined;
+  if (fields === undefined) {
+    problems.add(at, `must be "host:port" or a table with ${SERVER_KEYS}`);
+    return undefined;
+  }
+  const text = fields.string("address");
+  const draft = {
+    weight: fields.integer("weight", 1, 1, 1_000_000),
+    maxFails: fields.integer("max_fails", 1, 0, 1_000_000),
+    failTimeoutMs: fields.duration("fail_timeout", 10_000, 1),
+    backup: fields.boolean("backup", false),
+    down: fields.boolean("down", false),
+  };
+  fields.finish();
+  if (text === undefined) {
+    problems.add(fields.keyPath("address"), `is required, e.g. address = "127.0.0.1:9001"`);
+    return undefined;
+  }
+  const address = parseAddress(text, 80);
+  if (typeof address === "string") {
+    problems.add(typeof entry === "string" ? at : fields.keyPath("address"), address);
+    return undefined;
+  }
+  return { address, ...draft };
+}
+
+interface StickyDraft {
+  readonly attributes: StickyCookieAttributes;
+  readonly mode: CookieValueMode;
+  readonly hmacKey?: string;
+  readonly noFallback: boolean;
+}
+
+// RFC 6265 token characters for the name; attribute values may not end the attribute early.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// deno-lint-ignore no-control-regex
+const UNSAFE_ATTRIBUTE = /[\x00-\x1f\x7f;]/;
+
+function readSticky(fields: Fields, problems: Problems): StickyDraft {
+  const name = fields.string("name", "route");
+  if (!COOKIE_NAME.test(name)) {
+    problems.add(fields.keyPath("name"), `"${name}" is not a cookie name; use letters, digits and !#$%&'*+-.^_\`|~ (no spaces, "=", ";" or ",")`);
+  }
+  const hash = fields.oneOf("hash", ["md5", "sha1", "index"] as const);
+  const hmac = fields.oneOf("hmac", ["md5", "sha1"] as const);
+  const hmacKey = fields.string("hmac_key");
+  const text = fields.oneOf("text", ["raw"] as const);
+  const modes = [hash && "hash", hmac && "hmac", text && "text"].filter(Boolean);
+  if (modes.length > 1) {
+    problems.add(fields.path, `${modes.join(" and ")} are exclusive; choose one of hash, hmac and text`);
+  }
+  if (hmac !== undefined && !hmacKey) {
+    problems.add(fields.keyPath("hmac_key"), `is required with hmac = "${hmac}"; set a secret key`);
+  }
+  if (hmacKey !== undefined && hmac === undefined) {
+    problems.add(fields.keyPath("hmac_key"), `is only used with hmac = "md5" or "sha1"; remove it or set hmac`);
+  }
+  const mode: CookieValueMode = hmac !== undefined ? `hmac-${hmac}` : text !== undefined ? "raw" : hash ?? "md5";
+
+  const domain = checkedAttribute(fields, "domain", undefined);
+  const path = checkedAttribute(fields, "path", "/")!;
+  if (!path.startsWith("/")) problems.add(fields.keyPath("path"), `"${path}" must start with "/"`);
+  const expiresMs = fields.duration("expires", undefined, 1000, false);
+  const secure = fields.boolean("secure", false);
+  const httpOnly = fields.boolean("httponly", false);
+  const sameSite = fields.oneOf("samesite", ["Strict", "Lax", "None"] as const);
+  const partitioned = fields.boolean("partitioned", false);
+  if (sameSite === "None" && !secure) {
+    problems.add(fields.keyPath("samesite"), `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`);
+  }
+  if (partitioned && !secure) {
+    problems.add(fields.keyPath("partitioned"), "needs secure = true (browsers drop Partitioned cookies without Secure)");
+  }
+  const noFallback = fields.boolean("no_fallback", false);
+  fields.finish();
+  const attributes: StickyCookieAttributes = {
+    name,
+    domain,
+    path,
+    expiresSeconds: expiresMs === undefined ? undefined : Math.floor(expiresMs / 1000),
+    secure,
+    httpOnly,
+    sameSite,
+    partitioned,
+  };
+  return { attributes, mode, hmacKey, noFallback };
+}
+
+function checkedAttribute(fields: Fields, key: string, fallback: string | undefined): string | undefined {
+  const value = fields.string(key);
+  if (value === undefined) return fallback;
+  if (value === "") {
+    fields.problems.add(fields.keyPath(key), `is empty; give a value or remove the key`);
+    return fallback;
+  }
+  if (UNSAFE_ATTRIBUTE.test(value)) {
+    fields.problems.add(fields.keyPath(key), `${JSON.stringify(value)} contains ";" or a control character, which would end or split the Set-Cookie attribute`);
+    return fallback;
+  }
+  return value;
+}
+
+function readRoutes(root: Fields, upstreams: Map<string, Upstream>, problems: Problems): Route[] {
+  const list = root.raw("routes");
+  if (list === undefined) {
+    if (upstreams.size === 1) {
+      const [upstream] = upstreams.values();
+      return [{ path: "/", upstream, noFallback: false }];
+    }
+    if (upstreams.size > 1) {
+      problems.add("routes", `with ${upstreams.size} upstreams, add [[routes]] entries (path, upstream) to say which requests go where`);
+    }
+    return [];
+  }
+  if (!Array.isArray(list)) {
+    problems.add("routes", "must be an array of tables; write each as [[routes]]");
+    return [];
+  }
+  const routes: Route[] = [];
+  const seen = new Set<string>();
+  list.forEach((entry, i) => {
+    const at = `routes[${i}]`;
+    if (!isTable(entry)) {
+      problems.add(at, "must be a table; write [[routes]]");
+      return;
+    }
+    const route = readRoute(new Fields(entry, at, problems), upstreams, problems);
+    if (route === undefined) return;
+    const key = `${route.host ?? "*"} ${route.path}`;
+    if (seen.has(key)) {
+      problems.add(at, `another route already has path "${route.path}"${route.host ? ` and host "${route.host}"` : ""}`);
+      return;
+    }
+    seen.add(key);
+    routes.push(route);
+  });
+  return routes;
+}
+
+function readRoute(fields: Fields, upstreams: Map<string, Upstream>, problems: Problems): Route | undefined {
+  const path = fields.string("path", "/");
+  const host = fields.string("host");
+  const upstreamName = fields.string("upstream");
+  const noFallback = fields.boolean("no_fallback", false);
+  fields.finish();
+  let ok = true;
+  if (!path.startsWith("/")) {
+    problems.add(fields.keyPath("path"), `"${path}" must start with "/"`);
+    ok = false;
+  }
+  if (host !== undefined && !/^[A-Za-z0-9.-]+$/.test(host)) {
+    problems.add(fields.keyPath("host"), `"${host}" is not a host name; write it without port or scheme, e.g. "app.example.com"`);
+    ok = false;
+  }
+  const upstream = upstreamName === undefined ? undefined : upstreams.get(upstreamName);
+  if (upstreamName === undefined) {
+    problems.add(fields.keyPath("upstream"), `is required; one of ${[...upstreams.keys()].join(", ") || "(no upstream defined)"}`);
+    ok = false;
+  } else if (upstream === undefined) {
+    problems.add(fields.keyPath("upstream"), `"${upstreamName}" is not defined; defined upstreams: ${[...upstreams.keys()].join(", ") || "none"}`);
+    ok = false;
+  }
+  if (!ok || upstream === undefined) return undefined;
+  return Object.freeze({ host: host?.toLowerCase(), path, upstream, noFallback });
+}

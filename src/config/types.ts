@@ -1,0 +1,79 @@
+/**
+ * The validated, immutable config snapshot. Everything a request needs is prepared here when the
+ * config loads (cookie values, Set-Cookie templates, lookup maps, the route table); a request only
+ * looks things up. A reload builds a new snapshot; nothing keeps config outside it.
+ *
+ * @module
+ */
+import type { Address } from "./address.ts";
+import type { CookieValueMode } from "../cookie/value.ts";
+import type { SetCookieTemplate } from "../cookie/set_cookie.ts";
+import type { RouteTable } from "./routes.ts";
+
+export interface GatewayConfig {
+  /** The file it was read from, for messages. */
+  readonly file: string;
+  readonly server: ServerSettings;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly routes: RouteTable;
+}
+
+/** Which client talks to upstreams: see `src/proxy/transport.ts`. */
+export type UpstreamClient = "auto" | "http1" | "fetch";
+
+export interface ServerSettings {
+  readonly listen: Address;
+  /** Upstream connect limit: after it, 504. */
+  readonly connectTimeoutMs: number;
+  /** Limit for the upstream's response headers once the request is sent: after it, 504. */
+  readonly readTimeoutMs: number;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. */
+  readonly gracePeriodMs: number;
+  readonly upstreamClient: UpstreamClient;
+}
+
+export interface Upstream {
+  readonly name: string;
+  /** All servers in config order; `Server.id` is the position here. */
+  readonly servers: readonly Server[];
+  readonly primaries: readonly Server[];
+  readonly backups: readonly Server[];
+  /** Absent when the upstream has no `[upstreams.NAME.sticky]` table. */
+  readonly sticky?: Sticky;
+}
+
+export interface Server {
+  /** Position in `Upstream.servers`. */
+  readonly id: number;
+  /** Address as written: the cookie value's input, and what logs show. */
+  readonly address: Address;
+  readonly weight: number;
+  /** 0 turns passive health off for this server. */
+  readonly maxFails: number;
+  readonly failTimeoutMs: number;
+  readonly backup: boolean;
+  readonly down: boolean;
+  /** This server's sticky cookie value, or "" when the upstream is not sticky. */
+  readonly cookieValue: string;
+  /** This server's Set-Cookie, prepared (only the Expires date is added per response). */
+  readonly setCookie?: SetCookieTemplate;
+}
+
+export interface Sticky {
+  readonly name: string;
+  /** `name` in lower case: nginx compares cookie names case-insensitively. */
+  readonly lowerName: string;
+  readonly mode: CookieValueMode;
+  readonly noFallback: boolean;
+  /** Cookie value → server, built at load (for `index` mode the keys are "0", "1", …). */
+  readonly serverByValue: ReadonlyMap<string, Server>;
+}
+
+export interface Route {
+  /** Lower-case host without port, or undefined for any host. */
+  readonly host?: string;
+  /** Path prefix; the longest matching prefix wins. */
+  readonly path: string;
+  readonly upstream: Upstream;
+  readonly noFallback: boolean;
+}

@@ -1,0 +1,126 @@
+/**
+ * The request pipeline: route → sticky decision → balancer → forward (with retries) → stamp
+ * the cookie. Web `Request` in, `Response` out, so the same code serves Deno and Bun.
+ *
+ * @module
+ */
+import { type GatewayConfig, matchRoute, type Server, type Sticky, type Upstream } from "../config/mod.ts";
+import { type Balancer, createBalancers } from "../balancer/balancer.ts";
+import { renderSetCookie } from "../cookie/set_cookie.ts";
+import { findCookie } from "../cookie/read.ts";
+import { resolveSticky } from "../sticky/resolve.ts";
+import { FAILURES, failureResponse, type FailureCode, toUpstreamError } from "./errors.ts";
+import { appendClientResponseHeaders, type ClientInfo, type HeaderPair, upstreamRequestHeaders } from "./headers.ts";
+import type { Transport, UpstreamRequest } from "./transport.ts";
+
+/** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
+interface Generation {
+  readonly config: GatewayConfig;
+  readonly balancers: ReadonlyMap<Upstream, Balancer>;
+}
+
+export interface GatewayOptions {
+  /** Milliseconds since the epoch; tests pass a fixed clock. */
+  readonly now?: () => number;
+  /** Called once per failed upstream attempt (for the log). */
+  readonly onUpstreamError?: (server: Server, code: FailureCode, detail: string) => void;
+}
+
+export class Gateway {
+  #generation: Generation;
+  readonly #transport: Transport;
+  readonly #now: () => number;
+  readonly #onUpstreamError: GatewayOptions["onUpstreamError"];
+
+  constructor(config: GatewayConfig, transport: Transport, options: GatewayOptions = {}) {
+    this.#generation = { config, balancers: createBalancers(config) };
+    this.#transport = transport;
+    this.#now = options.now ?? Date.now;
+    this.#onUpstreamError = options.onUpstreamError;
+  }
+
+  get config(): GatewayConfig {
+    return this.#generation.config;
+  }
+
+  /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
+  handle = async (request: Request, client: ClientInfo): Promise<Response> => {
+    const { config, balancers } = this.#generation;
+    const url = request.url;
+    const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    const query = target.indexOf("?");
+    const path = query < 0 ? target : target.slice(0, query);
+    const route = matchRoute(config.routes, hostname(request.headers.get("host")), path);
+    if (route === undefined) return failureResponse("no_route");
+
+    const upstream = route.upstream;
+    const balancer = balancers.get(upstream)!;
+    const sticky = upstream.sticky;
+    const noFallback = route.noFallback || (sticky?.noFallback ?? false);
+    const now = this.#now();
+
+    let pinned: Server | undefined;
+    if (sticky !== undefined) {
+      const decision = resolveSticky(sticky, findCookie(request.headers.get("cookie"), sticky.lowerName), noFallback, balancer, now);
+      if (decision.kind === "refuse") return failureResponse("pinned_unavailable");
+      if (decision.kind === "pinned") pinned = decision.server;
+    }
+
+    const upstreamRequest: UpstreamRequest = {
+      method: request.method,
+      target,
+      headers: upstreamRequestHeaders(request.headers, client),
+      body: request.body,
+      signal: request.signal,
+    };
+    const replayable = request.body === null || request.headers.get("content-length") === "0";
+    const limits = config.server;
+    let tried: Server[] | undefined;
+    let lastFailure: FailureCode = "no_server";
+    for (;;) {
+      const server = pinned ?? balancer.pick(now, tried);
+      if (server === undefined) return failureResponse(lastFailure);
+      try {
+        const response = await this.#transport.send(server, upstreamRequest, limits);
+        balancer.health.recordSuccess(server);
+        const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
+        return clientResponse(response.status, response.statusText, response.headers, response.body, sticky, setCookie && renderSetCookie(setCookie, now));
+      } catch (error) {
+        const failure = toUpstreamError(error, "response");
+        const spec = FAILURES[failure.code];
+        if (spec.marksServer) balancer.health.recordFailure(server, this.#now());
+        this.#onUpstreamError?.(server, failure.code, failure.message);
+        // Only what never reached the upstream is tried elsewhere, and never a body (it is
+        // streamed, not kept); a pinned session under no_fallback stays on its server.
+        if (!spec.beforeRequestSent || !replayable || (server === pinned && noFallback)) {
+          return failureResponse(failure.code);
+        }
+        lastFailure = failure.code;
+        (tried ??= []).push(server);
+        pinned = undefined;
+      }
+    }
+  };
+}
+
+function clientResponse(
+  status: number,
+  statusText: string,
+  upstreamHeaders: HeaderPair[],
+  body: BodyInit | null,
+  sticky: Sticky | undefined,
+  setCookie: string | undefined,
+): Response {
+  const headers: HeaderPair[] = [];
+  // The module sends its Set-Cookie before the upstream's headers.
+  if (setCookie !== undefined) headers.push(["set-cookie", setCookie]);
+  appendClientResponseHeaders(upstreamHeaders, sticky?.lowerName, headers);
+  return new Response(body, { status, statusText, headers });
+}
+
+/** The Host header's name part, lower case, without port or IPv6 brackets. */
+function hostname(host: string | null): string {
+  if (host === null) return "";
+  const end = host.startsWith("[") ? host.indexOf("]") + 1 : host.indexOf(":");
+  return (end <= 0 ? host : host.slice(0, end)).toLowerCase();
+}

@@ -1,0 +1,100 @@
+/**
+ * Header rules between client and upstream: hop-by-hop headers are dropped both ways
+ * (RFC 9110 §7.6.1), `X-Forwarded-*` are set, `Host` passes as the client sent it.
+ *
+ * @module
+ */
+
+/** A header as a name/value pair; repeated headers (Set-Cookie) stay separate pairs. */
+export type HeaderPair = [name: string, value: string];
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authenticate",
+  "proxy-authorization",
+]);
+
+/** Headers the `Connection` header lists (they are hop-by-hop too), or undefined for none. */
+export function connectionTokens(connection: string | null | undefined): Set<string> | undefined {
+  if (!connection) return undefined;
+  let tokens: Set<string> | undefined;
+  for (const raw of connection.split(",")) {
+    const token = raw.trim().toLowerCase();
+    if (token === "" || token === "close" || token === "keep-alive") continue;
+    (tokens ??= new Set()).add(token);
+  }
+  return tokens;
+}
+
+/** What the client was talking to, for the X-Forwarded-* headers. */
+export interface ClientInfo {
+  readonly remoteAddress: string;
+  readonly protocol: "http" | "https";
+}
+
+/**
+ * The headers to send upstream: the client's, less hop-by-hop ones, with `X-Forwarded-For`
+ * appended to and `X-Forwarded-Proto`/`X-Forwarded-Host` set.
+ */
+export function upstreamRequestHeaders(headers: Headers, client: ClientInfo): HeaderPair[] {
+  const listed = connectionTokens(headers.get("connection"));
+  const out: HeaderPair[] = [];
+  let forwardedFor: string | undefined;
+  let host: string | undefined;
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue;
+    switch (name) {
+      case "x-forwarded-for":
+        forwardedFor = value;
+        continue;
+      case "x-forwarded-proto":
+      case "x-forwarded-host":
+        continue;
+      case "host":
+        host = value;
+    }
+    out.push([name, value]);
+  }
+  out.push([
+    "x-forwarded-for",
+    forwardedFor === undefined ? client.remoteAddress : `${forwardedFor}, ${client.remoteAddress}`,
+  ]);
+  out.push(["x-forwarded-proto", client.protocol]);
+  if (host !== undefined) out.push(["x-forwarded-host", host]);
+  return out;
+}
+
+/**
+ * Appends the upstream's response headers that may reach the client to `out`: hop-by-hop
+ * headers are dropped, and so is the upstream's own Set-Cookie for the sticky cookie's name
+ * (the gateway owns that cookie). Other Set-Cookie headers pass as separate headers.
+ *
+ * @param stickyLowerName the sticky cookie's name in lower case, or undefined
+ */
+export function appendClientResponseHeaders(
+  upstream: readonly HeaderPair[],
+  stickyLowerName: string | undefined,
+  out: HeaderPair[],
+): void {
+  let listed: Set<string> | undefined;
+  for (const pair of upstream) {
+    if (pair[0].toLowerCase() === "connection") listed = connectionTokens(pair[1]);
+  }
+  for (const pair of upstream) {
+    const name = pair[0].toLowerCase();
+    if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue;
+    if (name === "set-cookie" && stickyLowerName !== undefined && setsCookie(pair[1], stickyLowerName)) continue;
+    out.push(pair);
+  }
+}
+
+function setsCookie(setCookie: string, lowerName: string): boolean {
+  const equals = setCookie.indexOf("=");
+  return equals >= 0 && setCookie.slice(0, equals).trim().toLowerCase() === lowerName;
+}

@@ -1,0 +1,458 @@
+/**
+ * A keep-alive HTTP/1.1 client over raw sockets, for upstream requests.
+ *
+ * Why not `fetch`: Deno's `fetch` always decompresses gzip/br bodies (while keeping the
+ * Content-Encoding header), so it cannot pass bytes through; and both runtimes' `fetch` pay for
+ * header objects and stream wrapping that a proxy does not need. This client moves bytes as they
+ * come, keeps a bounded pool of idle connections per server, and returns a body that arrived
+ * whole with the headers as plain bytes.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { Server } from "../config/mod.ts";
+import { toUpstreamError, UpstreamError } from "./errors.ts";
+import type { HeaderPair } from "./headers.ts";
+import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
+
+/** A connected byte stream; the runtime seam provides it (Deno.connect, node:net). */
+export interface ByteStream {
+  /** Reads into `into`; resolves to the count, or null at end of stream. */
+  read(into: Uint8Array): Promise<number | null>;
+  /** Writes all of `data`. */
+  write(data: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+export type Connect = (host: string, port: number) => Promise<ByteStream>;
+
+export interface Http1Options {
+  /** Idle connections kept per server (default 256). */
+  readonly maxIdlePerServer?: number;
+  /** An idle connection older than this is closed instead of reused (default 2s, below the
+   * 5s keep-alive timeout of Node's http server, the shortest common one). */
+  readonly idleTimeoutMs?: number;
+}
+
+const HEAD_LIMIT = 64 * 1024;
+const READ_SIZE = 64 * 1024;
+/** Requests with a body are not replayable: they only take connections idle for less than this,
+ * which makes meeting a connection the server has just closed unlikely. */
+const FRESH_FOR_BODY_MS = 1000;
+const CRLF = Buffer.from("\r\n");
+const LAST_CHUNK = Buffer.from("0\r\n\r\n");
+
+/** A reused connection failed before any byte of the answer: not the server's fault, try anew. */
+class StaleConnection extends Error {}
+
+export class Http1Transport implements Transport {
+  readonly #connect: Connect;
+  readonly #idle = new Map<string, Connection[]>();
+  readonly #maxIdle: number;
+  readonly #idleTimeoutMs: number;
+
+  constructor(connect: Connect, options: Http1Options = {}) {
+    this.#connect = connect;
+    this.#maxIdle = options.maxIdlePerServer ?? 256;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 2000;
+  }
+
+  async send(server: Server, request: UpstreamRequest, limits: UpstreamLimits): Promise<UpstreamResponse> {
+    const key = server.address.text;
+    const reused = this.#takeIdle(key, request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS);
+    if (reused !== undefined) {
+      try {
+        return await this.#exchange(reused, request, limits);
+      } catch (error) {
+        if (!(error instanceof StaleConnection)) throw error;
+        if (request.body !== null) throw new UpstreamError("upstream_reset", "kept-alive connection closed");
+      }
+    }
+    const connection = await this.#open(server, key, limits.connectTimeoutMs);
+    return await this.#exchange(connection, request, limits);
+  }
+
+  close(): void {
+    for (const list of this.#idle.values()) for (const connection of list) connection.destroy();
+    this.#idle.clear();
+  }
+
+  /** Open idle connections per server, for tests and leak checks. */
+  idleCount(): number {
+    let count = 0;
+    for (const list of this.#idle.values()) count += list.length;
+    return count;
+  }
+
+  #takeIdle(key: string, maxIdleMs: number): Connection | undefined {
+    const list = this.#idle.get(key);
+    if (list === undefined) return undefined;
+    const now = Date.now();
+    while (list.length > 0) {
+      const connection = list.pop()!;
+      if (now - connection.idleSince < maxIdleMs) return connection;
+      connection.destroy();
+    }
+    return undefined;
+  }
+
+  #release(connection: Connection): void {
+    if (connection.destroyed || connection.start !== connection.end) return connection.destroy();
+    let list = this.#idle.get(connection.key);
+    if (list === undefined) this.#idle.set(connection.key, list = []);
+    if (list.length >= this.#maxIdle) return connection.destroy();
+    connection.idleSince = Date.now();
+    connection.reused = true;
+    list.push(connection);
+  }
+
+  async #open(server: Server, key: string, timeoutMs: number): Promise<Connection> {
+    const connecting = this.#connect(server.address.host, server.address.port);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new UpstreamError("connect_timeout")), timeoutMs);
+    });
+    try {
+      return new Connection(await Promise.race([connecting, timeout]), key);
+    } catch (error) {
+      connecting.then((socket) => socket.close(), () => {});
+      throw toUpstreamError(error, "connect");
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #exchange(connection: Connection, request: UpstreamRequest, limits: UpstreamLimits): Promise<UpstreamResponse> {
+    const chunked = request.body !== null && !hasHeader(request.headers, "content-length");
+    connection.received = 0;
+    const onAbort = () => connection.destroy();
+    request.signal?.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      connection.destroy();
+    }, limits.readTimeoutMs);
+    let head: ResponseHead;
+    try {
+      await connection.socket.write(encodeRequestHead(request, chunked));
+      if (request.body !== null) connection.upload = upload(connection, request.body, chunked);
+      head = await readResponseHead(connection, request.method);
+    } catch (error) {
+      connection.destroy();
+      request.signal?.removeEventListener("abort", onAbort);
+      if (timedOut) throw new UpstreamError("read_timeout");
+      if (error instanceof UpstreamError) throw error;
+      if (connection.reused && connection.received === 0) throw new StaleConnection();
+      throw toUpstreamError(error, "response");
+    } finally {
+      clearTimeout(timer);
+    }
+    const finish = () => {
+      request.signal?.removeEventListener("abort", onAbort);
+      if (head.keepAlive && connection.uploadDone) this.#release(connection);
+      else connection.destroy();
+    };
+    const body = responseBody(connection, head, finish);
+    return { status: head.status, statusText: head.statusText, headers: head.headers, body };
+  }
+}
+
+/** One upstream connection and its read buffer (bytes `start..end` not yet consumed). */
+class Connection {
+  buffer: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
+  start = 0;
+  end = 0;
+  /** Bytes of response received on this exchange (0 = the server said nothing yet). */
+  received = 0;
+  idleSince = 0;
+  reused = false;
+  destroyed = false;
+  upload: Promise<void> | undefined;
+  uploadDone = true;
+
+  constructor(readonly socket: ByteStream, readonly key: string) {}
+
+  get buffered(): number {
+    return this.end - this.start;
+  }
+
+  /** Reads more into the buffer, growing it up to the head limit. False at end of stream. */
+  async fill(): Promise<boolean> {
+    if (this.start === this.end) this.start = this.end = 0;
+    if (this.end === this.buffer.length) {
+      if (this.start > 0) {
+        this.buffer.copyWithin(0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      } else {
+        const bigger = new Uint8Array(this.buffer.length * 2);
+        bigger.set(this.buffer);
+        this.buffer = bigger;
+      }
+    }
+    const n = await this.socket.read(this.buffer.subarray(this.end));
+    if (n === null || this.destroyed) return false;
+    this.end += n;
+    this.received += n;
+    return true;
+  }
+
+  /** Takes up to `max` buffered bytes as a copy (the buffer is reused). */
+  take(max: number): Uint8Array<ArrayBuffer> {
+    const n = Math.min(max, this.buffered);
+    const bytes = this.buffer.slice(this.start, this.start + n);
+    this.start += n;
+    return bytes;
+  }
+
+  /** Reads straight into a fresh array when nothing is buffered (no copy), else takes. */
+  async readBody(max: number): Promise<Uint8Array | null> {
+    if (this.buffered > 0) return this.take(max);
+    const chunk = new Uint8Array(Math.min(max, READ_SIZE));
+    const n = await this.socket.read(chunk);
+    if (n === null || this.destroyed) return null;
+    this.received += n;
+    return chunk.subarray(0, n);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    try {
+      this.socket.close();
+    } catch {
+      // already closed by the peer
+    }
+  }
+}
+
+function hasHeader(headers: readonly HeaderPair[], lowerName: string): boolean {
+  for (const pair of headers) if (pair[0] === lowerName) return true;
+  return false;
+}
+
+function encodeRequestHead(request: UpstreamRequest, chunked: boolean): Uint8Array {
+  let head = `${request.method} ${request.target} HTTP/1.1\r\n`;
+  for (const [name, value] of request.headers) head += `${name}: ${value}\r\n`;
+  if (chunked) head += "transfer-encoding: chunked\r\n";
+  // Header values are ByteStrings (each char one byte), so latin1 writes them back unchanged.
+  return Buffer.from(head + "\r\n", "latin1");
+}
+
+async function upload(connection: Connection, body: ReadableStream<Uint8Array>, chunked: boolean): Promise<void> {
+  connection.uploadDone = false;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (value.length === 0) continue;
+      if (chunked) {
+        await connection.socket.write(Buffer.concat([Buffer.from(`${value.length.toString(16)}\r\n`), value, CRLF]));
+      } else {
+        await connection.socket.write(value);
+      }
+    }
+    if (chunked) await connection.socket.write(LAST_CHUNK);
+    connection.uploadDone = true;
+  } catch (error) {
+    // The client's upload broke off (or the upstream went away): the upstream must see the
+    // connection end rather than wait for the rest.
+    connection.destroy();
+    reader.cancel(error).catch(() => {});
+  }
+}
+
+interface ResponseHead {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: HeaderPair[];
+  readonly keepAlive: boolean;
+  readonly framing: { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" } | { kind: "close" };
+}
+
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+
+async function readResponseHead(connection: Connection, method: string): Promise<ResponseHead> {
+  for (;;) {
+    const headEnd = await findHeadEnd(connection);
+    const text = Buffer.from(connection.buffer.buffer, connection.buffer.byteOffset + connection.start, headEnd - connection.start)
+      .toString("latin1");
+    connection.start = headEnd + 4;
+    const head = parseHead(text, method);
+    // 1xx answers (100 Continue, 103 Early Hints) precede the real one.
+    if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
+    return head;
+  }
+}
+
+/** Index of the "\r\n\r\n" that ends the head, reading as needed. */
+async function findHeadEnd(connection: Connection): Promise<number> {
+  // Bytes after `start` already scanned; relative, because fill() may move the buffered bytes.
+  let scanned = 0;
+  for (;;) {
+    const buffer = connection.buffer;
+    for (let i = connection.start + scanned; i + 3 < connection.end; i++) {
+      if (buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10) return i;
+    }
+    scanned = Math.max(0, connection.buffered - 3);
+    if (connection.buffered > HEAD_LIMIT) throw new UpstreamError("bad_response", "response head larger than 64 KiB");
+    if (!(await connection.fill())) {
+      throw connection.received === 0 ? new Error("connection closed") : new UpstreamError("upstream_reset", "closed mid-head");
+    }
+  }
+}
+
+function parseHead(text: string, method: string): ResponseHead {
+  const lines = text.split("\r\n");
+  const status = STATUS_LINE.exec(lines[0]);
+  if (status === null) throw new UpstreamError("bad_response", `bad status line ${JSON.stringify(lines[0].slice(0, 80))}`);
+  const headers: HeaderPair[] = [];
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  let connectionHeader = "";
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(":");
+    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+      throw new UpstreamError("bad_response", `bad header line ${JSON.stringify(line.slice(0, 80))}`);
+    }
+    const name = line.slice(0, colon).toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === "content-length") {
+      if (contentLength !== undefined && contentLength !== value) throw new UpstreamError("bad_response", "conflicting Content-Length");
+      contentLength = value;
+    } else if (name === "transfer-encoding") {
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    } else if (name === "connection") {
+      connectionHeader = connectionHeader === "" ? value.toLowerCase() : `${connectionHeader}, ${value.toLowerCase()}`;
+    }
+    headers.push([name, value]);
+  }
+  const code = Number(status[2]);
+  const http10 = status[1] === "0";
+  let keepAlive = http10 ? /\bkeep-alive\b/.test(connectionHeader) : !/\bclose\b/.test(connectionHeader);
+  let framing: ResponseHead["framing"];
+  if (method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)) {
+    framing = { kind: "none" };
+  } else if (transferEncoding !== undefined) {
+    framing = /(^|,)\s*chunked\s*$/i.test(transferEncoding) ? { kind: "chunked" } : { kind: "close" };
+    if (framing.kind === "close") keepAlive = false;
+  } else if (contentLength !== undefined) {
+    if (!/^\d{1,15}$/.test(contentLength)) throw new UpstreamError("bad_response", "bad Content-Length");
+    framing = { kind: "length", length: Number(contentLength) };
+  } else {
+    framing = { kind: "close" };
+    keepAlive = false;
+  }
+  return { status: code, statusText: status[3] ?? "", headers, keepAlive, framing };
+}
+
+/**
+ * The response body: null, bytes that arrived whole with the head, or a stream that reads the
+ * socket as the client consumes it. `finish` runs once the body is fully read (or abandoned).
+ */
+function responseBody(connection: Connection, head: ResponseHead, finish: () => void): UpstreamResponse["body"] {
+  const framing = head.framing;
+  if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
+    finish();
+    return null;
+  }
+  if (framing.kind === "length" && connection.buffered >= framing.length) {
+    const bytes = connection.take(framing.length);
+    finish();
+    return bytes;
+  }
+  const decoder = framing.kind === "chunked" ? new ChunkedDecoder() : undefined;
+  let remaining = framing.kind === "length" ? framing.length : Infinity;
+  let finished = false;
+  const done = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    finished = true;
+    controller.close();
+    finish();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        if (decoder !== undefined) {
+          const chunk = await decoder.next(connection);
+          if (chunk === null) return done(controller);
+          return controller.enqueue(chunk);
+        }
+        const chunk = await connection.readBody(remaining);
+        if (chunk === null) {
+          if (framing.kind === "close") return done(controller);
+          throw new UpstreamError("upstream_reset", "closed before the whole body was sent");
+        }
+        remaining -= chunk.length;
+        controller.enqueue(chunk);
+        if (remaining === 0) done(controller);
+      } catch (error) {
+        finished = true;
+        connection.destroy();
+        finish();
+        controller.error(error);
+      }
+    },
+    cancel() {
+      // The client went away: the upstream must see its connection close.
+      if (finished) return;
+      finished = true;
+      connection.destroy();
+      finish();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Decodes `Transfer-Encoding: chunked` from a connection's buffer; trailers are dropped. */
+class ChunkedDecoder {
+  #state: "size" | "data" | "data-end" | "trailer" = "size";
+  #remaining = 0;
+
+  /** The next piece of body, or null at the end. */
+  async next(connection: Connection): Promise<Uint8Array | null> {
+    for (;;) {
+      switch (this.#state) {
+        case "size": {
+          const line = await readLine(connection);
+          const size = parseInt(line.split(";")[0].trim(), 16);
+          if (!/^[0-9a-fA-F]+/.test(line) || !Number.isSafeInteger(size)) {
+            throw new UpstreamError("bad_response", "bad chunk size");
+          }
+          this.#state = size === 0 ? "trailer" : "data";
+          this.#remaining = size;
+          break;
+        }
+        case "data": {
+          const chunk = await connection.readBody(this.#remaining);
+          if (chunk === null) throw new UpstreamError("upstream_reset", "closed inside a chunk");
+          this.#remaining -= chunk.length;
+          if (this.#remaining === 0) this.#state = "data-end";
+          return chunk;
+        }
+        case "data-end":
+          if ((await readLine(connection)) !== "") throw new UpstreamError("bad_response", "chunk not followed by CRLF");
+          this.#state = "size";
+          break;
+        case "trailer":
+          if ((await readLine(connection)) === "") return null;
+      }
+    }
+  }
+}
+
+/** One CRLF-terminated line from the buffer (without the CRLF). */
+async function readLine(connection: Connection): Promise<string> {
+  for (;;) {
+    const buffer = connection.buffer;
+    for (let i = connection.start; i + 1 < connection.end; i++) {
+      if (buffer[i] === 13 && buffer[i + 1] === 10) {
+        const line = Buffer.from(buffer.buffer, buffer.byteOffset + connection.start, i - connection.start).toString("latin1");
+        connection.start = i + 2;
+        return line;
+      }
+    }
+    if (connection.buffered > 8192) throw new UpstreamError("bad_response", "chunk line too long");
+    if (!(await connection.fill())) throw new UpstreamError("upstream_reset", "closed inside chunked body");
+  }
+}
