@@ -86,10 +86,9 @@ function summary(config: GatewayConfig): string {
 
 function createTransport(config: GatewayConfig, runtime: Runtime): Transport {
   const client = config.server.upstreamClient;
-  // http1 is byte-exact on both runtimes; Bun's fetch (decompress: false) is too and is the
-  // default there until our client is faster on Bun.
-  if (client === "http1" || (client === "auto" && runtime.name === "deno")) return new Http1Transport(runtime.connect);
-  return new FetchTransport(runtime.fetchOptions);
+  // Our HTTP/1.1 client is the default on both runtimes: byte-exact (Deno's fetch is not) and
+  // faster than either runtime's fetch (docs/benchmarks.md).
+  return client === "fetch" ? new FetchTransport(runtime.fetchOptions) : new Http1Transport(runtime.connect);
 }
 
 async function main(args: readonly string[]): Promise<number> {

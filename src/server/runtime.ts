@@ -11,7 +11,7 @@ import type { Address } from "../config/mod.ts";
 import type { ClientInfo } from "../proxy/headers.ts";
 import type { ByteStream, Connect } from "../proxy/http1.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import { connectNodeSocket } from "./node_socket.ts";
+import { connectBunSocket } from "./bun_socket.ts";
 
 export type Handler = (request: Request, client: ClientInfo) => Response | Promise<Response>;
 
@@ -117,7 +117,7 @@ function bunRuntime(Bun: any): Runtime {
         },
       };
     },
-    connect: connectNodeSocket,
+    connect: (host: string, port: number) => connectBunSocket(Bun, host, port),
     fetchOptions: { init: { decompress: false }, decompresses: false },
   };
 }
