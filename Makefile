@@ -55,9 +55,10 @@ check: deps
 	$(DENO) lint
 	$(DENO) fmt --check
 
+# Worker threads (src/worker.ts) are a second entry point, which both compilers must be told of.
 $(BINARY): $(SOURCES) | deps $(BUN)
 	mkdir -p dist
-	$(BUN) build --compile --minify --sourcemap src/main.ts --outfile $(BINARY)
+	$(BUN) build --compile --minify --sourcemap src/main.ts src/worker.ts --outfile $(BINARY)
 
 compile: $(BINARY)
 
@@ -65,7 +66,7 @@ compile: $(BINARY)
 # downloads unless it is already in $$DENO_DIR/dl/release/v$(DENO_VERSION)/ (see README).
 compile-deno: deps
 	mkdir -p dist
-	$(DENO) compile $(DENO_PERMS) --output dist/sticky-gateway-deno src/main.ts
+	$(DENO) compile $(DENO_PERMS) --include src/worker.ts --output dist/sticky-gateway-deno src/main.ts
 
 test-unit: deps $(BUN)
 	$(DENO) test $(DENO_PERMS) --allow-run --allow-write tests/unit/

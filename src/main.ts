@@ -12,11 +12,9 @@ import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
 import { ConfigError, formatDuration, type GatewayConfig, loadConfigFile } from "./config/mod.ts";
 import { startDemoUpstreams } from "./demo.ts";
-import { Gateway } from "./proxy/gateway.ts";
-import { FetchTransport } from "./proxy/fetch.ts";
-import { Http1Transport } from "./proxy/http1.ts";
-import type { Transport } from "./proxy/transport.ts";
-import { currentRuntime, type Listener, type Runtime } from "./server/runtime.ts";
+import { currentRuntime, type Listener } from "./server/runtime.ts";
+import { type Instance, startInstance } from "./server/instance.ts";
+import type { WorkerCommand, WorkerReport } from "./worker.ts";
 
 const USAGE = `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
 
@@ -60,7 +58,7 @@ function summary(config: GatewayConfig): string {
   const s = config.server;
   const lines = [
     `${config.file}: ok`,
-    `listen ${s.listen.text} (connect_timeout ${formatDuration(s.connectTimeoutMs)}, read_timeout ${formatDuration(s.readTimeoutMs)}, grace_period ${formatDuration(s.gracePeriodMs)}, upstream_client ${s.upstreamClient})`,
+    `listen ${s.listen.text} (workers ${s.workers}, connect_timeout ${formatDuration(s.connectTimeoutMs)}, read_timeout ${formatDuration(s.readTimeoutMs)}, grace_period ${formatDuration(s.gracePeriodMs)}, upstream_client ${s.upstreamClient})`,
   ];
   for (const upstream of config.upstreams.values()) {
     const sticky = upstream.sticky;
@@ -84,11 +82,34 @@ function summary(config: GatewayConfig): string {
   return lines.join("\n");
 }
 
-function createTransport(config: GatewayConfig, runtime: Runtime): Transport {
-  const client = config.server.upstreamClient;
-  // Our HTTP/1.1 client is the default on both runtimes: byte-exact (Deno's fetch is not) and
-  // faster than either runtime's fetch (docs/benchmarks.md).
-  return client === "fetch" ? new FetchTransport(runtime.fetchOptions) : new Http1Transport(runtime.connect);
+/** Starts `count` worker threads serving the config on `port`; resolves once all listen. */
+async function startWorkers(file: string, port: number, count: number): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  for (let i = 0; i < count; i++) {
+    const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    workers.push(worker);
+    const report = await new Promise<WorkerReport>((resolve) => {
+      worker.onmessage = (event: MessageEvent<WorkerReport>) => resolve(event.data);
+      worker.onerror = (event) => resolve({ type: "failed", message: String(event.message) });
+      worker.postMessage({ type: "start", file, port } satisfies WorkerCommand);
+    });
+    if (report.type === "failed") throw new Error(`worker ${i + 1}: ${report.message}`);
+  }
+  return workers;
+}
+
+/** Asks each worker to finish its in-flight requests and waits (bounded) before terminating it. */
+async function stopWorkers(workers: readonly Worker[], graceMs: number): Promise<void> {
+  await Promise.all(workers.map((worker) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, graceMs + 1000);
+      worker.onmessage = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      worker.postMessage({ type: "stop" } satisfies WorkerCommand);
+    }).then(() => worker.terminate())
+  ));
 }
 
 async function main(args: readonly string[]): Promise<number> {
@@ -119,28 +140,34 @@ async function main(args: readonly string[]): Promise<number> {
   }
 
   const runtime = currentRuntime();
-  const listeners: Listener[] = [];
+  const demoListeners: Listener[] = [];
   if (options.demo) {
     try {
-      listeners.push(...await startDemoUpstreams(config, runtime));
+      demoListeners.push(...await startDemoUpstreams(config, runtime));
     } catch (error) {
       process.stderr.write(`sticky-gateway: cannot start demo upstreams: ${(error as Error).message}\n`);
       return 1;
     }
   }
-  const transport = createTransport(config, runtime);
-  const gateway = new Gateway(config, transport, {
-    onUpstreamError: (server, code, detail) => console.error(`sticky-gateway: upstream ${server.address.text}: ${code}: ${detail}`),
-  });
-  let listener: Listener;
+  let instance: Instance;
+  let workers: Worker[];
   try {
-    listener = await runtime.listen(config.server.listen, gateway.handle);
+    instance = await startInstance(config, runtime);
   } catch (error) {
     process.stderr.write(`sticky-gateway: cannot listen on ${config.server.listen.text}: ${(error as Error).message}\n`);
     return 1;
   }
-  const shown = listener.host.includes(":") ? `[${listener.host}]` : listener.host;
-  console.log(`sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}) listening on http://${shown}:${listener.port}`);
+  const { host, port } = instance.listener;
+  try {
+    workers = await startWorkers(options.config!, port, config.server.workers - 1);
+  } catch (error) {
+    process.stderr.write(`sticky-gateway: cannot start worker threads: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const shown = host.includes(":") ? `[${host}]` : host;
+  console.log(
+    `sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}, ${config.server.workers} worker${config.server.workers > 1 ? "s" : ""}) listening on http://${shown}:${port}`,
+  );
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -148,9 +175,8 @@ async function main(args: readonly string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       console.log(`sticky-gateway: ${signal}: finishing in-flight requests (up to ${formatDuration(config.server.gracePeriodMs)})`);
-      await listener.stop(config.server.gracePeriodMs);
-      await Promise.all(listeners.map((l) => l.stop(0)));
-      transport.close();
+      await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
+      await Promise.all(demoListeners.map((l) => l.stop(0)));
       resolve(0);
     };
     process.on("SIGTERM", () => stop("SIGTERM"));

@@ -54,7 +54,7 @@ export function parseAddress(text: string, defaultPort?: number): Address | stri
     if (defaultPort === undefined) return `"${text}" has no port; ${expected}`;
     port = defaultPort;
   } else {
-    if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    if (!/^\d+$/.test(portText) || Number(portText) > 65535) {
       return `port "${portText}" in "${text}" is not a number from 0 to 65535`;
     }
     port = Number(portText);

@@ -5,6 +5,7 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { parseAddress } from "./address.ts";
 import { Fields, isTable, type TomlTable } from "./fields.ts";
 import { ConfigError, Problems } from "./problems.ts";
@@ -61,6 +62,7 @@ function readServerSettings(root: Fields, problems: Problems): ServerSettings {
     readTimeoutMs: fields.duration("read_timeout", 60_000, 1),
     gracePeriodMs: fields.duration("grace_period", 10_000, 0),
     upstreamClient: fields.oneOf("upstream_client", ["auto", "http1", "fetch"] as const, "auto")!,
+    workers: fields.integer("workers", availableParallelism(), 1, 256),
   };
   fields.finish();
   return Object.freeze(settings);

@@ -30,6 +30,9 @@ export interface ServerSettings {
   /** On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. */
   readonly gracePeriodMs: number;
   readonly upstreamClient: UpstreamClient;
+  /** Listeners sharing the port (SO_REUSEPORT), one per thread; default: the number of cores.
+   * Each keeps its own round-robin and health state, as nginx workers do. */
+  readonly workers: number;
 }
 
 export interface Upstream {

@@ -22,10 +22,15 @@ export interface Listener {
   stop(graceMs: number): Promise<void>;
 }
 
+export interface ListenOptions {
+  /** SO_REUSEPORT, so that several threads can listen on one port (Linux). */
+  readonly reusePort?: boolean;
+}
+
 export interface Runtime {
   readonly name: "deno" | "bun";
   readonly version: string;
-  listen(address: Address, handler: Handler): Promise<Listener>;
+  listen(address: Address, handler: Handler, options?: ListenOptions): Promise<Listener>;
   /** Socket for the HTTP/1.1 client. */
   readonly connect: Connect;
   readonly fetchOptions: FetchTransportOptions;
@@ -52,12 +57,13 @@ function denoRuntime(Deno: any): Runtime {
   return {
     name: "deno",
     version: Deno.version.deno,
-    listen(address, handler) {
+    listen(address, handler, options = {}) {
       return new Promise((resolve, reject) => {
         try {
           const server = Deno.serve({
             hostname: address.host,
             port: address.port,
+            reusePort: options.reusePort ?? false,
             onListen(addr: any) {
               resolve({
                 host: addr.hostname,
@@ -94,10 +100,11 @@ function bunRuntime(Bun: any): Runtime {
   return {
     name: "bun",
     version: Bun.version,
-    async listen(address, handler) {
+    async listen(address, handler, options = {}) {
       const server = Bun.serve({
         hostname: address.host,
         port: address.port,
+        reusePort: options.reusePort ?? false,
         // Bun closes connections idle for 10s by default, which would cut long polls and slow
         // upstreams short of read_timeout.
         idleTimeout: 0,
