@@ -29,6 +29,7 @@ help:
 	@echo "make compile   $(BINARY) (bun build --compile)"
 	@echo "make compile-deno   dist/sticky-gateway-deno (deno compile; needs the denort base, see README)"
 	@echo "make image     OCI image from scratch with buildah (dist/sticky-gateway-image.tar)"
+	@echo "make image-test   run the image with podman and check stickiness and a fast stop"
 	@echo "make bench     throughput/latency/memory side by side with HAProxy (docs/benchmarks.md)"
 
 $(TBIN)/deno $(TBIN)/bun:
