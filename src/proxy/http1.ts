@@ -293,7 +293,11 @@ async function findHeadEnd(connection: Connection): Promise<number> {
   for (;;) {
     const buffer = connection.buffer;
     for (let i = connection.start + scanned; i + 3 < connection.end; i++) {
-      if (buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10) return i;
+      if (buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10) {
+        // A head that arrived whole in one read is only measured here.
+        if (i - connection.start > HEAD_LIMIT) throw new UpstreamError("bad_response", "response head larger than 64 KiB");
+        return i;
+      }
     }
     scanned = Math.max(0, connection.buffered - 3);
     if (connection.buffered > HEAD_LIMIT) throw new UpstreamError("bad_response", "response head larger than 64 KiB");

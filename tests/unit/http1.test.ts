@@ -1,0 +1,644 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createServer, type Socket } from "node:net";
+import type { Server } from "../../src/config/mod.ts";
+import { type ByteStream, type Connect, Http1Transport } from "../../src/proxy/http1.ts";
+import { type FailureCode, UpstreamError } from "../../src/proxy/errors.ts";
+import type {
+  UpstreamLimits,
+  UpstreamRequest,
+  UpstreamResponse,
+} from "../../src/proxy/transport.ts";
+import { connectNodeSocket } from "../../src/server/node_socket.ts";
+
+// ---------------------------------------------------------------------------------------------
+// A raw HTTP/1.1 upstream on 127.0.0.1: it parses requests (Content-Length or chunked bodies)
+// and lets each test write whatever bytes it wants back.
+
+interface Received {
+  readonly head: string;
+  readonly body: Buffer;
+}
+
+type Handler = (request: Received, socket: Socket, connection: number) => void;
+
+interface RawUpstream {
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly connections: number;
+  /** Connections that have closed so far. */
+  readonly closed: number;
+  readonly requests: readonly Received[];
+  /** Every byte received, on all connections, as latin1 text. */
+  rawText(): string;
+  close(): Promise<void>;
+}
+
+function parseRequest(buffer: Buffer): { request: Received; rest: Buffer } | null {
+  const headEnd = buffer.indexOf("\r\n\r\n");
+  if (headEnd < 0) return null;
+  const head = buffer.subarray(0, headEnd).toString("latin1");
+  const rest = buffer.subarray(headEnd + 4);
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+  if (length !== null) {
+    const n = Number(length[1]);
+    if (rest.length < n) return null;
+    return { request: { head, body: rest.subarray(0, n) }, rest: rest.subarray(n) };
+  }
+  if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+    const chunks: Buffer[] = [];
+    let at = 0;
+    for (;;) {
+      const lineEnd = rest.indexOf("\r\n", at);
+      if (lineEnd < 0) return null;
+      const size = parseInt(rest.subarray(at, lineEnd).toString("latin1"), 16);
+      const start = lineEnd + 2;
+      if (rest.length < start + size + 2) return null;
+      if (size === 0) {
+        return { request: { head, body: Buffer.concat(chunks) }, rest: rest.subarray(start + 2) };
+      }
+      chunks.push(rest.subarray(start, start + size));
+      at = start + size + 2;
+    }
+  }
+  return { request: { head, body: Buffer.alloc(0) }, rest };
+}
+
+async function startUpstream(handler: Handler): Promise<RawUpstream> {
+  const sockets = new Set<Socket>();
+  const requests: Received[] = [];
+  const raw: Buffer[] = [];
+  let connections = 0;
+  let closed = 0;
+  const server = createServer((socket) => {
+    const connection = connections++;
+    sockets.add(socket);
+    let pending: Buffer = Buffer.alloc(0);
+    socket.on("data", (data: Buffer) => {
+      raw.push(data);
+      pending = Buffer.concat([pending, data]);
+      for (let parsed = parseRequest(pending); parsed !== null; parsed = parseRequest(pending)) {
+        pending = parsed.rest;
+        requests.push(parsed.request);
+        handler(parsed.request, socket, connection);
+      }
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      closed++;
+      sockets.delete(socket);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === "object");
+  return {
+    port: address.port,
+    get connections() {
+      return connections;
+    },
+    get closed() {
+      return closed;
+    },
+    requests,
+    rawText: () => Buffer.concat(raw).toString("latin1"),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Runs `body` with an upstream and a transport, closing both whatever happens. */
+async function withUpstream(
+  handler: Handler,
+  body: (upstream: RawUpstream, transport: Http1Transport, server: Server) => Promise<void>,
+): Promise<void> {
+  const upstream = await startUpstream(handler);
+  const transport = new Http1Transport(connectNodeSocket);
+  try {
+    await body(upstream, transport, serverAt(upstream.port));
+  } finally {
+    transport.close();
+    await upstream.close();
+  }
+}
+
+function serverAt(port: number): Server {
+  return {
+    id: 0,
+    address: { text: `127.0.0.1:${port}`, host: "127.0.0.1", port },
+    weight: 1,
+    maxFails: 1,
+    failTimeoutMs: 10_000,
+    backup: false,
+    down: false,
+    cookieValue: "",
+  };
+}
+
+const LIMITS: UpstreamLimits = { connectTimeoutMs: 2000, readTimeoutMs: 3000 };
+
+function get(target = "/", extra: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return { method: "GET", target, headers: [["host", "app.example"]], body: null, ...extra };
+}
+
+/** The whole body, whatever form it came in; null for no body. */
+async function bodyText(body: UpstreamResponse["body"]): Promise<string | null> {
+  if (body === null) return null;
+  if (body instanceof Uint8Array) return Buffer.from(body).toString("latin1");
+  const parts: Uint8Array[] = [];
+  for (const reader = body.getReader();;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+  }
+  return Buffer.concat(parts).toString("latin1");
+}
+
+/** A request body that yields these strings one by one, each only once `gate(i)` resolves. */
+function streamOf(
+  parts: readonly string[],
+  gate: (i: number) => Promise<void> = () => Promise.resolve(),
+) {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (i === parts.length) return controller.close();
+      await gate(i);
+      controller.enqueue(new Uint8Array(Buffer.from(parts[i++], "latin1")));
+    },
+  });
+}
+
+async function waitUntil(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Asserts that `promise` rejects with an UpstreamError of this code. */
+async function rejectsWith(promise: Promise<unknown>, code: FailureCode): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof UpstreamError, `not an UpstreamError: ${error}`);
+    assert.equal(error.code, code, error.message);
+    return true;
+  });
+}
+
+const OK = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+// ---------------------------------------------------------------------------------------------
+
+describe("Http1Transport: response bodies", () => {
+  it("sends the request line and headers as given", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      await transport.send(
+        server,
+        get("/a/b?c=1&d", { headers: [["host", "App.Example"], ["x-a", "1"], ["x-a", "2"]] }),
+        LIMITS,
+      );
+      assert.equal(
+        upstream.requests[0].head,
+        "GET /a/b?c=1&d HTTP/1.1\r\nhost: App.Example\r\nx-a: 1\r\nx-a: 2",
+      );
+    });
+  });
+
+  it("returns a Content-Length body that came with the head as bytes, with status and headers", async () => {
+    const response =
+      "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nhello";
+    await withUpstream(
+      (_, socket) => socket.write(response),
+      async (_upstream, transport, server) => {
+        const res = await transport.send(server, get(), LIMITS);
+        assert.equal(res.status, 201);
+        assert.equal(res.statusText, "Created");
+        assert.deepEqual(res.headers, [
+          ["content-length", "5"],
+          ["x-a", "1"],
+          ["set-cookie", "a=1"],
+          ["set-cookie", "b=2"],
+        ]);
+        assert.ok(res.body instanceof Uint8Array);
+        assert.equal(await bodyText(res.body), "hello");
+      },
+    );
+  });
+
+  it("streams a Content-Length body that arrives after the head", async () => {
+    await withUpstream(async (_, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhel");
+      await delay(30);
+      socket.write("lo world");
+    }, async (_upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.ok(res.body instanceof ReadableStream);
+      assert.equal(await bodyText(res.body), "hello world");
+      assert.equal(transport.idleCount(), 1);
+    });
+  });
+
+  it("decodes a chunked body with chunk extensions and trailers, then keeps the connection", async () => {
+    await withUpstream(async (_, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhel");
+      await delay(20);
+      socket.write("lo\r\n6\r");
+      await delay(20);
+      socket.write("\n world\r\nA ; x\r\n0123456789\r\n0\r\nX-Trailer: t\r\nX-Other: u\r\n\r\n");
+    }, async (upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.deepEqual(res.headers, [["transfer-encoding", "chunked"]]);
+      assert.equal(await bodyText(res.body), "hello world0123456789");
+      assert.equal(transport.idleCount(), 1);
+      await transport.send(server, get(), LIMITS);
+      assert.equal(upstream.connections, 1);
+    });
+  });
+
+  it("rejects a bad chunk size while reading the body", async () => {
+    await withUpstream((_, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+    }, async (_upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      await rejectsWith(bodyText(res.body), "bad_response");
+      assert.equal(transport.idleCount(), 0);
+    });
+  });
+
+  it("reads a body without length until the upstream closes, and does not keep the connection", async () => {
+    await withUpstream(async (_, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart1");
+      await delay(30);
+      socket.end("part2");
+    }, async (_upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.equal(await bodyText(res.body), "part1part2");
+      assert.equal(transport.idleCount(), 0);
+    });
+  });
+
+  it("fails the body stream when the upstream closes before Content-Length bytes", async () => {
+    await withUpstream((_, socket) => {
+      socket.end("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
+    }, async (_upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      await rejectsWith(bodyText(res.body), "upstream_reset");
+    });
+  });
+
+  it("reads no body for HEAD, 204 and 304, and reuses the connection", async () => {
+    const answers = [
+      "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\n\r\n",
+      'HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\nETag: "x"\r\n\r\n',
+      OK,
+    ];
+    await withUpstream(
+      (_, socket) => socket.write(answers.shift()!),
+      async (upstream, transport, server) => {
+        const head = await transport.send(server, get("/", { method: "HEAD" }), LIMITS);
+        assert.equal(head.status, 200);
+        assert.equal(head.body, null);
+        const noContent = await transport.send(server, get(), LIMITS);
+        assert.equal(noContent.status, 204);
+        assert.equal(noContent.body, null);
+        const notModified = await transport.send(server, get(), LIMITS);
+        assert.equal(notModified.status, 304);
+        assert.equal(notModified.body, null);
+        const last = await transport.send(server, get(), LIMITS);
+        assert.equal(await bodyText(last.body), "ok");
+        assert.equal(upstream.connections, 1);
+        assert.equal(upstream.requests[0].head.startsWith("HEAD / HTTP/1.1\r\n"), true);
+      },
+    );
+  });
+
+  it("returns an empty Content-Length body as null", async () => {
+    await withUpstream(
+      (_, socket) => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+      async (_u, transport, server) => {
+        const res = await transport.send(server, get(), LIMITS);
+        assert.equal(res.body, null);
+        assert.equal(transport.idleCount(), 1);
+      },
+    );
+  });
+
+  it("skips 100 Continue and 103 Early Hints before the real answer", async () => {
+    await withUpstream(async (_, socket) => {
+      socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+      await delay(20);
+      socket.write(`HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n${OK}`);
+    }, async (_upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.headers, [["content-length", "2"]]);
+      assert.equal(await bodyText(res.body), "ok");
+    });
+  });
+});
+
+describe("Http1Transport: keep-alive", () => {
+  it("reuses an idle connection for the next request", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      assert.equal(await bodyText((await transport.send(server, get("/1"), LIMITS)).body), "ok");
+      assert.equal(transport.idleCount(), 1);
+      assert.equal(await bodyText((await transport.send(server, get("/2"), LIMITS)).body), "ok");
+      assert.equal(transport.idleCount(), 1);
+      assert.equal(upstream.connections, 1);
+      assert.deepEqual(upstream.requests.map((r) => r.head.split("\r\n")[0]), [
+        "GET /1 HTTP/1.1",
+        "GET /2 HTTP/1.1",
+      ]);
+    });
+  });
+
+  it("does not reuse a connection the upstream answered with Connection: close", async () => {
+    const answer = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+    await withUpstream((_, socket) => socket.write(answer), async (upstream, transport, server) => {
+      await transport.send(server, get(), LIMITS);
+      assert.equal(transport.idleCount(), 0);
+      await transport.send(server, get(), LIMITS);
+      assert.equal(upstream.connections, 2);
+      await waitUntil(() => upstream.closed >= 1, "the first connection to close");
+    });
+  });
+
+  it("does not reuse an HTTP/1.0 connection without keep-alive, and reuses one with it", async () => {
+    const answers = [
+      "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok",
+      OK,
+    ];
+    await withUpstream(
+      (_, socket) => socket.write(answers.shift()!),
+      async (upstream, transport, server) => {
+        await transport.send(server, get(), LIMITS);
+        assert.equal(transport.idleCount(), 0);
+        await transport.send(server, get(), LIMITS);
+        assert.equal(transport.idleCount(), 1);
+        await transport.send(server, get(), LIMITS);
+        assert.equal(upstream.connections, 2);
+      },
+    );
+  });
+
+  it("retries a bodyless request on a new connection when the reused one was closed", async () => {
+    await withUpstream((_, socket) => socket.end(OK), async (upstream, transport, server) => {
+      await transport.send(server, get("/1"), LIMITS);
+      assert.equal(transport.idleCount(), 1);
+      await waitUntil(() => upstream.closed === 1, "the upstream to close the first connection");
+      const res = await transport.send(server, get("/2"), LIMITS);
+      assert.equal(res.status, 200);
+      assert.equal(await bodyText(res.body), "ok");
+      assert.equal(upstream.connections, 2);
+      assert.deepEqual(upstream.requests.map((r) => r.head.split("\r\n")[0]), [
+        "GET /1 HTTP/1.1",
+        "GET /2 HTTP/1.1",
+      ]);
+    });
+  });
+
+  it("does not replay a request with a body when the reused connection was closed", async () => {
+    await withUpstream((_, socket) => socket.end(OK), async (upstream, transport, server) => {
+      await transport.send(server, get("/1"), LIMITS);
+      await waitUntil(() => upstream.closed === 1, "the upstream to close the first connection");
+      const post = get("/2", {
+        method: "POST",
+        headers: [["host", "h"], ["content-length", "4"]],
+        body: streamOf(["data"]),
+      });
+      await rejectsWith(transport.send(server, post, LIMITS), "upstream_reset");
+      assert.equal(upstream.connections, 1);
+    });
+  });
+
+  it("closes idle connections on close()", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      await transport.send(server, get(), LIMITS);
+      assert.equal(transport.idleCount(), 1);
+      transport.close();
+      assert.equal(transport.idleCount(), 0);
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+    });
+  });
+});
+
+describe("Http1Transport: request bodies", () => {
+  it("streams a body with Content-Length as is, piece by piece", async () => {
+    let upstream: RawUpstream | undefined;
+    // The second piece is only produced once the upstream has received the first one.
+    const gate = (i: number) =>
+      i === 0
+        ? Promise.resolve()
+        : waitUntil(() => upstream!.rawText().endsWith("hello"), "the first piece");
+    await withUpstream((_, socket) => socket.write(OK), async (u, transport, server) => {
+      upstream = u;
+      const post = get("/upload", {
+        method: "POST",
+        headers: [["host", "h"], ["content-length", "11"]],
+        body: streamOf(["hello", " world"], gate),
+      });
+      const res = await transport.send(server, post, LIMITS);
+      assert.equal(await bodyText(res.body), "ok");
+      const [request] = u.requests;
+      assert.equal(request.head, "POST /upload HTTP/1.1\r\nhost: h\r\ncontent-length: 11");
+      assert.equal(request.body.toString("latin1"), "hello world");
+      assert.ok(!/transfer-encoding/i.test(u.rawText()));
+    });
+  });
+
+  it("sends a body without Content-Length chunked, skipping empty pieces", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      const post = get("/upload", {
+        method: "PUT",
+        headers: [["host", "h"]],
+        body: streamOf(["hello", "", " world!!!!"]),
+      });
+      await transport.send(server, post, LIMITS);
+      assert.equal(
+        upstream.rawText(),
+        "PUT /upload HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\na\r\n world!!!!\r\n0\r\n\r\n",
+      );
+      assert.equal(upstream.requests[0].body.toString("latin1"), "hello world!!!!");
+    });
+  });
+
+  it("keeps the connection after a request body was sent in full", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      const post = get("/", { method: "POST", headers: [["host", "h"]], body: streamOf(["x"]) });
+      assert.equal(await bodyText((await transport.send(server, post, LIMITS)).body), "ok");
+      await transport.send(server, get(), LIMITS);
+      assert.equal(upstream.connections, 1);
+    });
+  });
+});
+
+describe("Http1Transport: failures", () => {
+  it("rejects a bad status line with bad_response", async () => {
+    for (const line of ["HTTP/1.1 OK", "HTTP/2 200 OK", "SSH-2.0-OpenSSH_9.6", "HTTP/1.1 20 OK"]) {
+      await withUpstream(
+        (_, socket) => socket.write(`${line}\r\nContent-Length: 0\r\n\r\n`),
+        async (_u, transport, server) => {
+          await rejectsWith(transport.send(server, get(), LIMITS), "bad_response");
+          assert.equal(transport.idleCount(), 0);
+        },
+      );
+    }
+  });
+
+  it("rejects a bad header line and conflicting Content-Length with bad_response", async () => {
+    const answers = [
+      "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+      "HTTP/1.1 200 OK\r\n folded: value\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    ];
+    for (const answer of answers) {
+      await withUpstream((_, socket) => socket.write(answer), async (_u, transport, server) => {
+        await rejectsWith(transport.send(server, get(), LIMITS), "bad_response");
+      });
+    }
+  });
+
+  it("rejects a response head over 64 KiB that never ends with bad_response", async () => {
+    await withUpstream((_, socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(70 * 1024)}`);
+    }, async (_u, transport, server) => {
+      await rejectsWith(transport.send(server, get(), LIMITS), "bad_response");
+    });
+  });
+
+  it("rejects a complete response head over 64 KiB with bad_response", async () => {
+    await withUpstream((_, socket) => {
+      socket.write(
+        `HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(100 * 1024)}\r\nContent-Length: 2\r\n\r\nok`,
+      );
+    }, async (_u, transport, server) => {
+      await rejectsWith(transport.send(server, get(), LIMITS), "bad_response");
+    });
+  });
+
+  it("accepts a response head just under 64 KiB", async () => {
+    await withUpstream((_, socket) => {
+      socket.write(
+        `HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(60 * 1024)}\r\nContent-Length: 2\r\n\r\nok`,
+      );
+    }, async (_u, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.equal(res.headers[0][1].length, 60 * 1024);
+      assert.equal(await bodyText(res.body), "ok");
+    });
+  });
+
+  it("gives read_timeout when the upstream does not answer in time, and closes the connection", async () => {
+    await withUpstream(() => {}, async (upstream, transport, server) => {
+      const started = Date.now();
+      await rejectsWith(
+        transport.send(server, get(), { connectTimeoutMs: 2000, readTimeoutMs: 100 }),
+        "read_timeout",
+      );
+      assert.ok(Date.now() - started >= 90, "timed out too early");
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+      assert.equal(transport.idleCount(), 0);
+    });
+  });
+
+  it("gives upstream_reset when the upstream closes without answering", async () => {
+    await withUpstream((_, socket) => socket.destroy(), async (_u, transport, server) => {
+      await rejectsWith(transport.send(server, get(), LIMITS), "upstream_reset");
+    });
+  });
+
+  it("gives upstream_reset when the upstream closes in the middle of the head", async () => {
+    await withUpstream(
+      (_, socket) => socket.end("HTTP/1.1 200 OK\r\nContent-"),
+      async (_u, transport, server) => {
+        await rejectsWith(transport.send(server, get(), LIMITS), "upstream_reset");
+      },
+    );
+  });
+
+  it("gives connect_timeout when connecting takes too long, and closes the late socket", async () => {
+    let closed = false;
+    let resolveLate: ((stream: ByteStream) => void) | undefined;
+    const slowConnect: Connect = () => new Promise((resolve) => resolveLate = resolve);
+    const transport = new Http1Transport(slowConnect);
+    try {
+      const started = Date.now();
+      await rejectsWith(
+        transport.send(serverAt(9), get(), { connectTimeoutMs: 50, readTimeoutMs: 1000 }),
+        "connect_timeout",
+      );
+      assert.ok(Date.now() - started >= 45, "timed out too early");
+      resolveLate!({
+        read: () => Promise.resolve(null),
+        write: () => Promise.resolve(),
+        close: () => closed = true,
+      });
+      await waitUntil(() => closed, "the late socket to be closed");
+    } finally {
+      transport.close();
+    }
+  });
+
+  it("gives connect_timeout when connecting never finishes", async () => {
+    const transport = new Http1Transport(() => new Promise<ByteStream>(() => {}));
+    try {
+      await rejectsWith(
+        transport.send(serverAt(9), get(), { connectTimeoutMs: 30, readTimeoutMs: 1000 }),
+        "connect_timeout",
+      );
+    } finally {
+      transport.close();
+    }
+  });
+
+  it("gives connect_refused when nothing listens on the port", async () => {
+    const upstream = await startUpstream(() => {});
+    const port = upstream.port;
+    await upstream.close();
+    const transport = new Http1Transport(connectNodeSocket);
+    try {
+      await rejectsWith(transport.send(serverAt(port), get(), LIMITS), "connect_refused");
+    } finally {
+      transport.close();
+    }
+  });
+});
+
+describe("Http1Transport: the client going away", () => {
+  it("closes the upstream connection when the response stream is cancelled", async () => {
+    await withUpstream((_, socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n${"x".repeat(10)}`);
+    }, async (upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.ok(res.body instanceof ReadableStream);
+      const reader = res.body.getReader();
+      const first = await reader.read();
+      assert.equal(first.done, false);
+      await reader.cancel();
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+      assert.equal(transport.idleCount(), 0);
+    });
+  });
+
+  it("closes the upstream connection when the request is aborted while waiting for the answer", async () => {
+    await withUpstream(() => {}, async (upstream, transport, server) => {
+      const abort = new AbortController();
+      const sending = transport.send(server, get("/", { signal: abort.signal }), LIMITS);
+      await waitUntil(() => upstream.requests.length === 1, "the request to arrive");
+      abort.abort();
+      await rejectsWith(sending, "upstream_reset");
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+    });
+  });
+});
