@@ -7,20 +7,31 @@
 import { type GatewayConfig, isLoopback } from "./config/mod.ts";
 import type { Listener, Runtime } from "./server/runtime.ts";
 
-export async function startDemoUpstreams(config: GatewayConfig, runtime: Runtime): Promise<Listener[]> {
+export async function startDemoUpstreams(
+  config: GatewayConfig,
+  runtime: Runtime,
+): Promise<Listener[]> {
   const listeners: Listener[] = [];
   const started = new Set<string>();
   for (const upstream of config.upstreams.values()) {
     for (const server of upstream.servers) {
       const { address } = server;
-      if (server.down || !isLoopback(address.host) || started.has(`${address.host}:${address.port}`)) continue;
+      if (
+        server.down || !isLoopback(address.host) || started.has(`${address.host}:${address.port}`)
+      ) continue;
       started.add(`${address.host}:${address.port}`);
       let count = 0;
       listeners.push(
-        await runtime.listen(address, () =>
-          new Response(`hello from ${address.text} (request ${++count} here)\n`, {
-            headers: { "content-type": "text/plain; charset=utf-8", "x-demo-upstream": address.text },
-          })),
+        await runtime.listen(
+          address,
+          () =>
+            new Response(`hello from ${address.text} (request ${++count} here)\n`, {
+              headers: {
+                "content-type": "text/plain; charset=utf-8",
+                "x-demo-upstream": address.text,
+              },
+            }),
+        ),
       );
     }
   }

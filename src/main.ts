@@ -16,7 +16,8 @@ import { currentRuntime, type Listener } from "./server/runtime.ts";
 import { type Instance, startInstance } from "./server/instance.ts";
 import type { WorkerCommand, WorkerReport } from "./worker.ts";
 
-const USAGE = `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
+const USAGE =
+  `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
 
 Usage:
   sticky-gateway --config FILE [--check] [--demo]
@@ -58,17 +59,29 @@ function summary(config: GatewayConfig): string {
   const s = config.server;
   const lines = [
     `${config.file}: ok`,
-    `listen ${s.listen.text} (workers ${s.workers}, connect_timeout ${formatDuration(s.connectTimeoutMs)}, read_timeout ${formatDuration(s.readTimeoutMs)}, grace_period ${formatDuration(s.gracePeriodMs)}, upstream_client ${s.upstreamClient})`,
+    `listen ${s.listen.text} (workers ${s.workers}, connect_timeout ${
+      formatDuration(s.connectTimeoutMs)
+    }, read_timeout ${formatDuration(s.readTimeoutMs)}, grace_period ${
+      formatDuration(s.gracePeriodMs)
+    }, upstream_client ${s.upstreamClient})`,
   ];
   for (const upstream of config.upstreams.values()) {
     const sticky = upstream.sticky;
     lines.push(
       `upstream ${upstream.name}: ${
-        sticky === undefined ? "round robin (no sticky)" : `sticky cookie "${sticky.name}" (${sticky.mode}${sticky.noFallback ? ", no_fallback" : ""})`
+        sticky === undefined
+          ? "round robin (no sticky)"
+          : `sticky cookie "${sticky.name}" (${sticky.mode}${
+            sticky.noFallback ? ", no_fallback" : ""
+          })`
       }`,
     );
     for (const server of upstream.servers) {
-      const flags = [`weight=${server.weight}`, `max_fails=${server.maxFails}`, `fail_timeout=${formatDuration(server.failTimeoutMs)}`];
+      const flags = [
+        `weight=${server.weight}`,
+        `max_fails=${server.maxFails}`,
+        `fail_timeout=${formatDuration(server.failTimeoutMs)}`,
+      ];
       if (server.backup) flags.push("backup");
       if (server.down) flags.push("down");
       const cookie = sticky === undefined ? "" : `  ${sticky.name}=${server.cookieValue}`;
@@ -77,7 +90,11 @@ function summary(config: GatewayConfig): string {
   }
   lines.push("routes:");
   for (const route of config.routes.list) {
-    lines.push(`  ${route.host ?? "*"}${route.path} -> ${route.upstream.name}${route.noFallback ? " (no_fallback)" : ""}`);
+    lines.push(
+      `  ${route.host ?? "*"}${route.path} -> ${route.upstream.name}${
+        route.noFallback ? " (no_fallback)" : ""
+      }`,
+    );
   }
   return lines.join("\n");
 }
@@ -145,7 +162,9 @@ async function main(args: readonly string[]): Promise<number> {
     try {
       demoListeners.push(...await startDemoUpstreams(config, runtime));
     } catch (error) {
-      process.stderr.write(`sticky-gateway: cannot start demo upstreams: ${(error as Error).message}\n`);
+      process.stderr.write(
+        `sticky-gateway: cannot start demo upstreams: ${(error as Error).message}\n`,
+      );
       return 1;
     }
   }
@@ -154,19 +173,27 @@ async function main(args: readonly string[]): Promise<number> {
   try {
     instance = await startInstance(config, runtime);
   } catch (error) {
-    process.stderr.write(`sticky-gateway: cannot listen on ${config.server.listen.text}: ${(error as Error).message}\n`);
+    process.stderr.write(
+      `sticky-gateway: cannot listen on ${config.server.listen.text}: ${
+        (error as Error).message
+      }\n`,
+    );
     return 1;
   }
   const { host, port } = instance.listener;
   try {
     workers = await startWorkers(options.config!, port, config.server.workers - 1);
   } catch (error) {
-    process.stderr.write(`sticky-gateway: cannot start worker threads: ${(error as Error).message}\n`);
+    process.stderr.write(
+      `sticky-gateway: cannot start worker threads: ${(error as Error).message}\n`,
+    );
     return 1;
   }
   const shown = host.includes(":") ? `[${host}]` : host;
   console.log(
-    `sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}, ${config.server.workers} worker${config.server.workers > 1 ? "s" : ""}) listening on http://${shown}:${port}`,
+    `sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}, ${config.server.workers} worker${
+      config.server.workers > 1 ? "s" : ""
+    }) listening on http://${shown}:${port}`,
   );
 
   return await new Promise<number>((resolve) => {
@@ -174,7 +201,11 @@ async function main(args: readonly string[]): Promise<number> {
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      console.log(`sticky-gateway: ${signal}: finishing in-flight requests (up to ${formatDuration(config.server.gracePeriodMs)})`);
+      console.log(
+        `sticky-gateway: ${signal}: finishing in-flight requests (up to ${
+          formatDuration(config.server.gracePeriodMs)
+        })`,
+      );
       await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
       await Promise.all(demoListeners.map((l) => l.stop(0)));
       resolve(0);

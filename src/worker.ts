@@ -13,7 +13,9 @@ import { currentRuntime } from "./server/runtime.ts";
 import { type Instance, startInstance } from "./server/instance.ts";
 
 export type WorkerCommand = { type: "start"; file: string; port: number } | { type: "stop" };
-export type WorkerReport = { type: "ready" } | { type: "failed"; message: string } | { type: "stopped" };
+export type WorkerReport = { type: "ready" } | { type: "failed"; message: string } | {
+  type: "stopped";
+};
 
 declare const self: {
   onmessage: ((event: MessageEvent<WorkerCommand>) => void) | null;
@@ -28,7 +30,10 @@ self.onmessage = async (event) => {
   if (command.type === "start") {
     try {
       const config = loadConfigFile(command.file);
-      instance = await startInstance(config, currentRuntime(), { ...config.server.listen, port: command.port });
+      instance = await startInstance(config, currentRuntime(), {
+        ...config.server.listen,
+        port: command.port,
+      });
       self.postMessage({ type: "ready" });
     } catch (error) {
       self.postMessage({ type: "failed", message: (error as Error).message });

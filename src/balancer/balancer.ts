@@ -19,7 +19,8 @@ export class Balancer {
   #now = 0;
   #tried: readonly Server[] | undefined;
   readonly #eligible = (s: Server): boolean =>
-    (this.#tried === undefined || !this.#tried.includes(s)) && this.health.isAvailable(s, this.#now);
+    (this.#tried === undefined || !this.#tried.includes(s)) &&
+    this.health.isAvailable(s, this.#now);
 
   constructor(upstream: Upstream) {
     this.upstream = upstream;

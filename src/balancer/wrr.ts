@@ -66,7 +66,9 @@ export class WeightedRoundRobin<T> {
   /** The next member that `accept` takes, or undefined when it takes none. */
   next(accept: (member: T) => boolean): T | undefined {
     if (this.#members.length === 0) return undefined;
-    return this.#cycle === undefined ? this.#nextDynamic(accept) : this.#nextFromCycle(this.#cycle, accept);
+    return this.#cycle === undefined
+      ? this.#nextDynamic(accept)
+      : this.#nextFromCycle(this.#cycle, accept);
   }
 
   #nextFromCycle(cycle: readonly number[], accept: (member: T) => boolean): T | undefined {

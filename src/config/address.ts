@@ -12,7 +12,8 @@ export interface Address {
   readonly port: number;
 }
 
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const IPV6_BODY = /^[0-9A-Fa-f:.]+$/;
 
 /**
@@ -47,7 +48,9 @@ export function parseAddress(text: string, defaultPort?: number): Address | stri
     }
     host = colon < 0 ? text : text.slice(0, colon);
     portText = colon < 0 ? undefined : text.slice(colon + 1);
-    if (!HOSTNAME.test(host)) return `"${host}" in "${text}" is not a host name or IPv4 address; ${expected}`;
+    if (!HOSTNAME.test(host)) {
+      return `"${host}" in "${text}" is not a host name or IPv4 address; ${expected}`;
+    }
   }
   let port: number;
   if (portText === undefined) {

@@ -51,7 +51,10 @@ export class Fields {
     const value = this.raw(key);
     if (value === undefined) return fallback;
     if (typeof value !== "string") {
-      this.problems.add(this.keyPath(key), `${describe(value)} is not a string; write it in quotes`);
+      this.problems.add(
+        this.keyPath(key),
+        `${describe(value)} is not a string; write it in quotes`,
+      );
       return fallback;
     }
     return value;
@@ -72,7 +75,10 @@ export class Fields {
     if (value === undefined) return fallback;
     const n = typeof value === "bigint" ? Number(value) : value;
     if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-      this.problems.add(this.keyPath(key), `${describe(value)} is not a whole number from ${min} to ${max}`);
+      this.problems.add(
+        this.keyPath(key),
+        `${describe(value)} is not a whole number from ${min} to ${max}`,
+      );
       return fallback;
     }
     return n;
@@ -82,7 +88,10 @@ export class Fields {
     const value = this.string(key);
     if (value === undefined) return fallback;
     if (!(allowed as readonly string[]).includes(value)) {
-      this.problems.add(this.keyPath(key), `${describe(value)} is not one of ${allowed.join(", ")}`);
+      this.problems.add(
+        this.keyPath(key),
+        `${describe(value)} is not one of ${allowed.join(", ")}`,
+      );
       return fallback;
     }
     return value as T;
@@ -93,7 +102,12 @@ export class Fields {
    * `minMs` is the smallest allowed value.
    */
   duration(key: string, fallbackMs: number, minMs: number, allowMilliseconds?: boolean): number;
-  duration(key: string, fallbackMs: undefined, minMs: number, allowMilliseconds?: boolean): number | undefined;
+  duration(
+    key: string,
+    fallbackMs: undefined,
+    minMs: number,
+    allowMilliseconds?: boolean,
+  ): number | undefined;
   duration(key: string, fallbackMs: number | undefined, minMs: number, allowMilliseconds = true) {
     const value = this.raw(key);
     if (value === undefined) return fallbackMs;
@@ -103,12 +117,17 @@ export class Fields {
     if (ms === null) {
       this.problems.add(
         this.keyPath(key),
-        `${describe(value)} is not a duration; use nginx time syntax such as "90", "30s", "1h30m" (units ${units})`,
+        `${
+          describe(value)
+        } is not a duration; use nginx time syntax such as "90", "30s", "1h30m" (units ${units})`,
       );
       return fallbackMs;
     }
     if (ms < minMs) {
-      this.problems.add(this.keyPath(key), `${describe(value)} is too short; the least allowed is ${minMs / 1000}s`);
+      this.problems.add(
+        this.keyPath(key),
+        `${describe(value)} is too short; the least allowed is ${minMs / 1000}s`,
+      );
       return fallbackMs;
     }
     return ms;
@@ -119,7 +138,10 @@ export class Fields {
     const value = this.raw(key);
     if (value === undefined) return undefined;
     if (!isTable(value)) {
-      this.problems.add(this.keyPath(key), `${describe(value)} is not a table; write [${this.keyPath(key)}]`);
+      this.problems.add(
+        this.keyPath(key),
+        `${describe(value)} is not a table; write [${this.keyPath(key)}]`,
+      );
       return undefined;
     }
     return value;

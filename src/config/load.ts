@@ -72,7 +72,10 @@ function readUpstreams(root: Fields, problems: Problems): Map<string, Upstream> 
   const upstreams = new Map<string, Upstream>();
   const table = root.subtable("upstreams");
   if (table === undefined || Object.keys(table).length === 0) {
-    problems.add("upstreams", `no upstream defined; add one such as [upstreams.app] with servers = ["127.0.0.1:9001"]`);
+    problems.add(
+      "upstreams",
+      `no upstream defined; add one such as [upstreams.app] with servers = ["127.0.0.1:9001"]`,
+    );
     return upstreams;
   }
   for (const [name, value] of Object.entries(table)) {
@@ -147,7 +150,10 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
   const list = fields.raw("servers");
   const path = fields.keyPath("servers");
   if (!Array.isArray(list) || list.length === 0) {
-    problems.add(path, `needs at least one server, e.g. servers = ["127.0.0.1:9001", { address = "127.0.0.1:9002", weight = 2 }]`);
+    problems.add(
+      path,
+      `needs at least one server, e.g. servers = ["127.0.0.1:9001", { address = "127.0.0.1:9002", weight = 2 }]`,
+    );
     return [];
   }
   const drafts: ServerDraft[] = [];
@@ -157,7 +163,10 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
     const draft = readServer(entry, at, problems);
     if (draft === undefined) return;
     if (seen.has(draft.address.text)) {
-      problems.add(at, `"${draft.address.text}" is listed twice; each server's cookie value must be its own`);
+      problems.add(
+        at,
+        `"${draft.address.text}" is listed twice; each server's cookie value must be its own`,
+      );
       return;
     }
     seen.add(draft.address.text);
@@ -215,7 +224,10 @@ const UNSAFE_ATTRIBUTE = /[\x00-\x1f\x7f;]/;
 function readSticky(fields: Fields, problems: Problems): StickyDraft {
   const name = fields.string("name", "route");
   if (!COOKIE_NAME.test(name)) {
-    problems.add(fields.keyPath("name"), `"${name}" is not a cookie name; use letters, digits and !#$%&'*+-.^_\`|~ (no spaces, "=", ";" or ",")`);
+    problems.add(
+      fields.keyPath("name"),
+      `"${name}" is not a cookie name; use letters, digits and !#$%&'*+-.^_\`|~ (no spaces, "=", ";" or ",")`,
+    );
   }
   const hash = fields.oneOf("hash", ["md5", "sha1", "index"] as const);
   const hmac = fields.oneOf("hmac", ["md5", "sha1"] as const);
@@ -223,15 +235,25 @@ function readSticky(fields: Fields, problems: Problems): StickyDraft {
   const text = fields.oneOf("text", ["raw"] as const);
   const modes = [hash && "hash", hmac && "hmac", text && "text"].filter(Boolean);
   if (modes.length > 1) {
-    problems.add(fields.path, `${modes.join(" and ")} are exclusive; choose one of hash, hmac and text`);
+    problems.add(
+      fields.path,
+      `${modes.join(" and ")} are exclusive; choose one of hash, hmac and text`,
+    );
   }
   if (hmac !== undefined && !hmacKey) {
     problems.add(fields.keyPath("hmac_key"), `is required with hmac = "${hmac}"; set a secret key`);
   }
   if (hmacKey !== undefined && hmac === undefined) {
-    problems.add(fields.keyPath("hmac_key"), `is only used with hmac = "md5" or "sha1"; remove it or set hmac`);
+    problems.add(
+      fields.keyPath("hmac_key"),
+      `is only used with hmac = "md5" or "sha1"; remove it or set hmac`,
+    );
   }
-  const mode: CookieValueMode = hmac !== undefined ? `hmac-${hmac}` : text !== undefined ? "raw" : hash ?? "md5";
+  const mode: CookieValueMode = hmac !== undefined
+    ? `hmac-${hmac}`
+    : text !== undefined
+    ? "raw"
+    : hash ?? "md5";
 
   const domain = checkedAttribute(fields, "domain", undefined);
   const path = checkedAttribute(fields, "path", "/")!;
@@ -242,10 +264,16 @@ function readSticky(fields: Fields, problems: Problems): StickyDraft {
   const sameSite = fields.oneOf("samesite", ["Strict", "Lax", "None"] as const);
   const partitioned = fields.boolean("partitioned", false);
   if (sameSite === "None" && !secure) {
-    problems.add(fields.keyPath("samesite"), `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`);
+    problems.add(
+      fields.keyPath("samesite"),
+      `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`,
+    );
   }
   if (partitioned && !secure) {
-    problems.add(fields.keyPath("partitioned"), "needs secure = true (browsers drop Partitioned cookies without Secure)");
+    problems.add(
+      fields.keyPath("partitioned"),
+      "needs secure = true (browsers drop Partitioned cookies without Secure)",
+    );
   }
   const noFallback = fields.boolean("no_fallback", false);
   fields.finish();
@@ -262,7 +290,11 @@ function readSticky(fields: Fields, problems: Problems): StickyDraft {
   return { attributes, mode, hmacKey, noFallback };
 }
 
-function checkedAttribute(fields: Fields, key: string, fallback: string | undefined): string | undefined {
+function checkedAttribute(
+  fields: Fields,
+  key: string,
+  fallback: string | undefined,
+): string | undefined {
   const value = fields.string(key);
   if (value === undefined) return fallback;
   if (value === "") {
@@ -270,7 +302,12 @@ function checkedAttribute(fields: Fields, key: string, fallback: string | undefi
     return fallback;
   }
   if (UNSAFE_ATTRIBUTE.test(value)) {
-    fields.problems.add(fields.keyPath(key), `${JSON.stringify(value)} contains ";" or a control character, which would end or split the Set-Cookie attribute`);
+    fields.problems.add(
+      fields.keyPath(key),
+      `${
+        JSON.stringify(value)
+      } contains ";" or a control character, which would end or split the Set-Cookie attribute`,
+    );
     return fallback;
   }
   return value;
@@ -284,7 +321,10 @@ function readRoutes(root: Fields, upstreams: Map<string, Upstream>, problems: Pr
       return [{ path: "/", upstream, noFallback: false }];
     }
     if (upstreams.size > 1) {
-      problems.add("routes", `with ${upstreams.size} upstreams, add [[routes]] entries (path, upstream) to say which requests go where`);
+      problems.add(
+        "routes",
+        `with ${upstreams.size} upstreams, add [[routes]] entries (path, upstream) to say which requests go where`,
+      );
     }
     return [];
   }
@@ -304,7 +344,12 @@ function readRoutes(root: Fields, upstreams: Map<string, Upstream>, problems: Pr
     if (route === undefined) return;
     const key = `${route.host ?? "*"} ${route.path}`;
     if (seen.has(key)) {
-      problems.add(at, `another route already has path "${route.path}"${route.host ? ` and host "${route.host}"` : ""}`);
+      problems.add(
+        at,
+        `another route already has path "${route.path}"${
+          route.host ? ` and host "${route.host}"` : ""
+        }`,
+      );
       return;
     }
     seen.add(key);
@@ -313,7 +358,11 @@ function readRoutes(root: Fields, upstreams: Map<string, Upstream>, problems: Pr
   return routes;
 }
 
-function readRoute(fields: Fields, upstreams: Map<string, Upstream>, problems: Problems): Route | undefined {
+function readRoute(
+  fields: Fields,
+  upstreams: Map<string, Upstream>,
+  problems: Problems,
+): Route | undefined {
   const path = fields.string("path", "/");
   const host = fields.string("host");
   const upstreamName = fields.string("upstream");
@@ -325,15 +374,26 @@ function readRoute(fields: Fields, upstreams: Map<string, Upstream>, problems: P
     ok = false;
   }
   if (host !== undefined && !/^[A-Za-z0-9.-]+$/.test(host)) {
-    problems.add(fields.keyPath("host"), `"${host}" is not a host name; write it without port or scheme, e.g. "app.example.com"`);
+    problems.add(
+      fields.keyPath("host"),
+      `"${host}" is not a host name; write it without port or scheme, e.g. "app.example.com"`,
+    );
     ok = false;
   }
   const upstream = upstreamName === undefined ? undefined : upstreams.get(upstreamName);
   if (upstreamName === undefined) {
-    problems.add(fields.keyPath("upstream"), `is required; one of ${[...upstreams.keys()].join(", ") || "(no upstream defined)"}`);
+    problems.add(
+      fields.keyPath("upstream"),
+      `is required; one of ${[...upstreams.keys()].join(", ") || "(no upstream defined)"}`,
+    );
     ok = false;
   } else if (upstream === undefined) {
-    problems.add(fields.keyPath("upstream"), `"${upstreamName}" is not defined; defined upstreams: ${[...upstreams.keys()].join(", ") || "none"}`);
+    problems.add(
+      fields.keyPath("upstream"),
+      `"${upstreamName}" is not defined; defined upstreams: ${
+        [...upstreams.keys()].join(", ") || "none"
+      }`,
+    );
     ok = false;
   }
   if (!ok || upstream === undefined) return undefined;

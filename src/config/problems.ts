@@ -26,7 +26,9 @@ export class ConfigError extends Error {
 
 /** `FILE: key.path: message` */
 export function formatProblem(file: string, problem: ConfigProblem): string {
-  return problem.path === "" ? `${file}: ${problem.message}` : `${file}: ${problem.path}: ${problem.message}`;
+  return problem.path === ""
+    ? `${file}: ${problem.message}`
+    : `${file}: ${problem.path}: ${problem.message}`;
 }
 
 /** Collects problems while a config is validated, so that one run reports all of them. */

@@ -27,15 +27,60 @@ interface FailureSpec {
 }
 
 export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
-  connect_refused: { status: 502, message: "the upstream server refused the connection", beforeRequestSent: true, marksServer: true },
-  connect_timeout: { status: 504, message: "connecting to the upstream server timed out (server.connect_timeout)", beforeRequestSent: true, marksServer: true },
-  connect_error: { status: 502, message: "the upstream server could not be reached", beforeRequestSent: true, marksServer: true },
-  read_timeout: { status: 504, message: "the upstream server did not answer in time (server.read_timeout)", beforeRequestSent: false, marksServer: true },
-  upstream_reset: { status: 502, message: "the upstream server closed the connection before answering", beforeRequestSent: false, marksServer: true },
-  bad_response: { status: 502, message: "the upstream server sent an invalid HTTP response", beforeRequestSent: false, marksServer: false },
-  no_server: { status: 502, message: "no upstream server is available", beforeRequestSent: true, marksServer: false },
-  pinned_unavailable: { status: 502, message: "the server this session is pinned to is unavailable (no_fallback)", beforeRequestSent: true, marksServer: false },
-  no_route: { status: 404, message: "no route matches this request", beforeRequestSent: true, marksServer: false },
+  connect_refused: {
+    status: 502,
+    message: "the upstream server refused the connection",
+    beforeRequestSent: true,
+    marksServer: true,
+  },
+  connect_timeout: {
+    status: 504,
+    message: "connecting to the upstream server timed out (server.connect_timeout)",
+    beforeRequestSent: true,
+    marksServer: true,
+  },
+  connect_error: {
+    status: 502,
+    message: "the upstream server could not be reached",
+    beforeRequestSent: true,
+    marksServer: true,
+  },
+  read_timeout: {
+    status: 504,
+    message: "the upstream server did not answer in time (server.read_timeout)",
+    beforeRequestSent: false,
+    marksServer: true,
+  },
+  upstream_reset: {
+    status: 502,
+    message: "the upstream server closed the connection before answering",
+    beforeRequestSent: false,
+    marksServer: true,
+  },
+  bad_response: {
+    status: 502,
+    message: "the upstream server sent an invalid HTTP response",
+    beforeRequestSent: false,
+    marksServer: false,
+  },
+  no_server: {
+    status: 502,
+    message: "no upstream server is available",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  pinned_unavailable: {
+    status: 502,
+    message: "the server this session is pinned to is unavailable (no_fallback)",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  no_route: {
+    status: 404,
+    message: "no route matches this request",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
 };
 
 /** An upstream failure with its catalogue code; `detail` is for logs only, never for clients. */
@@ -72,8 +117,13 @@ function describeError(error: unknown): string {
 /** The gateway's own short plain-text answer for a failure. */
 export function failureResponse(code: FailureCode): Response {
   const spec = FAILURES[code];
-  return new Response(`${spec.status} ${spec.status === 504 ? "Gateway Timeout" : spec.status === 404 ? "Not Found" : "Bad Gateway"}: ${spec.message}\n`, {
-    status: spec.status,
-    headers: { "content-type": "text/plain; charset=utf-8", "x-gateway-error": code },
-  });
+  return new Response(
+    `${spec.status} ${
+      spec.status === 504 ? "Gateway Timeout" : spec.status === 404 ? "Not Found" : "Bad Gateway"
+    }: ${spec.message}\n`,
+    {
+      status: spec.status,
+      headers: { "content-type": "text/plain; charset=utf-8", "x-gateway-error": code },
+    },
+  );
 }

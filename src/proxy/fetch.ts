@@ -22,14 +22,20 @@ export interface FetchTransportOptions {
 export class FetchTransport implements Transport {
   constructor(readonly options: FetchTransportOptions) {}
 
-  async send(server: Server, request: UpstreamRequest, limits: UpstreamLimits): Promise<UpstreamResponse> {
+  async send(
+    server: Server,
+    request: UpstreamRequest,
+    limits: UpstreamLimits,
+  ): Promise<UpstreamResponse> {
     const { host, port } = server.address;
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}${request.target}`;
     const headers = new Headers();
     for (const [name, value] of request.headers) headers.append(name, value);
     if (this.options.decompresses) headers.set("accept-encoding", "identity");
     const timeout = AbortSignal.timeout(limits.connectTimeoutMs + limits.readTimeoutMs);
-    const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
+    const signal = request.signal === undefined
+      ? timeout
+      : AbortSignal.any([request.signal, timeout]);
     let response: Response;
     try {
       response = await fetch(url, {
@@ -48,9 +54,16 @@ export class FetchTransport implements Transport {
       throw mapped.code === "connect_refused" ? mapped : toUpstreamError(error, "response");
     }
     const pairs: HeaderPair[] = [];
-    for (const [name, value] of response.headers) if (name !== "set-cookie") pairs.push([name, value]);
+    for (const [name, value] of response.headers) {
+      if (name !== "set-cookie") pairs.push([name, value]);
+    }
     for (const value of response.headers.getSetCookie()) pairs.push(["set-cookie", value]);
-    return { status: response.status, statusText: response.statusText, headers: pairs, body: response.body };
+    return {
+      status: response.status,
+      statusText: response.statusText,
+      headers: pairs,
+      body: response.body,
+    };
   }
 
   close(): void {}

@@ -4,13 +4,24 @@
  *
  * @module
  */
-import { type GatewayConfig, matchRoute, type Server, type Sticky, type Upstream } from "../config/mod.ts";
+import {
+  type GatewayConfig,
+  matchRoute,
+  type Server,
+  type Sticky,
+  type Upstream,
+} from "../config/mod.ts";
 import { type Balancer, createBalancers } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
 import { findCookie } from "../cookie/read.ts";
 import { resolveSticky } from "../sticky/resolve.ts";
-import { FAILURES, failureResponse, type FailureCode, toUpstreamError } from "./errors.ts";
-import { appendClientResponseHeaders, type ClientInfo, type HeaderPair, upstreamRequestHeaders } from "./headers.ts";
+import { type FailureCode, failureResponse, FAILURES, toUpstreamError } from "./errors.ts";
+import {
+  appendClientResponseHeaders,
+  type ClientInfo,
+  type HeaderPair,
+  upstreamRequestHeaders,
+} from "./headers.ts";
 import type { Transport, UpstreamRequest } from "./transport.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
@@ -61,7 +72,13 @@ export class Gateway {
 
     let pinned: Server | undefined;
     if (sticky !== undefined) {
-      const decision = resolveSticky(sticky, findCookie(request.headers.get("cookie"), sticky.lowerName), noFallback, balancer, now);
+      const decision = resolveSticky(
+        sticky,
+        findCookie(request.headers.get("cookie"), sticky.lowerName),
+        noFallback,
+        balancer,
+        now,
+      );
       if (decision.kind === "refuse") return failureResponse("pinned_unavailable");
       if (decision.kind === "pinned") pinned = decision.server;
     }
@@ -84,7 +101,14 @@ export class Gateway {
         const response = await this.#transport.send(server, upstreamRequest, limits);
         balancer.health.recordSuccess(server);
         const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
-        return clientResponse(response.status, response.statusText, response.headers, response.body, sticky, setCookie && renderSetCookie(setCookie, now));
+        return clientResponse(
+          response.status,
+          response.statusText,
+          response.headers,
+          response.body,
+          sticky,
+          setCookie && renderSetCookie(setCookie, now),
+        );
       } catch (error) {
         const failure = toUpstreamError(error, "response");
         const spec = FAILURES[failure.code];

@@ -89,7 +89,9 @@ export function appendClientResponseHeaders(
   for (const pair of upstream) {
     const name = pair[0].toLowerCase();
     if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue;
-    if (name === "set-cookie" && stickyLowerName !== undefined && setsCookie(pair[1], stickyLowerName)) continue;
+    if (
+      name === "set-cookie" && stickyLowerName !== undefined && setsCookie(pair[1], stickyLowerName)
+    ) continue;
     out.push(pair);
   }
 }

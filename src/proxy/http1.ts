@@ -57,15 +57,24 @@ export class Http1Transport implements Transport {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 2000;
   }
 
-  async send(server: Server, request: UpstreamRequest, limits: UpstreamLimits): Promise<UpstreamResponse> {
+  async send(
+    server: Server,
+    request: UpstreamRequest,
+    limits: UpstreamLimits,
+  ): Promise<UpstreamResponse> {
     const key = server.address.text;
-    const reused = this.#takeIdle(key, request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS);
+    const reused = this.#takeIdle(
+      key,
+      request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS,
+    );
     if (reused !== undefined) {
       try {
         return await this.#exchange(reused, request, limits);
       } catch (error) {
         if (!(error instanceof StaleConnection)) throw error;
-        if (request.body !== null) throw new UpstreamError("upstream_reset", "kept-alive connection closed");
+        if (request.body !== null) {
+          throw new UpstreamError("upstream_reset", "kept-alive connection closed");
+        }
       }
     }
     const connection = await this.#open(server, key, limits.connectTimeoutMs);
@@ -122,7 +131,11 @@ export class Http1Transport implements Transport {
     }
   }
 
-  async #exchange(connection: Connection, request: UpstreamRequest, limits: UpstreamLimits): Promise<UpstreamResponse> {
+  async #exchange(
+    connection: Connection,
+    request: UpstreamRequest,
+    limits: UpstreamLimits,
+  ): Promise<UpstreamResponse> {
     const chunked = request.body !== null && !hasHeader(request.headers, "content-length");
     connection.received = 0;
     const onAbort = () => connection.destroy();
@@ -239,7 +252,11 @@ function encodeRequestHead(request: UpstreamRequest, chunked: boolean): Uint8Arr
   return Buffer.from(head + "\r\n", "latin1");
 }
 
-async function upload(connection: Connection, body: ReadableStream<Uint8Array>, chunked: boolean): Promise<void> {
+async function upload(
+  connection: Connection,
+  body: ReadableStream<Uint8Array>,
+  chunked: boolean,
+): Promise<void> {
   connection.uploadDone = false;
   const reader = body.getReader();
   try {
@@ -248,7 +265,9 @@ async function upload(connection: Connection, body: ReadableStream<Uint8Array>, 
       if (done) break;
       if (value.length === 0) continue;
       if (chunked) {
-        await connection.socket.write(Buffer.concat([Buffer.from(`${value.length.toString(16)}\r\n`), value, CRLF]));
+        await connection.socket.write(
+          Buffer.concat([Buffer.from(`${value.length.toString(16)}\r\n`), value, CRLF]),
+        );
       } else {
         await connection.socket.write(value);
       }
@@ -268,7 +287,9 @@ interface ResponseHead {
   readonly statusText: string;
   readonly headers: HeaderPair[];
   readonly keepAlive: boolean;
-  readonly framing: { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" } | { kind: "close" };
+  readonly framing: { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" } | {
+    kind: "close";
+  };
 }
 
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
@@ -276,7 +297,11 @@ const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
 async function readResponseHead(connection: Connection, method: string): Promise<ResponseHead> {
   for (;;) {
     const headEnd = await findHeadEnd(connection);
-    const text = Buffer.from(connection.buffer.buffer, connection.buffer.byteOffset + connection.start, headEnd - connection.start)
+    const text = Buffer.from(
+      connection.buffer.buffer,
+      connection.buffer.byteOffset + connection.start,
+      headEnd - connection.start,
+    )
       .toString("latin1");
     connection.start = headEnd + 4;
     const head = parseHead(text, method);
@@ -293,16 +318,24 @@ async function findHeadEnd(connection: Connection): Promise<number> {
   for (;;) {
     const buffer = connection.buffer;
     for (let i = connection.start + scanned; i + 3 < connection.end; i++) {
-      if (buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10) {
+      if (
+        buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10
+      ) {
         // A head that arrived whole in one read is only measured here.
-        if (i - connection.start > HEAD_LIMIT) throw new UpstreamError("bad_response", "response head larger than 64 KiB");
+        if (i - connection.start > HEAD_LIMIT) {
+          throw new UpstreamError("bad_response", "response head larger than 64 KiB");
+        }
         return i;
       }
     }
     scanned = Math.max(0, connection.buffered - 3);
-    if (connection.buffered > HEAD_LIMIT) throw new UpstreamError("bad_response", "response head larger than 64 KiB");
+    if (connection.buffered > HEAD_LIMIT) {
+      throw new UpstreamError("bad_response", "response head larger than 64 KiB");
+    }
     if (!(await connection.fill())) {
-      throw connection.received === 0 ? new Error("connection closed") : new UpstreamError("upstream_reset", "closed mid-head");
+      throw connection.received === 0
+        ? new Error("connection closed")
+        : new UpstreamError("upstream_reset", "closed mid-head");
     }
   }
 }
@@ -310,7 +343,12 @@ async function findHeadEnd(connection: Connection): Promise<number> {
 function parseHead(text: string, method: string): ResponseHead {
   const lines = text.split("\r\n");
   const status = STATUS_LINE.exec(lines[0]);
-  if (status === null) throw new UpstreamError("bad_response", `bad status line ${JSON.stringify(lines[0].slice(0, 80))}`);
+  if (status === null) {
+    throw new UpstreamError(
+      "bad_response",
+      `bad status line ${JSON.stringify(lines[0].slice(0, 80))}`,
+    );
+  }
   const headers: HeaderPair[] = [];
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
@@ -319,31 +357,44 @@ function parseHead(text: string, method: string): ResponseHead {
     const line = lines[i];
     const colon = line.indexOf(":");
     if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-      throw new UpstreamError("bad_response", `bad header line ${JSON.stringify(line.slice(0, 80))}`);
+      throw new UpstreamError(
+        "bad_response",
+        `bad header line ${JSON.stringify(line.slice(0, 80))}`,
+      );
     }
     const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim();
     if (name === "content-length") {
-      if (contentLength !== undefined && contentLength !== value) throw new UpstreamError("bad_response", "conflicting Content-Length");
+      if (contentLength !== undefined && contentLength !== value) {
+        throw new UpstreamError("bad_response", "conflicting Content-Length");
+      }
       contentLength = value;
     } else if (name === "transfer-encoding") {
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     } else if (name === "connection") {
-      connectionHeader = connectionHeader === "" ? value.toLowerCase() : `${connectionHeader}, ${value.toLowerCase()}`;
+      connectionHeader = connectionHeader === ""
+        ? value.toLowerCase()
+        : `${connectionHeader}, ${value.toLowerCase()}`;
     }
     headers.push([name, value]);
   }
   const code = Number(status[2]);
   const http10 = status[1] === "0";
-  let keepAlive = http10 ? /\bkeep-alive\b/.test(connectionHeader) : !/\bclose\b/.test(connectionHeader);
+  let keepAlive = http10
+    ? /\bkeep-alive\b/.test(connectionHeader)
+    : !/\bclose\b/.test(connectionHeader);
   let framing: ResponseHead["framing"];
   if (method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)) {
     framing = { kind: "none" };
   } else if (transferEncoding !== undefined) {
-    framing = /(^|,)\s*chunked\s*$/i.test(transferEncoding) ? { kind: "chunked" } : { kind: "close" };
+    framing = /(^|,)\s*chunked\s*$/i.test(transferEncoding)
+      ? { kind: "chunked" }
+      : { kind: "close" };
     if (framing.kind === "close") keepAlive = false;
   } else if (contentLength !== undefined) {
-    if (!/^\d{1,15}$/.test(contentLength)) throw new UpstreamError("bad_response", "bad Content-Length");
+    if (!/^\d{1,15}$/.test(contentLength)) {
+      throw new UpstreamError("bad_response", "bad Content-Length");
+    }
     framing = { kind: "length", length: Number(contentLength) };
   } else {
     framing = { kind: "close" };
@@ -356,7 +407,11 @@ function parseHead(text: string, method: string): ResponseHead {
  * The response body: null, bytes that arrived whole with the head, or a stream that reads the
  * socket as the client consumes it. `finish` runs once the body is fully read (or abandoned).
  */
-function responseBody(connection: Connection, head: ResponseHead, finish: () => void): UpstreamResponse["body"] {
+function responseBody(
+  connection: Connection,
+  head: ResponseHead,
+  finish: () => void,
+): UpstreamResponse["body"] {
   const framing = head.framing;
   if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
     finish();
@@ -435,7 +490,9 @@ class ChunkedDecoder {
           return chunk;
         }
         case "data-end":
-          if ((await readLine(connection)) !== "") throw new UpstreamError("bad_response", "chunk not followed by CRLF");
+          if ((await readLine(connection)) !== "") {
+            throw new UpstreamError("bad_response", "chunk not followed by CRLF");
+          }
           this.#state = "size";
           break;
         case "trailer":
@@ -451,12 +508,18 @@ async function readLine(connection: Connection): Promise<string> {
     const buffer = connection.buffer;
     for (let i = connection.start; i + 1 < connection.end; i++) {
       if (buffer[i] === 13 && buffer[i + 1] === 10) {
-        const line = Buffer.from(buffer.buffer, buffer.byteOffset + connection.start, i - connection.start).toString("latin1");
+        const line = Buffer.from(
+          buffer.buffer,
+          buffer.byteOffset + connection.start,
+          i - connection.start,
+        ).toString("latin1");
         connection.start = i + 2;
         return line;
       }
     }
     if (connection.buffered > 8192) throw new UpstreamError("bad_response", "chunk line too long");
-    if (!(await connection.fill())) throw new UpstreamError("upstream_reset", "closed inside chunked body");
+    if (!(await connection.fill())) {
+      throw new UpstreamError("upstream_reset", "closed inside chunked body");
+    }
   }
 }

@@ -29,10 +29,15 @@ function createTransport(config: GatewayConfig, runtime: Runtime): Transport {
  * Starts serving `config` on `address` (the config's listen address unless given: workers get
  * the port the main thread actually bound).
  */
-export async function startInstance(config: GatewayConfig, runtime: Runtime, address?: Address): Promise<Instance> {
+export async function startInstance(
+  config: GatewayConfig,
+  runtime: Runtime,
+  address?: Address,
+): Promise<Instance> {
   const transport = createTransport(config, runtime);
   const gateway = new Gateway(config, transport, {
-    onUpstreamError: (server, code, detail) => console.error(`sticky-gateway: upstream ${server.address.text}: ${code}: ${detail}`),
+    onUpstreamError: (server, code, detail) =>
+      console.error(`sticky-gateway: upstream ${server.address.text}: ${code}: ${detail}`),
   });
   const listener = await runtime.listen(address ?? config.server.listen, gateway.handle, {
     reusePort: config.server.workers > 1,

@@ -46,7 +46,10 @@ export function currentRuntime(): Runtime {
 
 function internalError(error: unknown): Response {
   console.error(`sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`);
-  return new Response("500 Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } });
+  return new Response("500 Internal Server Error\n", {
+    status: 500,
+    headers: { "content-type": "text/plain" },
+  });
 }
 
 function sleep(ms: number): Promise<void> {
@@ -60,22 +63,25 @@ function denoRuntime(Deno: any): Runtime {
     listen(address, handler, options = {}) {
       return new Promise((resolve, reject) => {
         try {
-          const server = Deno.serve({
-            hostname: address.host,
-            port: address.port,
-            reusePort: options.reusePort ?? false,
-            onListen(addr: any) {
-              resolve({
-                host: addr.hostname,
-                port: addr.port,
-                async stop(graceMs: number) {
-                  await Promise.race([server.shutdown(), sleep(graceMs)]);
-                },
-              });
+          const server = Deno.serve(
+            {
+              hostname: address.host,
+              port: address.port,
+              reusePort: options.reusePort ?? false,
+              onListen(addr: any) {
+                resolve({
+                  host: addr.hostname,
+                  port: addr.port,
+                  async stop(graceMs: number) {
+                    await Promise.race([server.shutdown(), sleep(graceMs)]);
+                  },
+                });
+              },
+              onError: internalError,
             },
-            onError: internalError,
-          }, (request: Request, info: any) =>
-            handler(request, { remoteAddress: info.remoteAddr.hostname, protocol: "http" }));
+            (request: Request, info: any) =>
+              handler(request, { remoteAddress: info.remoteAddr.hostname, protocol: "http" }),
+          );
         } catch (error) {
           reject(error);
         }
@@ -87,12 +93,17 @@ function denoRuntime(Deno: any): Runtime {
       return {
         read: (into) => conn.read(into),
         async write(data) {
-          for (let offset = 0; offset < data.length;) offset += await conn.write(data.subarray(offset));
+          for (let offset = 0; offset < data.length;) {
+            offset += await conn.write(data.subarray(offset));
+          }
         },
         close: () => conn.close(),
       };
     },
-    fetchOptions: { init: { client: Deno.createHttpClient({ allowHost: true }) }, decompresses: true },
+    fetchOptions: {
+      init: { client: Deno.createHttpClient({ allowHost: true }) },
+      decompresses: true,
+    },
   };
 }
 
@@ -111,7 +122,10 @@ function bunRuntime(Bun: any): Runtime {
         // Bodies stream through; Bun's default 128 MiB cap would refuse large uploads.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         fetch(request: Request, srv: any) {
-          return handler(request, { remoteAddress: srv.requestIP(request)?.address ?? "", protocol: "http" });
+          return handler(request, {
+            remoteAddress: srv.requestIP(request)?.address ?? "",
+            protocol: "http",
+          });
         },
         error: internalError,
       });
