@@ -6,14 +6,12 @@
  */
 // deno-lint-ignore-file no-explicit-any
 import type { ByteStream } from "../proxy/http1.ts";
-
-/** Bytes queued before reading pauses (backpressure toward the upstream). */
-const HIGH_WATER = 1 << 20;
+import { ReceiveQueue } from "./receive_queue.ts";
 
 /** One handler set for every socket; per-socket state is the socket's `data`. */
 const HANDLERS = {
   data(socket: any, chunk: Uint8Array) {
-    (socket.data as BunByteStream).onData(chunk);
+    (socket.data as BunByteStream).received.push(chunk);
   },
   drain(socket: any) {
     (socket.data as BunByteStream).onDrain();
@@ -41,23 +39,8 @@ export async function connectBunSocket(Bun: any, host: string, port: number): Pr
 
 class BunByteStream implements ByteStream {
   socket: any;
-  readonly #queue: Uint8Array[] = [];
-  #queued = 0;
-  #paused = false;
-  #ended = false;
-  #error: Error | undefined;
-  #wakeReader: (() => void) | undefined;
+  readonly received = new ReceiveQueue(() => this.socket.pause(), () => this.socket.resume());
   #wakeWriter: (() => void) | undefined;
-
-  onData(chunk: Uint8Array): void {
-    this.#queue.push(chunk);
-    this.#queued += chunk.length;
-    if (this.#queued > HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.socket.pause();
-    }
-    this.#wake();
-  }
 
   onDrain(): void {
     const wake = this.#wakeWriter;
@@ -66,47 +49,25 @@ class BunByteStream implements ByteStream {
   }
 
   onEnd(): void {
-    this.#ended = true;
-    this.#wake();
+    this.received.end();
     this.onDrain();
   }
 
   onError(error: Error): void {
-    this.#error = error;
-    this.#wake();
+    this.received.fail(error);
     this.onDrain();
   }
 
-  #wake(): void {
-    const wake = this.#wakeReader;
-    this.#wakeReader = undefined;
-    wake?.();
+  read(into: Uint8Array): Promise<number | null> {
+    return this.received.read(into);
   }
 
-  async read(into: Uint8Array): Promise<number | null> {
-    while (this.#queue.length === 0) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wakeReader = resolve);
-    }
-    const head = this.#queue[0];
-    const n = Math.min(head.length, into.length);
-    into.set(n === head.length ? head : head.subarray(0, n));
-    if (n === head.length) this.#queue.shift();
-    else this.#queue[0] = head.subarray(n);
-    this.#queued -= n;
-    if (this.#paused && this.#queued <= HIGH_WATER) {
-      this.#paused = false;
-      this.socket.resume();
-    }
-    return n;
-  }
-
+  /** Bun writes what the kernel takes and returns the count; the rest waits for `drain`. */
   async write(data: Uint8Array): Promise<void> {
     let offset = 0;
     for (;;) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) throw new Error("socket closed");
+      if (this.received.error !== undefined) throw this.received.error;
+      if (this.received.ended) throw new Error("socket closed");
       const written = this.socket.write(offset === 0 ? data : data.subarray(offset));
       if (written < 0) throw new Error("socket closed");
       offset += written;
@@ -116,7 +77,7 @@ class BunByteStream implements ByteStream {
   }
 
   close(): void {
-    this.#ended = true;
+    this.received.end();
     this.socket?.end();
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * Bytes a push-style socket (`Bun.connect`, `node:net`) has delivered and the pull-style
+ * {@link ByteStream.read} has not taken yet, with backpressure: past a high-water mark the socket
+ * is paused until the reader catches up.
+ *
+ * @module
+ */
+
+/** Bytes queued before the socket is paused (backpressure toward the upstream). */
+const HIGH_WATER = 1 << 20;
+
+export class ReceiveQueue {
+  readonly #chunks: Uint8Array[] = [];
+  #queued = 0;
+  #paused = false;
+  #ended = false;
+  #error: Error | undefined;
+  #wakeReader: (() => void) | undefined;
+
+  constructor(readonly pause: () => void, readonly resume: () => void) {}
+
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#queued += chunk.length;
+    if (this.#queued > HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.pause();
+    }
+    this.#wake();
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  fail(error: Error): void {
+    this.#error = error;
+    this.#wake();
+  }
+
+  /** Copies queued bytes into `into`; null once the socket ended and everything was read. */
+  async read(into: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+    }
+    const head = this.#chunks[0];
+    const n = Math.min(head.length, into.length);
+    into.set(n === head.length ? head : head.subarray(0, n));
+    if (n === head.length) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(n);
+    this.#queued -= n;
+    if (this.#paused && this.#queued <= HIGH_WATER) {
+      this.#paused = false;
+      this.resume();
+    }
+    return n;
+  }
+
+  #wake(): void {
+    const wake = this.#wakeReader;
+    this.#wakeReader = undefined;
+    wake?.();
+  }
+}
