@@ -10,7 +10,14 @@
  */
 import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
-import { ConfigError, formatDuration, type GatewayConfig, loadConfigFile } from "./config/mod.ts";
+import {
+  ConfigError,
+  formatDuration,
+  type GatewayConfig,
+  loadConfigFile,
+  type UpstreamTls,
+} from "./config/mod.ts";
+import { formatSize } from "./config/size.ts";
 import { startDemoUpstreams } from "./demo.ts";
 import { currentRuntime, type Listener } from "./server/runtime.ts";
 import { type Instance, startInstance } from "./server/instance.ts";
@@ -55,6 +62,13 @@ function parseArguments(args: readonly string[]): Options | string {
   return { config, check, demo };
 }
 
+function describeUpstreamTls(tls: UpstreamTls): string {
+  const verify = tls.insecure
+    ? "certificate NOT verified (insecure)"
+    : `certificate verified against ${tls.caFile ?? "the runtime's root CAs"}`;
+  return `https: ${verify}${tls.sni === undefined ? "" : `, sni ${tls.sni}`}`;
+}
+
 function summary(config: GatewayConfig): string {
   const s = config.server;
   const lines = [
@@ -64,7 +78,17 @@ function summary(config: GatewayConfig): string {
     }, read_timeout ${formatDuration(s.readTimeoutMs)}, grace_period ${
       formatDuration(s.gracePeriodMs)
     }, upstream_client ${s.upstreamClient})`,
+    `limits: idle_timeout ${
+      s.idleTimeoutMs === 0 ? "0 (none)" : formatDuration(s.idleTimeoutMs)
+    }, client_max_body_size ${
+      s.clientMaxBodySize === 0 ? "0 (none)" : formatSize(s.clientMaxBodySize)
+    }, client_max_header_size ${formatSize(s.clientMaxHeaderSize)}`,
   ];
+  if (s.tls !== undefined) {
+    lines.push(
+      `tls cert ${s.tls.certFile}, key ${s.tls.keyFile} (HTTPS; HTTP/2 where the runtime offers it)`,
+    );
+  }
   for (const upstream of config.upstreams.values()) {
     const sticky = upstream.sticky;
     lines.push(
@@ -76,6 +100,7 @@ function summary(config: GatewayConfig): string {
           })`
       }`,
     );
+    if (upstream.tls !== undefined) lines.push(`  ${describeUpstreamTls(upstream.tls)}`);
     for (const server of upstream.servers) {
       const flags = [
         `weight=${server.weight}`,
@@ -156,6 +181,22 @@ async function main(args: readonly string[]): Promise<number> {
     return 0;
   }
 
+  // Signal handlers go in before anything listens: a SIGTERM that arrives while starting (or right
+  // after the "listening" line, before a lazily installed handler would be) still exits 0.
+  const shutdown: { serving?: (signal: string) => Promise<void> } = {};
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      if (shutdown.serving === undefined) process.exit(0);
+      await shutdown.serving(signal);
+      resolve(0);
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+  });
+
   const runtime = currentRuntime();
   const demoListeners: Listener[] = [];
   if (options.demo) {
@@ -173,6 +214,11 @@ async function main(args: readonly string[]): Promise<number> {
   try {
     instance = await startInstance(config, runtime);
   } catch (error) {
+    // A config this runtime cannot honour (e.g. a TLS option its fetch lacks): exit 2 as well.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
     process.stderr.write(
       `sticky-gateway: cannot listen on ${config.server.listen.text}: ${
         (error as Error).message
@@ -193,26 +239,19 @@ async function main(args: readonly string[]): Promise<number> {
   console.log(
     `sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}, ${config.server.workers} worker${
       config.server.workers > 1 ? "s" : ""
-    }) listening on http://${shown}:${port}`,
+    }) listening on ${config.server.tls === undefined ? "http" : "https"}://${shown}:${port}`,
   );
 
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      console.log(
-        `sticky-gateway: ${signal}: finishing in-flight requests (up to ${
-          formatDuration(config.server.gracePeriodMs)
-        })`,
-      );
-      await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
-      await Promise.all(demoListeners.map((l) => l.stop(0)));
-      resolve(0);
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-  });
+  shutdown.serving = async (signal) => {
+    console.log(
+      `sticky-gateway: ${signal}: finishing in-flight requests (up to ${
+        formatDuration(config.server.gracePeriodMs)
+      })`,
+    );
+    await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
+    await Promise.all(demoListeners.map((l) => l.stop(0)));
+  };
+  return await stopped;
 }
 
 process.exit(await main(process.argv.slice(2)));

@@ -6,7 +6,10 @@
 import { parse as parseToml, TomlError } from "smol-toml";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { dirname } from "node:path";
 import { parseAddress } from "./address.ts";
+import { readServerTls, readUpstreamTls } from "./tls.ts";
+import { readServerLimits } from "./limits.ts";
 import { Fields, isTable, type TomlTable } from "./fields.ts";
 import { ConfigError, Problems } from "./problems.ts";
 import { buildRouteTable } from "./routes.ts";
@@ -40,15 +43,17 @@ export function parseConfig(text: string, file = "<config>"): GatewayConfig {
   }
   const problems = new Problems();
   const root = new Fields(document, "", problems);
-  const server = readServerSettings(root, problems);
-  const upstreams = readUpstreams(root, problems);
+  // Relative file paths in the config (TLS certificates) are relative to the config's directory.
+  const baseDir = dirname(file);
+  const server = readServerSettings(root, problems, baseDir);
+  const upstreams = readUpstreams(root, problems, baseDir);
   const routes = readRoutes(root, upstreams, problems);
   root.finish();
   if (!problems.empty) throw new ConfigError(file, problems.list);
   return Object.freeze({ file, server, upstreams, routes: buildRouteTable(routes) });
 }
 
-function readServerSettings(root: Fields, problems: Problems): ServerSettings {
+function readServerSettings(root: Fields, problems: Problems, baseDir: string): ServerSettings {
   const fields = new Fields(root.subtable("server") ?? {}, "server", problems);
   const listenText = fields.string("listen", "127.0.0.1:8080");
   let listen = parseAddress(listenText);
@@ -63,12 +68,15 @@ function readServerSettings(root: Fields, problems: Problems): ServerSettings {
     gracePeriodMs: fields.duration("grace_period", 10_000, 0),
     upstreamClient: fields.oneOf("upstream_client", ["auto", "http1", "fetch"] as const, "auto")!,
     workers: fields.integer("workers", availableParallelism(), 1, 256),
+    ...readServerLimits(fields),
   };
+  const tls = readServerTls(fields, baseDir);
+  if (tls !== undefined) Object.assign(settings, { tls });
   fields.finish();
   return Object.freeze(settings);
 }
 
-function readUpstreams(root: Fields, problems: Problems): Map<string, Upstream> {
+function readUpstreams(root: Fields, problems: Problems, baseDir: string): Map<string, Upstream> {
   const upstreams = new Map<string, Upstream>();
   const table = root.subtable("upstreams");
   if (table === undefined || Object.keys(table).length === 0) {
@@ -84,7 +92,7 @@ function readUpstreams(root: Fields, problems: Problems): Map<string, Upstream> 
       problems.add(path, `must be a table; write [${path}]`);
       continue;
     }
-    const upstream = readUpstream(name, new Fields(value, path, problems), problems);
+    const upstream = readUpstream(name, new Fields(value, path, problems), problems, baseDir);
     if (upstream !== undefined) upstreams.set(name, upstream);
   }
   return upstreams;
@@ -99,13 +107,21 @@ interface ServerDraft {
   readonly down: boolean;
 }
 
-function readUpstream(name: string, fields: Fields, problems: Problems): Upstream | undefined {
+function readUpstream(
+  name: string,
+  fields: Fields,
+  problems: Problems,
+  baseDir: string,
+): Upstream | undefined {
   const drafts = readServers(fields, problems);
   const stickyTable = fields.subtable("sticky");
   const stickyFields = stickyTable === undefined
     ? undefined
     : new Fields(stickyTable, fields.keyPath("sticky"), problems);
   const stickyDraft = stickyFields === undefined ? undefined : readSticky(stickyFields, problems);
+  const tls = readUpstreamTls(fields, baseDir);
+  // Only TLS upstreams carry the key; the cookie value below never depends on it.
+  const withTls = tls === undefined ? {} : { tls };
   fields.finish();
   if (drafts.length === 0) return undefined;
 
@@ -116,10 +132,12 @@ function readUpstream(name: string, fields: Fields, problems: Problems): Upstrea
   let backupSeen = 0;
   const servers: Server[] = drafts.map((draft, id) => {
     const index = draft.backup ? primaryCount + backupSeen++ : primarySeen++;
-    if (stickyDraft === undefined) return Object.freeze({ ...draft, id, cookieValue: "" });
+    if (stickyDraft === undefined) {
+      return Object.freeze({ ...draft, ...withTls, id, cookieValue: "" });
+    }
     const value = cookieValue(stickyDraft.mode, draft.address.text, index, stickyDraft.hmacKey);
     const setCookie = setCookieTemplate(stickyDraft.attributes, value);
-    return Object.freeze({ ...draft, id, cookieValue: value, setCookie });
+    return Object.freeze({ ...draft, ...withTls, id, cookieValue: value, setCookie });
   });
   let sticky: Sticky | undefined;
   if (stickyDraft !== undefined) {
@@ -141,6 +159,7 @@ function readUpstream(name: string, fields: Fields, problems: Problems): Upstrea
     primaries: servers.filter((s) => !s.backup),
     backups: servers.filter((s) => s.backup),
     sticky,
+    ...withTls,
   });
 }
 

@@ -33,6 +33,36 @@ export interface ServerSettings {
   /** Listeners sharing the port (SO_REUSEPORT), one per thread; default: the number of cores.
    * Each keeps its own round-robin and health state, as nginx workers do. */
   readonly workers: number;
+  /** No bytes moving on a request or response body for this long cuts it; 0 = no limit. */
+  readonly idleTimeoutMs: number;
+  /** Request bodies larger than this are refused with 413; 0 = no limit. */
+  readonly clientMaxBodySize: number;
+  /** Request heads (request line and headers) larger than this are refused with 431. */
+  readonly clientMaxHeaderSize: number;
+  /** HTTPS (and HTTP/2 by ALPN) when `[server] tls` is set; absent = plain HTTP. */
+  readonly tls?: ServerTls;
+}
+
+/** `[server] tls = { cert, key }`: the files' PEM text, read (and checked) at config load. */
+export interface ServerTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The certificate chain, leaf first. */
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** `[upstreams.NAME] tls = true` and its options; shared by the upstream's servers. */
+export interface UpstreamTls {
+  /** PEM text of `ca` (the only roots trusted for this upstream); absent = the runtime's roots. */
+  readonly ca?: string;
+  readonly caFile?: string;
+  /** No certificate verification (`insecure = true`). */
+  readonly insecure: boolean;
+  /** Name sent as SNI and checked in the certificate; absent = the address's host. */
+  readonly sni?: string;
+  /** Separates pooled connections by TLS settings (and from plain ones). */
+  readonly poolKey: string;
 }
 
 export interface Upstream {
@@ -43,6 +73,8 @@ export interface Upstream {
   readonly backups: readonly Server[];
   /** Absent when the upstream has no `[upstreams.NAME.sticky]` table. */
   readonly sticky?: Sticky;
+  /** Absent for plain HTTP upstreams. */
+  readonly tls?: UpstreamTls;
 }
 
 export interface Server {
@@ -60,6 +92,8 @@ export interface Server {
   readonly cookieValue: string;
   /** This server's Set-Cookie, prepared (only the Expires date is added per response). */
   readonly setCookie?: SetCookieTemplate;
+  /** The upstream's TLS settings; absent for plain HTTP (the cookie value never depends on it). */
+  readonly tls?: UpstreamTls;
 }
 
 export interface Sticky {

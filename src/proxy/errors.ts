@@ -10,15 +10,22 @@ export type FailureCode =
   | "connect_refused"
   | "connect_timeout"
   | "connect_error"
+  | "upstream_tls"
   | "read_timeout"
   | "upstream_reset"
   | "bad_response"
   | "no_server"
   | "pinned_unavailable"
-  | "no_route";
+  | "no_route"
+  | "headers_too_large"
+  | "body_too_large"
+  | "bad_request"
+  | "client_timeout"
+  | "upstream_idle"
+  | "client_closed";
 
 interface FailureSpec {
-  readonly status: 404 | 502 | 504;
+  readonly status: 400 | 404 | 408 | 413 | 431 | 499 | 502 | 504;
   readonly message: string;
   /** Happened before the request reached the upstream: a request without a body may try another. */
   readonly beforeRequestSent: boolean;
@@ -42,6 +49,14 @@ export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
   connect_error: {
     status: 502,
     message: "the upstream server could not be reached",
+    beforeRequestSent: true,
+    marksServer: true,
+  },
+  // Certificate not trusted (no `ca`, wrong `ca`), not for this name (`sni`), expired, or the
+  // server does not speak TLS on that port; nginx counts a failed handshake as a failure too.
+  upstream_tls: {
+    status: 502,
+    message: "the TLS handshake with the upstream server failed",
     beforeRequestSent: true,
     marksServer: true,
   },
@@ -81,6 +96,45 @@ export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
     beforeRequestSent: true,
     marksServer: false,
   },
+  // The client's side (src/proxy/limits.ts): never counted against the upstream server.
+  headers_too_large: {
+    status: 431,
+    message: "the request headers are larger than server.client_max_header_size",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  body_too_large: {
+    status: 413,
+    message: "the request body is larger than server.client_max_body_size",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  bad_request: {
+    status: 400,
+    message: "the request body could not be read (invalid chunked framing)",
+    beforeRequestSent: false,
+    marksServer: false,
+  },
+  client_timeout: {
+    status: 408,
+    message: "the client sent nothing for server.idle_timeout",
+    beforeRequestSent: false,
+    marksServer: false,
+  },
+  // A response body that went silent for server.idle_timeout: cut; only the log sees the code.
+  upstream_idle: {
+    status: 504,
+    message: "the upstream server sent nothing for server.idle_timeout",
+    beforeRequestSent: false,
+    marksServer: false,
+  },
+  // nginx's 499: the client went away first; nobody receives this answer.
+  client_closed: {
+    status: 499,
+    message: "the client closed the connection",
+    beforeRequestSent: false,
+    marksServer: false,
+  },
 };
 
 /** An upstream failure with its catalogue code; `detail` is for logs only, never for clients. */
@@ -100,12 +154,17 @@ export function toUpstreamError(error: unknown, phase: "connect" | "response"): 
   if (error instanceof UpstreamError) return error;
   const text = describeError(error);
   if (phase === "connect") {
+    // fetch's TLS failures (http1's arrive as UpstreamError already): Deno says "invalid peer
+    // certificate: UnknownIssuer", Bun gives OpenSSL codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, …).
+    if (TLS_FAILURE.test(text)) return new UpstreamError("upstream_tls", text);
     return /refused|ECONNREFUSED/i.test(text)
       ? new UpstreamError("connect_refused", text)
       : new UpstreamError("connect_error", text);
   }
   return new UpstreamError("upstream_reset", text);
 }
+
+const TLS_FAILURE = /certificate|_CERT|CERT_|\bTLS\b|\bSSL\b|handshake|InvalidContentType/i;
 
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
@@ -114,13 +173,22 @@ function describeError(error: unknown): string {
   return `${error.name}${typeof code === "string" ? ` ${code}` : ""}: ${error.message}${cause}`;
 }
 
+const STATUS_TEXT: Readonly<Record<FailureSpec["status"], string>> = {
+  400: "Bad Request",
+  404: "Not Found",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  431: "Request Header Fields Too Large",
+  499: "Client Closed Request",
+  502: "Bad Gateway",
+  504: "Gateway Timeout",
+};
+
 /** The gateway's own short plain-text answer for a failure. */
 export function failureResponse(code: FailureCode): Response {
   const spec = FAILURES[code];
   return new Response(
-    `${spec.status} ${
-      spec.status === 504 ? "Gateway Timeout" : spec.status === 404 ? "Not Found" : "Bad Gateway"
-    }: ${spec.message}\n`,
+    `${spec.status} ${STATUS_TEXT[spec.status]}: ${spec.message}\n`,
     {
       status: spec.status,
       headers: { "content-type": "text/plain; charset=utf-8", "x-gateway-error": code },

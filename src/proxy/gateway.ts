@@ -23,6 +23,9 @@ import {
   upstreamRequestHeaders,
 } from "./headers.ts";
 import type { Transport, UpstreamRequest } from "./transport.ts";
+import type { Connect } from "./http1.ts";
+import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
+import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
 interface Generation {
@@ -35,6 +38,9 @@ export interface GatewayOptions {
   readonly now?: () => number;
   /** Called once per failed upstream attempt (for the log). */
   readonly onUpstreamError?: (server: Server, code: FailureCode, detail: string) => void;
+  /** Sockets to upstreams for WebSocket sessions (websocket.ts); without it, `Upgrade`
+   * requests are forwarded as plain HTTP, the `Upgrade` header dropped. */
+  readonly connect?: Connect;
 }
 
 export class Gateway {
@@ -42,12 +48,19 @@ export class Gateway {
   readonly #transport: Transport;
   readonly #now: () => number;
   readonly #onUpstreamError: GatewayOptions["onUpstreamError"];
+  /** WebSocket sessions, when `options.connect` is given. */
+  readonly webSockets: WebSocketProxy | undefined;
 
   constructor(config: GatewayConfig, transport: Transport, options: GatewayOptions = {}) {
     this.#generation = { config, balancers: createBalancers(config) };
     this.#transport = transport;
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
+    this.webSockets = options.connect &&
+      new WebSocketProxy(options.connect, {
+        now: this.#now,
+        onUpstreamError: this.#onUpstreamError,
+      });
   }
 
   get config(): GatewayConfig {
@@ -58,10 +71,13 @@ export class Gateway {
   handle = async (request: Request, client: ClientInfo): Promise<Response> => {
     const { config, balancers } = this.#generation;
     const url = request.url;
-    const target = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    const slash = url.indexOf("/", url.indexOf("//") + 2);
+    const target = url.slice(slash);
+    // Deno hands HTTP/2 requests over without a Host header (the authority is in the URL only).
+    const host = request.headers.get("host") ?? url.slice(url.indexOf("//") + 2, slash);
     const query = target.indexOf("?");
     const path = query < 0 ? target : target.slice(0, query);
-    const route = matchRoute(config.routes, hostname(request.headers.get("host")), path);
+    const route = matchRoute(config.routes, hostname(host), path);
     if (route === undefined) return failureResponse("no_route");
 
     const upstream = route.upstream;
@@ -83,11 +99,32 @@ export class Gateway {
       if (decision.kind === "pinned") pinned = decision.server;
     }
 
+    // WebSocket handshakes (one header lookup on the hot path) are relayed by websocket.ts.
+    if (
+      request.headers.has("upgrade") && this.webSockets !== undefined &&
+      isWebSocketUpgrade(request, client)
+    ) {
+      const limits = config.server;
+      return this.webSockets.proxy(request, client, {
+        target,
+        balancer,
+        sticky,
+        pinned,
+        noFallback,
+        now,
+        limits,
+      });
+    }
+
+    const headers = upstreamRequestHeaders(request.headers, client, host);
+    const refused = refuseRequest(request, target, headers, config.server);
+    if (refused !== undefined) return failureResponse(refused);
+    const guarded = guardedRequestBody(request, config.server);
     const upstreamRequest: UpstreamRequest = {
       method: request.method,
       target,
-      headers: upstreamRequestHeaders(request.headers, client),
-      body: request.body,
+      headers,
+      body: guarded?.body ?? request.body,
       signal: request.signal,
     };
     const replayable = request.body === null || request.headers.get("content-length") === "0";
@@ -105,12 +142,14 @@ export class Gateway {
           response.status,
           response.statusText,
           response.headers,
-          response.body,
+          guardedResponseBody(response.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
           sticky,
           setCookie && renderSetCookie(setCookie, now),
         );
       } catch (error) {
         const failure = toUpstreamError(error, "response");
+        const clientSide = clientFailure(request, guarded, failure.code);
+        if (clientSide !== undefined) return failureResponse(clientSide);
         const spec = FAILURES[failure.code];
         if (spec.marksServer) balancer.health.recordFailure(server, this.#now());
         this.#onUpstreamError?.(server, failure.code, failure.message);

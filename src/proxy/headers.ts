@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { UpgradeWebSocket } from "./websocket_like.ts";
 
 /** A header as a name/value pair; repeated headers (Set-Cookie) stay separate pairs. */
 export type HeaderPair = [name: string, value: string];
@@ -36,13 +37,20 @@ export function connectionTokens(connection: string | null | undefined): Set<str
 export interface ClientInfo {
   readonly remoteAddress: string;
   readonly protocol: "http" | "https";
+  /** Accepts a WebSocket handshake on this connection (the runtime's; see websocket_like.ts). */
+  readonly upgrade?: UpgradeWebSocket;
 }
 
 /**
  * The headers to send upstream: the client's, less hop-by-hop ones, with `X-Forwarded-For`
- * appended to and `X-Forwarded-Proto`/`X-Forwarded-Host` set.
+ * appended to and `X-Forwarded-Proto`/`X-Forwarded-Host` set. `authority` stands in for a
+ * missing Host header (HTTP/2 requests carry `:authority` instead, which Deno leaves out).
  */
-export function upstreamRequestHeaders(headers: Headers, client: ClientInfo): HeaderPair[] {
+export function upstreamRequestHeaders(
+  headers: Headers,
+  client: ClientInfo,
+  authority?: string,
+): HeaderPair[] {
   const listed = connectionTokens(headers.get("connection"));
   const out: HeaderPair[] = [];
   let forwardedFor: string | undefined;
@@ -60,6 +68,10 @@ export function upstreamRequestHeaders(headers: Headers, client: ClientInfo): He
         host = value;
     }
     out.push([name, value]);
+  }
+  if (host === undefined && authority) {
+    host = authority;
+    out.unshift(["host", authority]);
   }
   out.push([
     "x-forwarded-for",

@@ -10,9 +10,10 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { Server } from "../config/mod.ts";
+import type { Server, UpstreamTls } from "../config/mod.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
+import { IdleTimer } from "./limits.ts";
 import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 
 /** A connected byte stream; the runtime seam provides it (Deno.connect, node:net). */
@@ -24,7 +25,8 @@ export interface ByteStream {
   close(): void;
 }
 
-export type Connect = (host: string, port: number) => Promise<ByteStream>;
+/** Opens a connection; with `tls`, a TLS one (resolving after the handshake). */
+export type Connect = (host: string, port: number, tls?: UpstreamTls) => Promise<ByteStream>;
 
 export interface Http1Options {
   /** Idle connections kept per server (default 256). */
@@ -62,7 +64,10 @@ export class Http1Transport implements Transport {
     request: UpstreamRequest,
     limits: UpstreamLimits,
   ): Promise<UpstreamResponse> {
-    const key = server.address.text;
+    // TLS connections (per TLS settings) never mix with plain ones to the same address.
+    const key = server.tls === undefined
+      ? server.address.text
+      : server.tls.poolKey + server.address.text;
     const reused = this.#takeIdle(
       key,
       request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS,
@@ -116,7 +121,7 @@ export class Http1Transport implements Transport {
   }
 
   async #open(server: Server, key: string, timeoutMs: number): Promise<Connection> {
-    const connecting = this.#connect(server.address.host, server.address.port);
+    const connecting = this.#connect(server.address.host, server.address.port, server.tls);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new UpstreamError("connect_timeout")), timeoutMs);
@@ -138,13 +143,21 @@ export class Http1Transport implements Transport {
   ): Promise<UpstreamResponse> {
     const chunked = request.body !== null && !hasHeader(request.headers, "content-length");
     connection.received = 0;
+    // The client may have gone while we connected: nothing was sent, the connection stays good.
+    if (request.signal?.aborted) {
+      this.#release(connection);
+      throw new UpstreamError("client_closed");
+    }
     const onAbort = () => connection.destroy();
     request.signal?.addEventListener("abort", onAbort, { once: true });
     let timedOut = false;
-    const timer = setTimeout(() => {
+    // read_timeout; each piece of request body that moves starts it again, so a long upload is
+    // not cut while it moves (like nginx's proxy_send_timeout between two writes).
+    const timer = new IdleTimer(limits.readTimeoutMs, () => {
       timedOut = true;
       connection.destroy();
-    }, limits.readTimeoutMs);
+    });
+    connection.progress = timer;
     let head: ResponseHead;
     try {
       await connection.socket.write(encodeRequestHead(request, chunked));
@@ -153,12 +166,15 @@ export class Http1Transport implements Transport {
     } catch (error) {
       connection.destroy();
       request.signal?.removeEventListener("abort", onAbort);
+      // Never retried: the client that asked is gone.
+      if (request.signal?.aborted) throw new UpstreamError("client_closed");
       if (timedOut) throw new UpstreamError("read_timeout");
       if (error instanceof UpstreamError) throw error;
       if (connection.reused && connection.received === 0) throw new StaleConnection();
       throw toUpstreamError(error, "response");
     } finally {
-      clearTimeout(timer);
+      timer.stop();
+      connection.progress = undefined;
     }
     const finish = () => {
       request.signal?.removeEventListener("abort", onAbort);
@@ -182,6 +198,10 @@ class Connection {
   destroyed = false;
   upload: Promise<void> | undefined;
   uploadDone = true;
+  /** Told of each piece of request body that moves (restarts read_timeout). */
+  progress: { touch(): void } | undefined;
+  /** Stops reading the client's body when the connection goes. */
+  cancelUpload: (() => void) | undefined;
 
   constructor(readonly socket: ByteStream, readonly key: string) {}
 
@@ -231,6 +251,7 @@ class Connection {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.cancelUpload?.();
     try {
       this.socket.close();
     } catch {
@@ -259,10 +280,13 @@ async function upload(
 ): Promise<void> {
   connection.uploadDone = false;
   const reader = body.getReader();
+  connection.cancelUpload = () => reader.cancel().catch(() => {});
   try {
     for (;;) {
       const { done, value } = await reader.read();
+      if (connection.destroyed) return;
       if (done) break;
+      connection.progress?.touch();
       if (value.length === 0) continue;
       if (chunked) {
         await connection.socket.write(
@@ -273,7 +297,9 @@ async function upload(
       }
     }
     if (chunked) await connection.socket.write(LAST_CHUNK);
+    connection.progress?.touch();
     connection.uploadDone = true;
+    connection.cancelUpload = undefined;
   } catch (error) {
     // The client's upload broke off (or the upstream went away): the upstream must see the
     // connection end rather than wait for the rest.

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { Address, GatewayConfig } from "../config/mod.ts";
+import { type Address, ConfigError, type GatewayConfig } from "../config/mod.ts";
 import { Gateway } from "../proxy/gateway.ts";
-import { FetchTransport } from "../proxy/fetch.ts";
+import { FetchTransport, unsupportedFetchTls } from "../proxy/fetch.ts";
 import { Http1Transport } from "../proxy/http1.ts";
 import type { Transport } from "../proxy/transport.ts";
 import type { Listener, Runtime } from "./runtime.ts";
@@ -20,6 +20,11 @@ export interface Instance {
 function createTransport(config: GatewayConfig, runtime: Runtime): Transport {
   // Our HTTP/1.1 client is the default on both runtimes: byte-exact (Deno's fetch is not) and
   // faster than either runtime's fetch (docs/benchmarks.md).
+  if (config.server.upstreamClient === "fetch") {
+    // TLS keys this runtime's fetch cannot honour are config errors (exit 2), not 502s later.
+    const problems = unsupportedFetchTls(config, runtime.fetchOptions);
+    if (problems.length > 0) throw new ConfigError(config.file, problems);
+  }
   return config.server.upstreamClient === "fetch"
     ? new FetchTransport(runtime.fetchOptions)
     : new Http1Transport(runtime.connect);
@@ -38,13 +43,20 @@ export async function startInstance(
   const gateway = new Gateway(config, transport, {
     onUpstreamError: (server, code, detail) =>
       console.error(`sticky-gateway: upstream ${server.address.text}: ${code}: ${detail}`),
+    connect: runtime.connect,
   });
   const listener = await runtime.listen(address ?? config.server.listen, gateway.handle, {
     reusePort: config.server.workers > 1,
+    tls: config.server.tls,
+    idleTimeoutMs: config.server.idleTimeoutMs,
+    clientMaxHeaderSize: config.server.clientMaxHeaderSize,
   });
   return {
     listener,
     async stop() {
+      // Open WebSocket sessions would hold the stop for the whole grace period: close them
+      // (1001, both ways) while in-flight requests finish.
+      gateway.webSockets?.closeAll();
       await listener.stop(config.server.gracePeriodMs);
       transport.close();
     },

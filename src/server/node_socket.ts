@@ -19,7 +19,8 @@ export function connectNodeSocket(host: string, port: number): Promise<ByteStrea
   });
 }
 
-class NodeByteStream implements ByteStream {
+/** Also wraps the `node:tls` sockets of upstream HTTPS (`tls.ts`). */
+export class NodeByteStream implements ByteStream {
   readonly #socket: Socket;
   readonly #received: ReceiveQueue;
 

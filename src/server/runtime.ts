@@ -7,11 +7,16 @@
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
-import type { Address } from "../config/mod.ts";
+import type { Address, ServerTls, UpstreamTls } from "../config/mod.ts";
 import type { ClientInfo } from "../proxy/headers.ts";
 import type { ByteStream, Connect } from "../proxy/http1.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
+import type { UpgradeWebSocket } from "../proxy/websocket_like.ts";
 import { connectBunSocket } from "./bun_socket.ts";
+import { bunIdleSeconds, raiseBunHeadLimit } from "./bun_limits.ts";
+import { bunFetchTls, bunServeTls, connectTlsSocket, denoFetchTls, denoServeTls } from "./tls.ts";
+import { BUN_WEBSOCKET_HANDLERS, bunUpgrade } from "./bun_websocket.ts";
+import { denoUpgrade } from "./deno_websocket.ts";
 
 export type Handler = (request: Request, client: ClientInfo) => Response | Promise<Response>;
 
@@ -25,6 +30,12 @@ export interface Listener {
 export interface ListenOptions {
   /** SO_REUSEPORT, so that several threads can listen on one port (Linux). */
   readonly reusePort?: boolean;
+  /** Serve HTTPS (HTTP/2 by ALPN too); clients then show `X-Forwarded-Proto: https`. */
+  readonly tls?: ServerTls;
+  /** `idle_timeout`: Bun closes connections idle that long between requests (bun_limits.ts). */
+  readonly idleTimeoutMs?: number;
+  /** `client_max_header_size`: Bun's parser is raised above it (bun_limits.ts). */
+  readonly clientMaxHeaderSize?: number;
 }
 
 export interface Runtime {
@@ -45,6 +56,8 @@ export function currentRuntime(): Runtime {
 }
 
 function internalError(error: unknown): Response {
+  // A response body the proxy cut on purpose (idle_timeout) ends with no reason: logged already.
+  if (error === undefined) return new Response(null, { status: 500 });
   console.error(`sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`);
   return new Response("500 Internal Server Error\n", {
     status: 500,
@@ -57,6 +70,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 function denoRuntime(Deno: any): Runtime {
+  const upgrade = denoUpgrade(Deno);
   return {
     name: "deno",
     version: Deno.version.deno,
@@ -68,6 +82,7 @@ function denoRuntime(Deno: any): Runtime {
               hostname: address.host,
               port: address.port,
               reusePort: options.reusePort ?? false,
+              ...denoServeTls(options.tls),
               onListen(addr: any) {
                 resolve({
                   host: addr.hostname,
@@ -80,14 +95,19 @@ function denoRuntime(Deno: any): Runtime {
               onError: internalError,
             },
             (request: Request, info: any) =>
-              handler(request, { remoteAddress: info.remoteAddr.hostname, protocol: "http" }),
+              handler(request, {
+                remoteAddress: info.remoteAddr.hostname,
+                protocol: options.tls === undefined ? "http" : "https",
+                upgrade,
+              }),
           );
         } catch (error) {
           reject(error);
         }
       });
     },
-    async connect(host: string, port: number): Promise<ByteStream> {
+    async connect(host: string, port: number, tls?: UpstreamTls): Promise<ByteStream> {
+      if (tls !== undefined) return await connectTlsSocket(host, port, tls);
       const conn = await Deno.connect({ hostname: host, port });
       conn.setNoDelay(true);
       return {
@@ -100,11 +120,18 @@ function denoRuntime(Deno: any): Runtime {
         close: () => conn.close(),
       };
     },
-    fetchOptions: {
-      init: { client: Deno.createHttpClient({ allowHost: true }) },
-      decompresses: true,
-    },
+    fetchOptions: denoFetchOptions(Deno),
   };
+}
+
+function denoFetchOptions(Deno: any): FetchTransportOptions {
+  const init = { client: Deno.createHttpClient({ allowHost: true }) };
+  return { init, decompresses: true, ...denoFetchTls(Deno, init) };
+}
+
+function bunFetchOptions(): FetchTransportOptions {
+  const init = { decompress: false };
+  return { init, decompresses: false, ...bunFetchTls(init) };
 }
 
 function bunRuntime(Bun: any): Runtime {
@@ -112,21 +139,31 @@ function bunRuntime(Bun: any): Runtime {
     name: "bun",
     version: Bun.version,
     async listen(address, handler, options = {}) {
+      const upgrade: UpgradeWebSocket = (request, upgradeOptions) =>
+        bunUpgrade(server, request, upgradeOptions);
+      if (options.clientMaxHeaderSize !== undefined) {
+        await raiseBunHeadLimit(options.clientMaxHeaderSize);
+      }
+      const idleSeconds = bunIdleSeconds(options.idleTimeoutMs);
       const server = Bun.serve({
         hostname: address.host,
         port: address.port,
         reusePort: options.reusePort ?? false,
-        // Bun closes connections idle for 10s by default, which would cut long polls and slow
-        // upstreams short of read_timeout.
-        idleTimeout: 0,
+        // Between requests only (Bun's default 10s would cut long polls and SSE): each request
+        // switches it off below, and the proxy watches in-flight exchanges (bun_limits.ts).
+        idleTimeout: idleSeconds,
         // Bodies stream through; Bun's default 128 MiB cap would refuse large uploads.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+        ...bunServeTls(options.tls),
         fetch(request: Request, srv: any) {
+          if (idleSeconds !== 0) srv.timeout(request, 0);
           return handler(request, {
             remoteAddress: srv.requestIP(request)?.address ?? "",
-            protocol: "http",
+            protocol: options.tls === undefined ? "http" : "https",
+            upgrade,
           });
         },
+        websocket: BUN_WEBSOCKET_HANDLERS,
         error: internalError,
       });
       return {
@@ -138,7 +175,8 @@ function bunRuntime(Bun: any): Runtime {
         },
       };
     },
-    connect: (host: string, port: number) => connectBunSocket(Bun, host, port),
-    fetchOptions: { init: { decompress: false }, decompresses: false },
+    connect: (host: string, port: number, tls?: UpstreamTls) =>
+      tls === undefined ? connectBunSocket(Bun, host, port) : connectTlsSocket(host, port, tls),
+    fetchOptions: bunFetchOptions(),
   };
 }

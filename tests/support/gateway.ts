@@ -89,7 +89,7 @@ export interface Exit {
 }
 
 export interface RunningGateway {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (`https://` when the config has `[server] tls`) */
   readonly url: string;
   readonly port: number;
   readonly process: ChildProcess;
@@ -151,7 +151,7 @@ export function withEphemeralListen(configToml: string): string {
   return `[server]\n${lines.join("\n")}\n\n${configToml}`;
 }
 
-const LISTENING = /listening on http:\/\/(?:\[[^\]]+\]|[^:/\s]+):(\d+)/;
+const LISTENING = /listening on https?:\/\/(?:\[[^\]]+\]|[^:/\s]+):(\d+)/;
 
 /**
  * Starts the gateway on `configToml` (a `listen` on an ephemeral loopback port is added) and
@@ -213,7 +213,7 @@ export async function startGateway(
     }
   };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${/listening on https:/.test(out()) ? "https" : "http"}://127.0.0.1:${port}`,
     port,
     process: child,
     configFile,

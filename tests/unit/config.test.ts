@@ -55,6 +55,9 @@ describe("parseConfig: accepted configs", () => {
       gracePeriodMs: 10_000,
       upstreamClient: "auto",
       workers: availableParallelism(),
+      idleTimeoutMs: 300_000,
+      clientMaxBodySize: 100 * 1024 * 1024,
+      clientMaxHeaderSize: 32 * 1024,
     });
     const app = config.upstreams.get("app");
     assert.ok(app);
@@ -331,7 +334,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assertOnlyProblem(
         `${TWO_SERVERS}weight = 2\n`,
         "upstreams.app.weight",
-        "unknown key; allowed here: servers, sticky",
+        "unknown key; allowed here: servers, sticky, tls, ca, insecure, sni",
       );
     });
 

@@ -637,8 +637,46 @@ describe("Http1Transport: the client going away", () => {
       const sending = transport.send(server, get("/", { signal: abort.signal }), LIMITS);
       await waitUntil(() => upstream.requests.length === 1, "the request to arrive");
       abort.abort();
-      await rejectsWith(sending, "upstream_reset");
+      // client_closed: never retried elsewhere, never counted against the server.
+      await rejectsWith(sending, "client_closed");
       await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+    });
+  });
+
+  it("sends nothing for a client that left before the request went out (client_closed)", async () => {
+    await withUpstream(() => {}, async (upstream, transport, server) => {
+      const abort = new AbortController();
+      abort.abort();
+      await rejectsWith(
+        transport.send(server, get("/", { signal: abort.signal }), LIMITS),
+        "client_closed",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(upstream.requests.length, 0);
+      // The connection was opened but is clean: it waits in the pool for the next request.
+      assert.equal(transport.idleCount(), 1);
+    });
+  });
+
+  it("does not retry on a new connection when the client leaves during a reused one's exchange", async () => {
+    let answered = false;
+    await withUpstream((_, socket) => {
+      if (!answered) {
+        answered = true;
+        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      }
+    }, async (upstream, transport, server) => {
+      const first = await transport.send(server, get(), LIMITS);
+      assert.ok(first.body instanceof Uint8Array);
+      assert.equal(transport.idleCount(), 1);
+      const abort = new AbortController();
+      const sending = transport.send(server, get("/", { signal: abort.signal }), LIMITS);
+      await waitUntil(() => upstream.requests.length === 2, "the second request to arrive");
+      abort.abort();
+      await rejectsWith(sending, "client_closed");
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(upstream.connections, 1, "no new connection was opened to retry");
     });
   });
 });

@@ -1,0 +1,124 @@
+/**
+ * TLS in the runtime seam: the listener's HTTPS (and HTTP/2) options for `Deno.serve` and
+ * `Bun.serve`, the HTTP/1.1 client's TLS sockets to upstreams, and the per-upstream TLS options
+ * of each runtime's `fetch`.
+ *
+ * Upstream sockets use `node:tls` on both runtimes: it is the one API that has all of a CA per
+ * connection, verification off (`insecure`; `Deno.connectTls` cannot turn it off) and an SNI
+ * name other than the host connected to (`sni`), and it tells the TCP connect apart from the
+ * handshake, so a refused port stays `connect_refused` and a bad certificate is `upstream_tls`.
+ *
+ * `any` stands for the runtimes' untyped globals, as in runtime.ts.
+ *
+ * @module
+ */
+// deno-lint-ignore-file no-explicit-any
+import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
+import type { ServerTls, UpstreamTls } from "../config/mod.ts";
+import { UpstreamError } from "../proxy/errors.ts";
+import type { FetchTransportOptions } from "../proxy/fetch.ts";
+import type { ByteStream } from "../proxy/http1.ts";
+import { NodeByteStream } from "./node_socket.ts";
+
+/**
+ * `Deno.serve` options for HTTPS. Deno offers h2 and http/1.1 by ALPN whenever it has a
+ * certificate (there is no switch), and serves HTTP/2 requests without a Host header: the
+ * gateway takes the authority from the request URL then.
+ */
+export function denoServeTls(tls: ServerTls | undefined): Record<string, unknown> {
+  return tls === undefined ? {} : { cert: tls.cert, key: tls.key };
+}
+
+/**
+ * `Bun.serve` options for HTTPS. `http2: true` (Bun ≥ 1.4.1) offers h2 by ALPN next to
+ * http/1.1; it is set only with TLS, so plain HTTP listeners behave exactly as before.
+ */
+export function bunServeTls(tls: ServerTls | undefined): Record<string, unknown> {
+  return tls === undefined ? {} : { tls: { cert: tls.cert, key: tls.key }, http2: true };
+}
+
+/**
+ * A TLS connection to an upstream server for the HTTP/1.1 client: verified against `ca` (or
+ * the runtime's roots), `sni` sent and checked when set (otherwise the host when it is a name),
+ * ALPN `http/1.1` so that an h2-capable server answers in HTTP/1.1. Resolves after the
+ * handshake; a failed handshake rejects with `upstream_tls`.
+ */
+export function connectTlsSocket(
+  host: string,
+  port: number,
+  tls: UpstreamTls,
+): Promise<ByteStream> {
+  const options: ConnectionOptions = {
+    host,
+    port,
+    ALPNProtocols: ["http/1.1"],
+    rejectUnauthorized: !tls.insecure,
+  };
+  if (tls.ca !== undefined) options.ca = tls.ca;
+  if (tls.sni !== undefined) options.servername = tls.sni;
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect(options);
+    let connected = false;
+    const fail = (error: Error) => {
+      socket.destroy();
+      // Before the TCP connect: refused, unreachable (errors.ts maps those); after it: TLS.
+      reject(connected ? new UpstreamError("upstream_tls", describeTlsError(error)) : error);
+    };
+    const closed = () => fail(new Error("connection closed during the TLS handshake"));
+    socket.once("connect", () => {
+      connected = true;
+      socket.setNoDelay(true);
+    });
+    socket.once("error", fail);
+    socket.once("close", closed);
+    socket.once("secureConnect", () => {
+      socket.off("error", fail);
+      socket.off("close", closed);
+      resolve(new NodeByteStream(socket));
+    });
+  });
+}
+
+function describeTlsError(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && !error.message.includes(code)
+    ? `${code}: ${error.message}`
+    : error.message;
+}
+
+const DENO_FETCH_CANNOT =
+  `upstream_client = "fetch" on Deno cannot honour it; use upstream_client = "http1" (the default)`;
+
+/** Deno's `fetch` per TLS upstream: a client trusting `ca` (in addition to Deno's roots). */
+export function denoFetchTls(Deno: any, plainInit: Record<string, unknown>): Pick<
+  FetchTransportOptions,
+  "tlsInit" | "tlsUnsupported"
+> {
+  return {
+    tlsInit: (tls) =>
+      tls.ca === undefined
+        ? plainInit
+        : { client: Deno.createHttpClient({ allowHost: true, caCerts: [tls.ca] }) },
+    tlsUnsupported: {
+      insecure:
+        `true is not possible with Deno's fetch, which always verifies certificates (there is no per-client switch); ${DENO_FETCH_CANNOT}, or give ca`,
+      sni:
+        `is not possible with Deno's fetch, which sends the URL's host as SNI; ${DENO_FETCH_CANNOT}`,
+    },
+  };
+}
+
+/** Bun's `fetch` per TLS upstream: its `tls` option has all of ca, verification and SNI. */
+export function bunFetchTls(plainInit: Record<string, unknown>): Pick<
+  FetchTransportOptions,
+  "tlsInit" | "tlsUnsupported"
+> {
+  return {
+    tlsInit: (tls) => {
+      const options: Record<string, unknown> = { rejectUnauthorized: !tls.insecure };
+      if (tls.ca !== undefined) options.ca = tls.ca;
+      if (tls.sni !== undefined) options.serverName = tls.sni;
+      return { ...plainInit, tls: options };
+    },
+  };
+}
