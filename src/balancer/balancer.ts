@@ -25,8 +25,10 @@ export class Balancer {
   constructor(upstream: Upstream) {
     this.upstream = upstream;
     this.health = new PassiveHealth(upstream);
-    this.#primaries = new WeightedRoundRobin(upstream.primaries, (s) => s.weight);
-    this.#backups = new WeightedRoundRobin(upstream.backups, (s) => s.weight);
+    // `down` is fixed by the config: such servers are left out of the cycles, so a pick never
+    // steps over them (1,000 servers with 997 down cost what 3 do).
+    this.#primaries = new WeightedRoundRobin(upstream.primaries.filter(isUp), (s) => s.weight);
+    this.#backups = new WeightedRoundRobin(upstream.backups.filter(isUp), (s) => s.weight);
   }
 
   /**
@@ -49,6 +51,10 @@ export class Balancer {
   anyPrimaryAvailable(nowMs: number): boolean {
     return this.upstream.primaries.some((s) => this.health.isAvailable(s, nowMs));
   }
+}
+
+function isUp(server: Server): boolean {
+  return !server.down;
 }
 
 /** One balancer per upstream of a snapshot. */

@@ -176,6 +176,18 @@ describe("Balancer.pick", () => {
     ]);
   });
 
+  it("leaves down servers out of the weighted sequence, as nginx does (3:1:1 with B down = 3:1)", () => {
+    const weighted = [
+      `{ address = "127.0.0.1:9001", weight = 3 }`,
+      B.replace("}", ", down = true }"),
+      C,
+    ];
+    const balancer = new Balancer(upstream(weighted));
+    const expected = nginxSequence([3, 1, 1], 8, (i) => i !== 1).map((i) => LETTERS[i]);
+    assert.deepEqual(names(Array.from({ length: 8 }, () => balancer.pick(0))), expected);
+    assert.deepEqual(expected, ["A", "A", "C", "A", "A", "A", "C", "A"]);
+  });
+
   it("uses backups, in round robin, only when no primary is available", () => {
     const down = (s: string) => s.replace("}", ", down = true }");
     const balancer = new Balancer(upstream([down(A), down(B), D, E]));
