@@ -1,0 +1,1038 @@
+/**
+ * `make bench` / `make bench-quick`: sticky-gateway side by side with HAProxy, nginx and plain
+ * runtime proxies, on loopback, with the proxy under test pinned to its own core.
+ *
+ *   bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N]
+ *                    [--only REGEX] [--no-stream] [--no-scale] [--no-peers] [--write-docs]
+ *   bun bench/run.ts --report bench/results/full-<time>/results.json   (re-render, no measuring)
+ *
+ * Environment: DENO, BUN, BINARY (the gateway three ways), NODE, HTTP_PROXY_MODULE (optional
+ * node-http-proxy peer), BENCH_PORT_BASE (default 28000), BENCH_PROXY_CPU / BENCH_LOAD_CPU,
+ * BENCH_UPSTREAM_CLIENT (sets [server] upstream_client for the gateway).
+ *
+ * Exit status: 0 when every target served and verified, 1 otherwise, 2 on bad arguments.
+ *
+ * @module
+ */
+import {
+  chmodSync,
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import zlib from "node:zlib";
+import { fileURLToPath } from "node:url";
+import {
+  BODY,
+  caddyfile,
+  gatewayToml,
+  haproxyCfg,
+  nginxProxyConf,
+  ports,
+  requestPath,
+  type Scenario,
+  servingPorts,
+  upstreamNginx,
+} from "./lib/configs.ts";
+import {
+  busyPct,
+  cpuSeconds,
+  cpuTimes,
+  peakRssKiB,
+  portOpen,
+  type Proc,
+  run,
+  runAsync,
+  start,
+  stop,
+  stopAll,
+  stopAllSync,
+  tail,
+  waitPort,
+} from "./lib/procs.ts";
+import {
+  type Machine,
+  report,
+  type StreamResult,
+  type StreamVariant,
+  type Target,
+  type ThroughputResult,
+  type Variant,
+} from "./lib/report.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BENCH = path.join(ROOT, "bench");
+const T0 = Date.now();
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  quick: boolean;
+  rounds: number;
+  duration: number;
+  warmup: number;
+  streamMiB: number;
+  streamRounds: number;
+  only?: RegExp;
+  stream: boolean;
+  scale: boolean;
+  peers: boolean;
+  writeDocs: boolean;
+  /** Re-render tables, chart and docs from a results.json (no measuring). */
+  reportFrom?: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const quick = argv.includes("--quick");
+  const o: Options = {
+    quick,
+    rounds: quick ? 1 : 3,
+    duration: quick ? 1 : 8,
+    warmup: quick ? 0 : 2,
+    streamMiB: quick ? 64 : 1024,
+    streamRounds: quick ? 1 : 3,
+    stream: true,
+    scale: true,
+    peers: !quick,
+    writeDocs: !quick,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--quick") continue;
+    else if (a === "--rounds") o.rounds = o.streamRounds = positive(a, value());
+    else if (a === "--duration") o.duration = positive(a, value());
+    else if (a === "--warmup") o.warmup = Number(value());
+    else if (a === "--stream-mib") o.streamMiB = positive(a, value());
+    else if (a === "--only") o.only = new RegExp(value());
+    else if (a === "--no-stream") o.stream = false;
+    else if (a === "--no-scale") o.scale = false;
+    else if (a === "--no-peers") o.peers = false;
+    else if (a === "--peers") o.peers = true;
+    else if (a === "--write-docs") o.writeDocs = true;
+    else if (a === "--no-docs") o.writeDocs = false;
+    else if (a === "--report") o.reportFrom = value();
+    else usage(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+function positive(name: string, text: string): number {
+  const n = Number(text);
+  if (!(n > 0)) usage(`${name} must be a positive number`);
+  return n;
+}
+
+function usage(message: string): never {
+  console.error(
+    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-peers] [--write-docs]`,
+  );
+  process.exit(2);
+}
+
+const opt = parseOptions(process.argv.slice(2));
+const P = ports(Number(process.env.BENCH_PORT_BASE ?? 28000));
+const CORES = os.availableParallelism?.() ?? os.cpus().length;
+const PROXY_CPU = process.env.BENCH_PROXY_CPU ?? (CORES >= 2 ? "1" : undefined);
+const LOAD_CPU = process.env.BENCH_LOAD_CPU ?? (CORES >= 2 ? "0" : undefined);
+const which = (cmd: string) => {
+  try {
+    return run(["bash", "-c", `command -v ${cmd}`]).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+};
+const DENO = process.env.DENO || which("deno") || "deno";
+const BUN = process.env.BUN || which("bun") || process.execPath;
+const BINARY_BUILT = path.resolve(ROOT, process.env.BINARY || "dist/sticky-gateway");
+const NODE = process.env.NODE || which("node");
+const HTTP_PROXY_MODULE = process.env.HTTP_PROXY_MODULE ||
+  path.join(ROOT, ".tools/bench/node_modules/http-proxy");
+
+const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+const RESULTS = path.join(BENCH, "results");
+// Quick runs (make test) reuse one directory; full runs keep theirs.
+const RUN_DIR = opt.reportFrom !== undefined
+  ? path.dirname(path.resolve(opt.reportFrom))
+  : path.join(RESULTS, opt.quick ? "quick" : `full-${stamp}`);
+if (opt.reportFrom === undefined) {
+  if (opt.quick) rmSync(RUN_DIR, { recursive: true, force: true });
+  mkdirSync(RUN_DIR, { recursive: true });
+}
+const TMP = mkdtempSync(path.join(os.tmpdir(), "sticky-bench-"));
+chmodSync(TMP, 0o755); // nginx workers (nobody) read the download file from here
+
+/**
+ * The gateway as it is now, copied once: every round measures the same code even while src/ is
+ * being edited. node_modules is shared (symlink).
+ */
+const GW = path.join(TMP, "gateway");
+const BINARY = path.join(GW, "sticky-gateway");
+let SOURCE_DIGEST = "?";
+
+function snapshotGateway(): void {
+  mkdirSync(GW);
+  cpSync(path.join(ROOT, "src"), path.join(GW, "src"), { recursive: true });
+  for (const file of ["package.json", "deno.json", "deno.lock"]) {
+    if (existsSync(path.join(ROOT, file))) cpSync(path.join(ROOT, file), path.join(GW, file));
+  }
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(GW, "node_modules"));
+  if (existsSync(BINARY_BUILT)) cpSync(BINARY_BUILT, BINARY);
+  const hash = createHash("sha256");
+  for (const file of readdirSync(path.join(GW, "src"), { recursive: true }).map(String).sort()) {
+    const full = path.join(GW, "src", file);
+    if (statSync(full).isFile()) hash.update(file).update(readFileSync(full));
+  }
+  SOURCE_DIGEST = hash.digest("hex").slice(0, 12);
+}
+
+function log(message: string): void {
+  console.log(`[${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s] ${message}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+
+const DENO_PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
+
+function gatewayTarget(
+  id: string,
+  label: string,
+  runtime: string,
+  argv: (config: string) => string[],
+  skip?: string,
+): Target {
+  return {
+    id,
+    label,
+    kind: "gateway",
+    runtime,
+    cookie: "route",
+    quietWhenPinned: true,
+    scale: true,
+    stream: true,
+    skip,
+    launch: (scenario, extra) => {
+      const file = path.join(TMP, `${id}-${scenario}.toml`);
+      writeFileSync(file, gatewayToml(scenario, P, extra));
+      return { argv: argv(file) };
+    },
+  };
+}
+
+function buildTargets(): Target[] {
+  const plainEnv = () => ({
+    LISTEN: `${P.host}:${P.proxy}`,
+    UPSTREAMS: P.upstreams.map((port) => `${P.host}:${port}`).join(","),
+    SINK: `${P.host}:${P.sink}`,
+  });
+  const targets: Target[] = [
+    gatewayTarget(
+      "gw-deno",
+      "gateway (Deno)",
+      "deno",
+      (c) => [DENO, "run", ...DENO_PERMS, path.join(GW, "src/main.ts"), "--config", c],
+    ),
+    gatewayTarget(
+      "gw-bun",
+      "gateway (Bun)",
+      "bun",
+      (c) => [BUN, path.join(GW, "src/main.ts"), "--config", c],
+    ),
+    gatewayTarget(
+      "gw-binary",
+      "gateway (binary)",
+      "binary",
+      (c) => [BINARY, "--config", c],
+      existsSync(BINARY) ? undefined : `${BINARY_BUILT} not built (make compile)`,
+    ),
+    {
+      id: "haproxy",
+      label: "HAProxy (cookie insert)",
+      kind: "haproxy",
+      cookie: "SRV",
+      quietWhenPinned: true,
+      scale: false,
+      stream: true,
+      launch: (scenario) => {
+        const file = path.join(TMP, `haproxy-${scenario}.cfg`);
+        writeFileSync(file, haproxyCfg(scenario, P));
+        return { argv: ["haproxy", "-db", "-f", file] };
+      },
+    },
+    {
+      id: "nginx",
+      label: "nginx (round robin)",
+      kind: "nginx",
+      scale: false,
+      stream: true,
+      launch: (scenario) => {
+        const file = path.join(TMP, `proxy-nginx-${scenario}.conf`);
+        writeFileSync(file, nginxProxyConf(scenario, P, TMP));
+        return {
+          argv: [
+            "nginx",
+            "-e",
+            path.join(TMP, "proxy-nginx.error.log"),
+            "-p",
+            TMP,
+            "-c",
+            file,
+            "-g",
+            "daemon off;",
+          ],
+        };
+      },
+    },
+    {
+      id: "plain-deno",
+      label: "plain Deno.serve+fetch",
+      kind: "baseline",
+      runtime: "deno",
+      scale: false,
+      stream: true,
+      launch: () => ({
+        argv: [DENO, "run", "--allow-net", "--allow-env", "bench/baselines/plain.ts"],
+        env: plainEnv(),
+      }),
+    },
+    {
+      id: "plain-bun",
+      label: "plain Bun.serve+fetch",
+      kind: "baseline",
+      runtime: "bun",
+      scale: false,
+      stream: true,
+      launch: () => ({ argv: [BUN, "bench/baselines/plain.ts"], env: plainEnv() }),
+    },
+  ];
+  if (opt.peers) {
+    const caddy = which("caddy");
+    targets.push({
+      id: "caddy",
+      label: "Caddy (lb_policy cookie)",
+      kind: "peer",
+      cookie: "route",
+      quietWhenPinned: false,
+      scale: false,
+      stream: false,
+      optional: true,
+      skip: caddy ? undefined : "caddy not installed (optional; apt-get install caddy)",
+      launch: (scenario) => {
+        const file = path.join(TMP, `Caddyfile-${scenario}`);
+        writeFileSync(file, caddyfile(scenario, P));
+        return {
+          argv: [caddy!, "run", "--config", file, "--adapter", "caddyfile"],
+          env: { GOMAXPROCS: "1", XDG_CONFIG_HOME: TMP, XDG_DATA_HOME: TMP },
+        };
+      },
+    });
+    const nhp = NODE !== undefined && existsSync(path.join(HTTP_PROXY_MODULE, "package.json"));
+    targets.push({
+      id: "node-http-proxy",
+      label: "node-http-proxy (Node)",
+      kind: "peer",
+      scale: false,
+      stream: false,
+      optional: true,
+      skip: nhp ? undefined : `node-http-proxy not found at ${HTTP_PROXY_MODULE} (optional)`,
+      launch: () => ({
+        argv: [NODE!, "bench/baselines/node-http-proxy.cjs"],
+        env: { ...plainEnv(), HTTP_PROXY_MODULE },
+      }),
+    });
+  }
+  return targets;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP checks (curl: a client independent of the runtimes under test)
+
+interface Reply {
+  status: number;
+  headers: [string, string][];
+  body: string;
+  header(name: string): string | undefined;
+  all(name: string): string[];
+}
+
+async function curl(url: string, headers: string[] = []): Promise<Reply> {
+  const args = ["curl", "-s", "-i", "--max-time", "5"];
+  for (const h of headers) args.push("-H", h);
+  args.push(url);
+  const r = await runAsync(args, { timeoutMs: 8000 });
+  if (r.code !== 0) throw new Error(`curl ${url}: exit ${r.code} ${r.stderr.trim()}`);
+  const split = r.stdout.indexOf("\r\n\r\n");
+  const head = split < 0 ? r.stdout : r.stdout.slice(0, split);
+  const body = split < 0 ? "" : r.stdout.slice(split + 4);
+  const [statusLine, ...lines] = head.split("\r\n");
+  const list: [string, string][] = lines.map((l) => {
+    const c = l.indexOf(":");
+    return [l.slice(0, c).trim().toLowerCase(), l.slice(c + 1).trim()];
+  });
+  return {
+    status: Number(statusLine.split(" ")[1]),
+    headers: list,
+    body,
+    header: (n) => list.find(([k]) => k === n)?.[1],
+    all: (n) => list.filter(([k]) => k === n).map(([, v]) => v),
+  };
+}
+
+function check(ok: boolean, message: string): asserts ok {
+  if (!ok) throw new Error(message);
+}
+
+/** Serves, balances, and (sticky targets) pins by cookie. Returns the cookie for the "present" case. */
+async function verify(target: Target, scenario: Scenario): Promise<string | undefined> {
+  const url = `http://${P.host}:${P.proxy}${requestPath(scenario)}`;
+  const allowed = servingPorts(scenario, P);
+  const one = async (headers: string[] = []) => {
+    const r = await curl(url, headers);
+    check(r.status === 200, `GET ${url}: status ${r.status} (${r.body.slice(0, 100).trim()})`);
+    check(
+      r.body === BODY,
+      `GET ${url}: body ${JSON.stringify(r.body.slice(0, 60))}, expected ${JSON.stringify(BODY)}`,
+    );
+    const up = Number(r.header("x-upstream"));
+    check(
+      allowed.has(up),
+      `GET ${url}: X-Upstream ${r.header("x-upstream")} is not one of the scenario's servers`,
+    );
+    return { r, up };
+  };
+  const first = await one();
+  let cookie: string | undefined;
+  if (target.cookie !== undefined) {
+    const set = first.r.all("set-cookie").find((c) => c.startsWith(`${target.cookie}=`));
+    check(set !== undefined, `no Set-Cookie ${target.cookie}= on a request without cookie`);
+    cookie = set.split(";")[0];
+  }
+  // Round robin shows in 6 requests; Caddy's cookie policy falls back to *random* (its 2.6 has
+  // no `fallback` option), where 12 all on one server has odds of 1 in 177,147.
+  const tries = target.id === "caddy" ? 12 : 6;
+  const seen = new Set([first.up]);
+  for (let i = 1; i < tries; i++) seen.add((await one()).up);
+  check(seen.size >= 2, `${tries} requests without cookie all went to ${[...seen]}: not balanced`);
+  if (cookie !== undefined) {
+    for (let i = 0; i < 3; i++) {
+      const { r, up } = await one([`Cookie: ${cookie}`]);
+      check(up === first.up, `with ${cookie} a request went to ${up}, not ${first.up}: not sticky`);
+      if (target.quietWhenPinned) {
+        check(
+          !r.all("set-cookie").some((c) => c.startsWith(`${target.cookie}=`)),
+          `Set-Cookie sent although ${cookie} is valid`,
+        );
+      }
+    }
+  }
+  return cookie;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+let upstream: Proc | undefined;
+let sink: Proc | undefined;
+/** Extra `[server]` lines for every gateway config (see the probe in main). */
+let workersLine = "";
+
+async function startTarget(target: Target, scenario: Scenario, tag: string): Promise<Proc> {
+  check(!(await portOpen(P.host, P.proxy)), `port ${P.proxy} is already in use (another process?)`);
+  const { argv, env } = target.launch(scenario, workersLine);
+  const proc = start(target.id, argv, path.join(RUN_DIR, `${tag}.log`), {
+    cpu: PROXY_CPU,
+    env,
+    cwd: target.kind === "gateway" ? GW : ROOT,
+  });
+  await waitPort(proc, P.host, P.proxy);
+  return proc;
+}
+
+function parseWrk(stdout: string): Record<string, number> {
+  const line = stdout.split("\n").find((l) => l.startsWith("BENCH_JSON "));
+  if (line === undefined) throw new Error(`wrk printed no result: ${stdout.slice(-300)}`);
+  return JSON.parse(line.slice("BENCH_JSON ".length));
+}
+
+async function wrk(
+  url: string,
+  seconds: number,
+  cookie: string | undefined,
+): Promise<Record<string, number>> {
+  const argv = [
+    "wrk",
+    "-t1",
+    "-c64",
+    `-d${seconds}s`,
+    "--latency",
+    "--timeout",
+    "2s",
+    "-s",
+    path.join(BENCH, "wrk/report.lua"),
+    url,
+  ];
+  const full = LOAD_CPU === undefined ? argv : ["taskset", "-c", LOAD_CPU, ...argv];
+  const r = await runAsync(full, {
+    timeoutMs: (seconds + 20) * 1000,
+    env: { BENCH_COOKIE: cookie ?? "" },
+  });
+  if (r.code !== 0) throw new Error(`wrk: exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`);
+  return parseWrk(r.stdout);
+}
+
+/**
+ * On a shared machine, waits (≤ 15 s) until both cores are mostly idle before a measurement;
+ * returns the busiest core's percentage in the last 0.5 s sample (recorded with the run).
+ */
+let quietBudgetMs = 300_000; // all waits together: the run stays bounded on a busy machine
+
+async function awaitQuiet(): Promise<number> {
+  if (opt.quick) return NaN;
+  const started = Date.now();
+  const deadline = started + Math.min(15_000, quietBudgetMs);
+  for (;;) {
+    const a = cpuTimes();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const b = cpuTimes();
+    const busiest = Math.max(...a.map((_, i) => busyPct(a, b, String(i)) ?? 0));
+    if (busiest < 15 || Date.now() > deadline) {
+      quietBudgetMs = Math.max(0, quietBudgetMs - (Date.now() - started - 500));
+      return busiest;
+    }
+  }
+}
+
+async function throughputRun(v: Variant, round: number): Promise<ThroughputResult> {
+  const tag = `r${round}-${v.id.replaceAll("/", "-")}`;
+  const base: ThroughputResult = {
+    variant: v.id,
+    round,
+    ok: false,
+    loadavg: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+  };
+  base.idleBefore = await awaitQuiet();
+  let proc: Proc | undefined;
+  try {
+    proc = await startTarget(v.target, v.scenario, tag);
+    const cookie = await verify(v.target, v.scenario);
+    const url = `http://${P.host}:${P.proxy}${requestPath(v.scenario)}`;
+    const sendCookie = v.cookie === "present" ? cookie : undefined;
+    if (opt.warmup > 0) await wrk(url, opt.warmup, sendCookie);
+    const cpu0 = cpuSeconds(proc.pid);
+    const cores0 = cpuTimes();
+    const w = await wrk(url, opt.duration, sendCookie);
+    const cores1 = cpuTimes();
+    const cpu = cpuSeconds(proc.pid) - cpu0;
+    const rss = peakRssKiB(proc.pid);
+    check(!proc.exited, `${v.target.id} exited during the run: ${tail(proc.log)}`);
+    const seconds = w.duration_us / 1e6;
+    const socketErrors = w.connect + w.read + w.write + w.timeout;
+    Object.assign(base, {
+      rps: w.requests / seconds,
+      p50Ms: w.p50_us / 1000,
+      p90Ms: w.p90_us / 1000,
+      p99Ms: w.p99_us / 1000,
+      maxMs: w.max_us / 1000,
+      rssKiB: rss,
+      cpuPct: (100 * cpu) / seconds,
+      proxyCoreBusyPct: busyPct(cores0, cores1, PROXY_CPU),
+      loadCoreBusyPct: busyPct(cores0, cores1, LOAD_CPU),
+      proxyCoreStealPct: busyPct(cores0, cores1, PROXY_CPU, 2),
+      loadCoreStealPct: busyPct(cores0, cores1, LOAD_CPU, 2),
+      requests: w.requests,
+      errors: {
+        connect: w.connect,
+        read: w.read,
+        write: w.write,
+        timeout: w.timeout,
+        status: w.status,
+      },
+    });
+    check(w.requests > 0, "no request completed");
+    check(w.status === 0, `${w.status} responses were not 2xx/3xx`);
+    check(
+      socketErrors <= Math.max(2, w.requests * 1e-4),
+      `socket errors: connect ${w.connect}, read ${w.read}, write ${w.write}, timeout ${w.timeout}`,
+    );
+    base.ok = true;
+  } catch (error) {
+    base.error = (error as Error).message;
+  } finally {
+    if (proc !== undefined) {
+      await stop(proc);
+      if (!proc.exited) base.error ??= "did not stop";
+    }
+  }
+  return base;
+}
+
+interface DataFile {
+  file: string;
+  bytes: number;
+  crc32: number;
+}
+
+async function streamRun(v: StreamVariant, round: number, data: DataFile): Promise<StreamResult> {
+  const tag = `r${round}-stream-${v.id.replaceAll("/", "-")}`;
+  const base: StreamResult = { variant: v.id, round, ok: false };
+  base.idleBefore = await awaitQuiet();
+  let proc: Proc | undefined;
+  try {
+    proc = await startTarget(v.target, "stream", tag);
+    const probe = await curl(`http://${P.host}:${P.proxy}/`);
+    check(probe.status === 200 && probe.body === BODY, `GET /: status ${probe.status}`);
+    const maxTime = String(Math.max(60, Math.ceil(data.bytes / (8 << 20)))); // ≥ 8 MiB/s or fail
+    const load = LOAD_CPU === undefined ? [] : ["taskset", "-c", LOAD_CPU];
+    const cpu0 = cpuSeconds(proc.pid);
+    const cores0 = cpuTimes();
+    const timeoutMs = (Number(maxTime) + 10) * 1000;
+    let answer: { status?: number; bytes: number; crc32: number; seconds: number };
+    if (v.direction === "download") {
+      const r = await runAsync([
+        ...load,
+        BUN,
+        path.join(BENCH, "upstreams/download.ts"),
+        `http://${P.host}:${P.proxy}/big`,
+      ], { timeoutMs });
+      check(r.code === 0, `download failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+      answer = JSON.parse(r.stdout);
+      check(answer.status === 200, `download: status ${answer.status}`);
+    } else {
+      const r = await runAsync(
+        [
+          ...load,
+          "curl",
+          "-sS",
+          "--fail",
+          "--max-time",
+          maxTime,
+          "-H",
+          "Expect:",
+          "-H",
+          "Content-Type: application/octet-stream",
+          "-T",
+          data.file,
+          "-w",
+          "\n%{time_total}",
+          `http://${P.host}:${P.proxy}/upload`,
+        ],
+        { timeoutMs },
+      );
+      check(r.code === 0, `upload failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+      const lines = r.stdout.trim().split("\n");
+      answer = { ...JSON.parse(lines[0]), seconds: Number(lines[1]) };
+    }
+    const cores1 = cpuTimes();
+    const where = v.direction === "download" ? "the client" : "the sink";
+    base.verified = `${where} got ${answer.bytes} bytes, CRC-32 ${answer.crc32.toString(16)}`;
+    check(
+      answer.bytes === data.bytes && answer.crc32 === data.crc32,
+      `${where} got ${answer.bytes} bytes with CRC-32 ${answer.crc32}; sent ${data.bytes} bytes with CRC-32 ${data.crc32}`,
+    );
+    base.bytes = answer.bytes;
+    const seconds = answer.seconds;
+    base.loadCoreBusyPct = busyPct(cores0, cores1, LOAD_CPU);
+    base.proxyCoreStealPct = busyPct(cores0, cores1, PROXY_CPU, 2);
+    const cpu = cpuSeconds(proc.pid) - cpu0;
+    base.seconds = seconds;
+    base.mibps = data.bytes / (1 << 20) / seconds;
+    base.cpuPerGiB = cpu / (data.bytes / (1 << 30));
+    base.rssKiB = peakRssKiB(proc.pid);
+    check(!proc.exited, `${v.target.id} exited during the transfer`);
+    base.ok = true;
+  } catch (error) {
+    base.error = (error as Error).message;
+  } finally {
+    if (proc !== undefined) await stop(proc);
+  }
+  return base;
+}
+
+function makeDataFile(mib: number): DataFile {
+  const free = Number(run(["df", "-Pk", TMP]).trim().split("\n")[1].split(/\s+/)[3]) * 1024;
+  check(
+    free > mib * (1 << 20) + (2 << 30),
+    `not enough space in ${TMP} for a ${mib} MiB file (+2 GiB margin)`,
+  );
+  const file = path.join(TMP, "big");
+  const block = randomBytes(4 << 20);
+  const fd = openSync(file, "w", 0o644);
+  let crc = 0;
+  const crc32 = (zlib as unknown as { crc32(d: Uint8Array, v?: number): number }).crc32;
+  const bytes = mib << 20;
+  for (let written = 0; written < bytes; written += block.length) {
+    const chunk = block.subarray(0, Math.min(block.length, bytes - written));
+    writeSync(fd, chunk);
+    crc = crc32(chunk, crc);
+  }
+  closeSync(fd);
+  chmodSync(file, 0o644);
+  return {
+    file,
+    bytes,
+    crc32: crc,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine and versions
+
+function firstLine(argv: string[]): string {
+  try {
+    const r = run(argv, { timeoutMs: 10_000 });
+    return r.trim().split("\n")[0];
+  } catch (error) {
+    return `? (${(error as Error).message.slice(0, 80)})`;
+  }
+}
+
+function machine(): Machine {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "?";
+  const osRelease = existsSync("/etc/os-release")
+    ? /PRETTY_NAME="?([^"\n]*)/.exec(readFileSync("/etc/os-release", "utf8"))?.[1] ?? "?"
+    : "?";
+  let commit = "?";
+  try {
+    commit = run(["git", "rev-parse", "--short", "HEAD"], { cwd: ROOT }).trim();
+    if (run(["git", "status", "--porcelain", "--", "src"], { cwd: ROOT }).trim() !== "") {
+      commit += ` + uncommitted changes in src/ (snapshot ${SOURCE_DIGEST})`;
+    }
+  } catch { /* not a git checkout */ }
+  return {
+    date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+    cpu: model,
+    cores: CORES,
+    memGiB: Math.round(os.totalmem() / (1 << 30)),
+    kernel: os.release(),
+    os: osRelease,
+    proxyCpu: PROXY_CPU,
+    loadCpu: LOAD_CPU,
+    commit,
+    versions: {
+      deno: firstLine([DENO, "--version"]),
+      bun: firstLine([BUN, "--version"]),
+      haproxy: firstLine(["haproxy", "-v"]).replace(/ - https.*/, ""),
+      nginx: firstLine(["bash", "-c", "nginx -v 2>&1"]),
+      wrk: firstLine(["bash", "-c", "wrk -v 2>&1 | head -1"]).replace(/ Copyright.*/, ""),
+      caddy: which("caddy") ? firstLine(["caddy", "version"]) : "not installed",
+      node: NODE ? firstLine([NODE, "--version"]) : "not installed",
+    },
+    workers: workersLine.includes("workers"),
+    serverExtras: workersLine === "" ? [] : workersLine.split("\n"),
+    upstreamClient: process.env.BENCH_UPSTREAM_CLIENT ?? "auto (default)",
+  };
+}
+
+/** Every variant of every target, in table order. */
+function plan(usable: Target[]): { variants: Variant[]; streams: StreamVariant[] } {
+  const variants: Variant[] = [];
+  for (const t of usable) {
+    const cookies = t.cookie === undefined
+      ? ["-" as const]
+      : ["absent" as const, "present" as const];
+    const scenarios: Scenario[] = ["main"];
+    if (opt.scale && t.scale && (t.runtime === "bun" || (t.runtime === "deno" && !opt.quick))) {
+      scenarios.push("servers1000", "servers1000down", "routes500");
+    }
+    // Reference for the gateway's 1,000 live servers: what a large pool costs HAProxy.
+    if (opt.scale && !opt.quick && t.kind === "haproxy") scenarios.push("servers1000");
+    for (const scenario of scenarios) {
+      for (const cookie of cookies) {
+        variants.push({ id: `${t.id}/${scenario}/${cookie}`, target: t, scenario, cookie });
+      }
+    }
+  }
+  const streams: StreamVariant[] = [];
+  if (opt.stream) {
+    for (const t of usable) {
+      if (!t.stream) continue;
+      for (const direction of ["download", "upload"] as const) {
+        streams.push({ id: `${t.id}/${direction}`, target: t, direction });
+      }
+    }
+  }
+  return { variants, streams };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<number> {
+  for (const tool of ["wrk", "haproxy", "nginx", "curl"]) {
+    check(which(tool) !== undefined, `${tool} not found; run bench/install.sh (make bench does)`);
+  }
+  if (PROXY_CPU !== undefined) {
+    check(which("taskset") !== undefined, "taskset not found (util-linux)");
+  }
+  snapshotGateway();
+  log(
+    `results in ${
+      path.relative(ROOT, RUN_DIR)
+    }; temp files in ${TMP}; ${CORES} cores: proxy on CPU ${
+      PROXY_CPU ?? "any"
+    }, wrk + upstreams on CPU ${LOAD_CPU ?? "any"}`,
+  );
+
+  // Server keys the gateway may or may not know yet (it grows while the bench is used): each is
+  // kept when `--check` accepts it. workers = 1: one process on the one proxy core, like HAProxy
+  // with nbthread 1. client_max_body_size = 0: no cap, or the 1 GiB upload is refused (413).
+  const probe = path.join(TMP, "probe.toml");
+  const accepted: string[] = [];
+  for (const line of ["workers = 1", "client_max_body_size = 0"]) {
+    writeFileSync(probe, gatewayToml("main", P, line));
+    try {
+      run([BUN, "src/main.ts", "--config", probe, "--check"], { cwd: GW, timeoutMs: 20_000 });
+      accepted.push(line);
+    } catch { /* unknown key: the gateway's behaviour without it is what we want anyway */ }
+  }
+  if (process.env.BENCH_UPSTREAM_CLIENT) {
+    accepted.push(`upstream_client = "${process.env.BENCH_UPSTREAM_CLIENT}"`);
+  }
+  workersLine = accepted.join("\n");
+  log(`gateway [server] extras: ${accepted.length ? accepted.join(", ") : "none"}`);
+
+  const targets = buildTargets();
+  for (const t of targets) if (t.skip !== undefined) log(`skip ${t.id}: ${t.skip}`);
+  const usable = targets.filter((t) => t.skip === undefined);
+
+  const { variants, streams } = plan(usable);
+  const selected = variants.filter((v) => opt.only === undefined || opt.only.test(v.id));
+  const selectedStreams = streams.filter((v) => opt.only === undefined || opt.only.test(v.id));
+  const perRun = opt.duration + opt.warmup + 1;
+  log(
+    `${selected.length} throughput variants × ${opt.rounds} rounds (~${
+      Math.round((selected.length * opt.rounds * perRun) / 60)
+    } min), ` +
+      `${selectedStreams.length} streaming runs × ${opt.streamRounds} rounds of ${opt.streamMiB} MiB`,
+  );
+
+  // Upstreams: nginx (16-byte body, /big) and the upload sink, on the load core.
+  const scale = selected.some((v) => v.scenario === "servers1000");
+  let data: DataFile | undefined;
+  if (selectedStreams.length > 0) {
+    data = makeDataFile(opt.streamMiB);
+    log(`data file: ${opt.streamMiB} MiB, CRC-32 ${data.crc32.toString(16)}`);
+  }
+  const upConf = path.join(TMP, "upstream.conf");
+  writeFileSync(upConf, upstreamNginx(TMP, TMP, P, scale));
+  for (const port of [...P.upstreams, P.sink]) {
+    check(!(await portOpen(P.host, port)), `port ${port} is already in use`);
+  }
+  upstream = start(
+    "upstream-nginx",
+    [
+      "nginx",
+      "-e",
+      path.join(TMP, "upstream.error.log"),
+      "-p",
+      TMP,
+      "-c",
+      upConf,
+      "-g",
+      "daemon off;",
+    ],
+    path.join(RUN_DIR, "upstream-nginx.log"),
+    { cpu: LOAD_CPU },
+  );
+  for (const port of P.upstreams) await waitPort(upstream, P.host, port);
+  if (scale) await waitPort(upstream, P.host, P.scaleBase + 999);
+  if (selectedStreams.length > 0) {
+    sink = start("sink", [BUN, "bench/upstreams/sink.ts"], path.join(RUN_DIR, "sink.log"), {
+      cpu: LOAD_CPU,
+      cwd: ROOT,
+      env: { LISTEN: `${P.host}:${P.sink}` },
+    });
+    await waitPort(sink, P.host, P.sink);
+  }
+  const info = machine();
+
+  const results: ThroughputResult[] = [];
+  const streamResults: StreamResult[] = [];
+  const rounds = Math.max(opt.rounds, opt.streamRounds);
+  for (let round = 1; round <= rounds; round++) {
+    if (round <= opt.rounds) {
+      // Round robin over the variants, starting one further each round.
+      const order = selected.map((_, i) => selected[(i + round - 1) % selected.length]);
+      for (const v of order) {
+        const r = await throughputRun(v, round);
+        results.push(r);
+        log(
+          `round ${round} ${v.id.padEnd(36)} ${
+            r.ok
+              ? `${Math.round(r.rps!).toLocaleString("en-US").padStart(7)} req/s  p50 ${
+                r.p50Ms!.toFixed(2)
+              } ms  p99 ${r.p99Ms!.toFixed(2)} ms  RSS ${(r.rssKiB! / 1024).toFixed(0)} MiB  CPU ${
+                r.cpuPct!.toFixed(0)
+              }%`
+              : `FAILED: ${r.error}`
+          }`,
+        );
+      }
+    }
+    if (round <= opt.streamRounds && data !== undefined) {
+      const order = selectedStreams.map((_, i) =>
+        selectedStreams[(i + round - 1) % selectedStreams.length]
+      );
+      for (const v of order) {
+        const r = await streamRun(v, round, data);
+        streamResults.push(r);
+        log(
+          `round ${round} stream ${v.id.padEnd(28)} ${
+            r.ok
+              ? `${r.mibps!.toFixed(0).padStart(5)} MiB/s  CPU ${
+                r.cpuPerGiB!.toFixed(2)
+              } s/GiB  RSS ${(r.rssKiB! / 1024).toFixed(0)} MiB  ${r.verified}`
+              : `FAILED: ${r.error}`
+          }`,
+        );
+      }
+    }
+  }
+  check(!upstream.exited, "the upstream nginx died during the bench");
+
+  const wall = (Date.now() - T0) / 1000;
+  writeFileSync(
+    path.join(RUN_DIR, "results.json"),
+    JSON.stringify(
+      {
+        machine: info,
+        options: { ...opt, only: opt.only?.source },
+        wallSeconds: wall,
+        results,
+        streamResults,
+      },
+      null,
+      2,
+    ),
+  );
+  publish(info, selected, selectedStreams, results, streamResults, wall);
+  const failed = results.filter((r) => !r.ok).length + streamResults.filter((r) => !r.ok).length;
+  log(
+    `done in ${wall.toFixed(0)} s: ${
+      results.length + streamResults.length
+    } runs, ${failed} failed; raw results in ${path.relative(ROOT, RUN_DIR)}`,
+  );
+  if (failed > 0) {
+    for (const r of [...results, ...streamResults]) {
+      if (!r.ok) console.error(`FAILED round ${r.round} ${r.variant}: ${r.error}`);
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+/** Prints the tables and writes results.md, the chart, and (full mode) docs/benchmarks.md. */
+function publish(
+  info: Machine,
+  variants: Variant[],
+  streams: StreamVariant[],
+  results: ThroughputResult[],
+  streamResults: StreamResult[],
+  wall: number,
+): void {
+  const out = report({
+    opt,
+    machine: info,
+    variants,
+    streams,
+    results,
+    streamResults,
+    wallSeconds: wall,
+    streamMiB: opt.streamMiB,
+    ports: P,
+  });
+  console.log("\n" + out.tables);
+  writeFileSync(path.join(RUN_DIR, "results.md"), out.section);
+  writeFileSync(path.join(RUN_DIR, "benchmarks.svg"), out.svg);
+  formatMarkdown(path.join(RUN_DIR, "results.md"));
+  writeFileSync(path.join(RESULTS, opt.quick ? "quick.md" : "full.md"), out.section);
+  formatMarkdown(path.join(RESULTS, opt.quick ? "quick.md" : "full.md"));
+  if (opt.writeDocs) {
+    const doc = path.join(ROOT, "docs/benchmarks.md");
+    writeFileSync(doc, out.document(existsSync(doc) ? readFileSync(doc, "utf8") : undefined));
+    writeFileSync(path.join(ROOT, "docs/benchmarks.svg"), out.svg);
+    formatMarkdown(doc);
+    log("wrote docs/benchmarks.md and docs/benchmarks.svg");
+  }
+}
+
+/** --report FILE: the same outputs from a saved results.json. */
+function rerender(file: string): number {
+  const saved = JSON.parse(readFileSync(file, "utf8"));
+  Object.assign(opt, {
+    ...saved.options,
+    only: undefined,
+    writeDocs: opt.writeDocs,
+    reportFrom: file,
+    peers: true,
+  });
+  const targets = buildTargets().map((t) => ({ ...t, skip: undefined }));
+  const { variants, streams } = plan(targets);
+  const ran = new Set<string>(
+    [...saved.results, ...saved.streamResults].map((r: { variant: string }) => r.variant),
+  );
+  publish(
+    saved.machine,
+    variants.filter((v) => ran.has(v.id)),
+    streams.filter((v) => ran.has(v.id)),
+    saved.results,
+    saved.streamResults,
+    saved.wallSeconds ?? NaN,
+  );
+  return 0;
+}
+
+/** `deno fmt` keeps `make check` green on the generated markdown (best effort). */
+function formatMarkdown(file: string): void {
+  try {
+    run([DENO, "fmt", "--quiet", file], { cwd: ROOT, timeoutMs: 30_000 });
+  } catch (error) {
+    const message = (error as Error).message;
+    // "No target files found": deno.json excludes the file from fmt, which is fine too.
+    if (!message.includes("No target files")) log(`deno fmt ${file}: ${message.slice(0, 200)}`);
+  }
+}
+
+async function cleanup(): Promise<void> {
+  await stopAll();
+  rmSync(TMP, { recursive: true, force: true });
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    stopAllSync();
+    rmSync(TMP, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+
+let code = 1;
+try {
+  code = opt.reportFrom !== undefined ? rerender(opt.reportFrom) : await main();
+} catch (error) {
+  console.error(`bench: ${(error as Error).message}`);
+  code = 1;
+} finally {
+  await cleanup();
+}
+process.exit(code);
