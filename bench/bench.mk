@@ -1,10 +1,11 @@
 # make bench / make bench-quick (issue 4): the gateway on Deno, on Bun and as the compiled binary
 # side by side with HAProxy, nginx and plain runtime proxies. See bench/run.ts and docs/benchmarks.md.
 #
-#   make bench         full run (~20 min): writes docs/benchmarks.md and docs/benchmarks.svg
-#   make bench-quick   ~1 s per target (< 1 min): bench/results/quick.md; fails if a target
+#   make bench         full run (16-19 min on 2 cores): writes docs/benchmarks.md and .svg
+#   make bench-quick   ~1 s per target (~25 s): bench/results/quick.md; fails if a target
 #                      did not serve or verify
 #   make bench BENCH_ARGS="--only 'gw-bun|haproxy' --rounds 5"    any option of bench/run.ts
+#                      (a subset with --only leaves docs/ alone unless --write-docs)
 #
 # Installs wrk, haproxy and nginx-light from apt when missing (needs root or sudo); the full run
 # also tries caddy (apt) and node-http-proxy (npm, into .tools/bench), both optional.

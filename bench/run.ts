@@ -111,6 +111,7 @@ function parseOptions(argv: string[]): Options {
     peers: !quick,
     writeDocs: !quick,
   };
+  let docsChosen = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -128,11 +129,13 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--no-scale") o.scale = false;
     else if (a === "--no-peers") o.peers = false;
     else if (a === "--peers") o.peers = true;
-    else if (a === "--write-docs") o.writeDocs = true;
-    else if (a === "--no-docs") o.writeDocs = false;
+    else if (a === "--write-docs") o.writeDocs = docsChosen = true;
+    else if (a === "--no-docs") (o.writeDocs = false), (docsChosen = true);
     else if (a === "--report") o.reportFrom = value();
     else usage(`unknown argument ${a}`);
   }
+  // A subset (--only) does not replace docs/benchmarks.md unless asked to.
+  if (!docsChosen && o.only !== undefined) o.writeDocs = false;
   return o;
 }
 
@@ -927,7 +930,13 @@ async function main(): Promise<number> {
     ),
   );
   publish(info, selected, selectedStreams, results, streamResults, wall);
-  const failed = results.filter((r) => !r.ok).length + streamResults.filter((r) => !r.ok).length;
+  // A required target that could not even start (e.g. the binary not built) is a failure too.
+  const missing = targets.filter((t) =>
+    t.skip !== undefined && !t.optional && (opt.only === undefined || opt.only.test(`${t.id}/`))
+  );
+  for (const t of missing) console.error(`FAILED ${t.id}: ${t.skip}`);
+  const failed = missing.length + results.filter((r) => !r.ok).length +
+    streamResults.filter((r) => !r.ok).length;
   log(
     `done in ${wall.toFixed(0)} s: ${
       results.length + streamResults.length

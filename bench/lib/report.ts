@@ -693,7 +693,7 @@ function panel(
     parts.push(
       `<text x="${tx.toFixed(1)}" y="${y + 14}" font-size="12" fill="#111827">${
         Math.round(b.value).toLocaleString("en-US")
-      }${b.note ? `<tspan fill="#6b7280">&#160;&#160;${esc(b.note)}</tspan>` : ""}</text>`,
+      }${b.note ? `<tspan dx="10" fill="#6b7280">${esc(b.note)}</tspan>` : ""}</text>`,
     );
   });
   return { svg: parts.join("\n"), height: bottom + 40 - y0 };
