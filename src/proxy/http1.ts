@@ -13,6 +13,7 @@ import { Buffer } from "node:buffer";
 import type { Server, UpstreamTls } from "../config/mod.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
+import { parseResponseHead } from "./response_head.ts";
 import { IdleTimer } from "./limits.ts";
 import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 
@@ -318,8 +319,6 @@ interface ResponseHead {
   };
 }
 
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
-
 async function readResponseHead(connection: Connection, method: string): Promise<ResponseHead> {
   for (;;) {
     const headEnd = await findHeadEnd(connection);
@@ -367,29 +366,11 @@ async function findHeadEnd(connection: Connection): Promise<number> {
 }
 
 function parseHead(text: string, method: string): ResponseHead {
-  const lines = text.split("\r\n");
-  const status = STATUS_LINE.exec(lines[0]);
-  if (status === null) {
-    throw new UpstreamError(
-      "bad_response",
-      `bad status line ${JSON.stringify(lines[0].slice(0, 80))}`,
-    );
-  }
-  const headers: HeaderPair[] = [];
+  const { http10, status: code, statusText, headers } = parseResponseHead(text);
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   let connectionHeader = "";
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(":");
-    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-      throw new UpstreamError(
-        "bad_response",
-        `bad header line ${JSON.stringify(line.slice(0, 80))}`,
-      );
-    }
-    const name = line.slice(0, colon).toLowerCase();
-    const value = line.slice(colon + 1).trim();
+  for (const [name, value] of headers) {
     if (name === "content-length") {
       if (contentLength !== undefined && contentLength !== value) {
         throw new UpstreamError("bad_response", "conflicting Content-Length");
@@ -402,10 +383,7 @@ function parseHead(text: string, method: string): ResponseHead {
         ? value.toLowerCase()
         : `${connectionHeader}, ${value.toLowerCase()}`;
     }
-    headers.push([name, value]);
   }
-  const code = Number(status[2]);
-  const http10 = status[1] === "0";
   let keepAlive = http10
     ? /\bkeep-alive\b/.test(connectionHeader)
     : !/\bclose\b/.test(connectionHeader);
@@ -426,7 +404,7 @@ function parseHead(text: string, method: string): ResponseHead {
     framing = { kind: "close" };
     keepAlive = false;
   }
-  return { status: code, statusText: status[3] ?? "", headers, keepAlive, framing };
+  return { status: code, statusText, headers, keepAlive, framing };
 }
 
 /**

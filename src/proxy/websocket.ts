@@ -40,6 +40,7 @@ import {
 import type { ByteStream, Connect } from "./http1.ts";
 import type { UpstreamLimits } from "./transport.ts";
 import type { WebSocketLike } from "./websocket_like.ts";
+import { parseResponseHead } from "./response_head.ts";
 import {
   ABNORMAL,
   encodeClose,
@@ -367,8 +368,6 @@ interface ResponseHead {
   readonly headers: HeaderPair[];
 }
 
-const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/;
-
 async function readHead(input: Inbound): Promise<ResponseHead> {
   for (;;) {
     const end = Buffer.from(input.buffered).indexOf("\r\n\r\n");
@@ -383,31 +382,13 @@ async function readHead(input: Inbound): Promise<ResponseHead> {
       }
       continue;
     }
-    const lines = Buffer.from(input.buffered.subarray(0, end)).toString("latin1").split("\r\n");
+    const head = parseResponseHead(
+      Buffer.from(input.buffered.subarray(0, end)).toString("latin1"),
+    );
     input.consume(end + 4);
-    const status = STATUS_LINE.exec(lines[0]);
-    if (status === null) {
-      throw new UpstreamError(
-        "bad_response",
-        `bad status line ${JSON.stringify(lines[0].slice(0, 80))}`,
-      );
-    }
-    const code = Number(status[1]);
     // 1xx answers other than 101 (100 Continue, 103 Early Hints) precede the real one.
-    if (code >= 100 && code < 200 && code !== 101) continue;
-    const headers: HeaderPair[] = [];
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(":");
-      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-        throw new UpstreamError(
-          "bad_response",
-          `bad header line ${JSON.stringify(line.slice(0, 80))}`,
-        );
-      }
-      headers.push([line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]);
-    }
-    return { status: code, statusText: status[2] ?? "", headers };
+    if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
+    return head;
   }
 }
 
