@@ -22,6 +22,7 @@ import {
   type HeaderPair,
   upstreamRequestHeaders,
 } from "./headers.ts";
+import { isStandardReason } from "./reason.ts";
 import type { Transport, UpstreamRequest } from "./transport.ts";
 import type { Connect } from "./http1.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
@@ -178,7 +179,9 @@ function clientResponse(
   // The module sends its Set-Cookie before the upstream's headers.
   if (setCookie !== undefined) headers.push(["set-cookie", setCookie]);
   appendClientResponseHeaders(upstreamHeaders, sticky?.lowerName, headers);
-  return new Response(body, { status, statusText, headers });
+  return isStandardReason(status, statusText)
+    ? new Response(body, { status, headers })
+    : new Response(body, { status, statusText, headers });
 }
 
 /** The Host header's name part, lower case, without port or IPv6 brackets. */

@@ -21,6 +21,9 @@ import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } fro
 export interface ByteStream {
   /** Reads into `into`; resolves to the count, or null at end of stream. */
   read(into: Uint8Array): Promise<number | null>;
+  /** The next bytes received, up to `max`, as a chunk the caller keeps (the push-style sockets
+   * hand over what they received, no copy); null at end of stream. For bodies. */
+  readChunk(max: number): Promise<Uint8Array | null>;
   /** Writes all of `data`. */
   write(data: Uint8Array): Promise<void>;
   close(): void;
@@ -239,14 +242,13 @@ class Connection {
     return bytes;
   }
 
-  /** Reads straight into a fresh array when nothing is buffered (no copy), else takes. */
+  /** Takes the socket's next chunk when nothing is buffered (no copy), else takes. */
   async readBody(max: number): Promise<Uint8Array | null> {
     if (this.buffered > 0) return this.take(max);
-    const chunk = new Uint8Array(Math.min(max, READ_SIZE));
-    const n = await this.socket.read(chunk);
-    if (n === null || this.destroyed) return null;
-    this.received += n;
-    return chunk.subarray(0, n);
+    const chunk = await this.socket.readChunk(Math.min(max, READ_SIZE));
+    if (chunk === null || this.destroyed) return null;
+    this.received += chunk.length;
+    return chunk;
   }
 
   destroy(): void {

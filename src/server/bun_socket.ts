@@ -62,6 +62,10 @@ class BunByteStream implements ByteStream {
     return this.received.read(into);
   }
 
+  readChunk(max: number): Promise<Uint8Array | null> {
+    return this.received.readChunk(max);
+  }
+
   /** Bun writes what the kernel takes and returns the count; the rest waits for `drain`. */
   async write(data: Uint8Array): Promise<void> {
     let offset = 0;

@@ -37,6 +37,10 @@ export class NodeByteStream implements ByteStream {
     return this.#received.read(into);
   }
 
+  readChunk(max: number): Promise<Uint8Array | null> {
+    return this.#received.readChunk(max);
+  }
+
   write(data: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#received.error !== undefined || this.#socket.destroyed) {

@@ -59,12 +59,34 @@ export class ReceiveQueue {
     into.set(n === head.length ? head : head.subarray(0, n));
     if (n === head.length) this.#chunks.shift();
     else this.#chunks[0] = head.subarray(n);
+    this.#taken(n);
+    return n;
+  }
+
+  /** Hands over the next queued chunk, or its first `max` bytes; null as for `read`. */
+  async readChunk(max: number): Promise<Uint8Array | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+    }
+    const head = this.#chunks[0];
+    let chunk = head;
+    if (head.length <= max) this.#chunks.shift();
+    else {
+      chunk = head.subarray(0, max);
+      this.#chunks[0] = head.subarray(max);
+    }
+    this.#taken(chunk.length);
+    return chunk;
+  }
+
+  #taken(n: number): void {
     this.#queued -= n;
     if (this.#paused && this.#queued <= HIGH_WATER) {
       this.#paused = false;
       this.resume();
     }
-    return n;
   }
 
   #wake(): void {

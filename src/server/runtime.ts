@@ -112,6 +112,13 @@ function denoRuntime(Deno: any): Runtime {
       conn.setNoDelay(true);
       return {
         read: (into) => conn.read(into),
+        async readChunk(max) {
+          // Deno reads into memory the caller provides: a fresh array per chunk, since the
+          // chunk is handed on (to the response body) and cannot be reused.
+          const chunk = new Uint8Array(max);
+          const n = await conn.read(chunk);
+          return n === null ? null : chunk.subarray(0, n);
+        },
         async write(data) {
           for (let offset = 0; offset < data.length;) {
             offset += await conn.write(data.subarray(offset));
