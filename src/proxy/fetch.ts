@@ -80,8 +80,9 @@ export class FetchTransport implements Transport {
       abort.abort();
     });
     const onClientGone = () => abort.abort();
-    request.signal?.addEventListener("abort", onClientGone, { once: true });
-    if (request.signal?.aborted) onClientGone();
+    const clientSignal = request.client?.signal;
+    clientSignal?.addEventListener("abort", onClientGone, { once: true });
+    if (clientSignal?.aborted) onClientGone();
     let response: Response;
     try {
       response = await fetch(url, {
@@ -94,8 +95,8 @@ export class FetchTransport implements Transport {
         duplex: "half",
       } as RequestInit);
     } catch (error) {
-      request.signal?.removeEventListener("abort", onClientGone);
-      if (request.signal?.aborted) throw new UpstreamError("client_closed");
+      clientSignal?.removeEventListener("abort", onClientGone);
+      if (clientSignal?.aborted) throw new UpstreamError("client_closed");
       if (timedOut) throw new UpstreamError("read_timeout");
       // fetch does not say whether it got as far as connecting; "refused" means it did not.
       const mapped = toUpstreamError(error, "connect");

@@ -126,7 +126,7 @@ export class Gateway {
       target,
       headers,
       body: guarded?.body ?? request.body,
-      signal: request.signal,
+      client: request,
     };
     const replayable = request.body === null || request.headers.get("content-length") === "0";
     const limits = config.server;

@@ -14,7 +14,7 @@ import type { Server, UpstreamTls } from "../config/mod.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
 import { parseResponseHead } from "./response_head.ts";
-import { IdleTimer } from "./limits.ts";
+import { type Watch, Watchdog } from "./watchdog.ts";
 import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 
 /** A connected byte stream; the runtime seam provides it (Deno.connect, node:net). */
@@ -56,6 +56,7 @@ export class Http1Transport implements Transport {
   readonly #idle = new Map<string, Connection[]>();
   readonly #maxIdle: number;
   readonly #idleTimeoutMs: number;
+  readonly #watchdog = new Watchdog();
 
   constructor(connect: Connect, options: Http1Options = {}) {
     this.#connect = connect;
@@ -72,25 +73,37 @@ export class Http1Transport implements Transport {
     const key = server.tls === undefined
       ? server.address.text
       : server.tls.poolKey + server.address.text;
-    const reused = this.#takeIdle(
-      key,
-      request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS,
-    );
-    if (reused !== undefined) {
-      try {
-        return await this.#exchange(reused, request, limits);
-      } catch (error) {
-        if (!(error instanceof StaleConnection)) throw error;
-        if (request.body !== null) {
-          throw new UpstreamError("upstream_reset", "kept-alive connection closed");
+    let connection: Connection | undefined;
+    // Ended when the response body is done (`finish` in #exchange), or here on failure.
+    const watch = this.#watchdog.watch(request.client, () => connection?.destroy());
+    try {
+      const reused = this.#takeIdle(
+        key,
+        request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS,
+      );
+      if (reused !== undefined) {
+        try {
+          return await this.#exchange(connection = reused, request, limits, watch);
+        } catch (error) {
+          if (!(error instanceof StaleConnection)) throw error;
+          if (request.body !== null) {
+            throw new UpstreamError("upstream_reset", "kept-alive connection closed");
+          }
         }
       }
+      const opened = await this.#open(server, key, limits.connectTimeoutMs);
+      // Beside a new connection, reading the client's signal now costs next to nothing. (Before
+      // `connection` is set: a client found gone must not close this clean connection.)
+      watch.watchClient();
+      return await this.#exchange(connection = opened, request, limits, watch);
+    } catch (error) {
+      watch.end();
+      throw error;
     }
-    const connection = await this.#open(server, key, limits.connectTimeoutMs);
-    return await this.#exchange(connection, request, limits);
   }
 
   close(): void {
+    this.#watchdog.stop();
     for (const list of this.#idle.values()) for (const connection of list) connection.destroy();
     this.#idle.clear();
   }
@@ -144,24 +157,19 @@ export class Http1Transport implements Transport {
     connection: Connection,
     request: UpstreamRequest,
     limits: UpstreamLimits,
+    watch: Watch,
   ): Promise<UpstreamResponse> {
     const chunked = request.body !== null && !hasHeader(request.headers, "content-length");
     connection.received = 0;
     // The client may have gone while we connected: nothing was sent, the connection stays good.
-    if (request.signal?.aborted) {
+    if (watch.clientGone) {
       this.#release(connection);
       throw new UpstreamError("client_closed");
     }
-    const onAbort = () => connection.destroy();
-    request.signal?.addEventListener("abort", onAbort, { once: true });
-    let timedOut = false;
     // read_timeout; each piece of request body that moves starts it again, so a long upload is
     // not cut while it moves (like nginx's proxy_send_timeout between two writes).
-    const timer = new IdleTimer(limits.readTimeoutMs, () => {
-      timedOut = true;
-      connection.destroy();
-    });
-    connection.progress = timer;
+    watch.waitFor(limits.readTimeoutMs);
+    connection.progress = watch;
     let head: ResponseHead;
     try {
       await connection.socket.write(encodeRequestHead(request, chunked));
@@ -169,19 +177,18 @@ export class Http1Transport implements Transport {
       head = await readResponseHead(connection, request.method);
     } catch (error) {
       connection.destroy();
-      request.signal?.removeEventListener("abort", onAbort);
       // Never retried: the client that asked is gone.
-      if (request.signal?.aborted) throw new UpstreamError("client_closed");
-      if (timedOut) throw new UpstreamError("read_timeout");
+      if (watch.clientGone) throw new UpstreamError("client_closed");
+      if (watch.timedOut) throw new UpstreamError("read_timeout");
       if (error instanceof UpstreamError) throw error;
       if (connection.reused && connection.received === 0) throw new StaleConnection();
       throw toUpstreamError(error, "response");
     } finally {
-      timer.stop();
+      watch.waited();
       connection.progress = undefined;
     }
     const finish = () => {
-      request.signal?.removeEventListener("abort", onAbort);
+      watch.end();
       if (head.keepAlive && connection.uploadDone) this.#release(connection);
       else connection.destroy();
     };

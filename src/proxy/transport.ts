@@ -7,6 +7,7 @@
  */
 import type { Server } from "../config/mod.ts";
 import type { HeaderPair } from "./headers.ts";
+import type { ClientSide } from "./watchdog.ts";
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -15,8 +16,9 @@ export interface UpstreamRequest {
   readonly headers: readonly HeaderPair[];
   /** Streamed, never buffered; null when the request has no body. */
   readonly body: ReadableStream<Uint8Array> | null;
-  /** Aborts when the client goes away. */
-  readonly signal?: AbortSignal;
+  /** The client's request, whose `signal` aborts when the client goes away. Read lazily: making
+   * the signal costs the runtimes (watchdog.ts). */
+  readonly client?: ClientSide;
 }
 
 export interface UpstreamResponse {

@@ -11,6 +11,7 @@ import type {
   UpstreamResponse,
 } from "../../src/proxy/transport.ts";
 import { connectNodeSocket } from "../../src/server/node_socket.ts";
+import { TICK_MS } from "../../src/proxy/watchdog.ts";
 
 // ---------------------------------------------------------------------------------------------
 // A raw HTTP/1.1 upstream on 127.0.0.1: it parses requests (Content-Length or chunked bodies)
@@ -581,6 +582,7 @@ describe("Http1Transport: failures", () => {
       assert.ok(Date.now() - started >= 45, "timed out too early");
       resolveLate!({
         read: () => Promise.resolve(null),
+        readChunk: () => Promise.resolve(null),
         write: () => Promise.resolve(),
         close: () => closed = true,
       });
@@ -634,7 +636,11 @@ describe("Http1Transport: the client going away", () => {
   it("closes the upstream connection when the request is aborted while waiting for the answer", async () => {
     await withUpstream(() => {}, async (upstream, transport, server) => {
       const abort = new AbortController();
-      const sending = transport.send(server, get("/", { signal: abort.signal }), LIMITS);
+      const sending = transport.send(
+        server,
+        get("/", { client: { signal: abort.signal } }),
+        LIMITS,
+      );
       await waitUntil(() => upstream.requests.length === 1, "the request to arrive");
       abort.abort();
       // client_closed: never retried elsewhere, never counted against the server.
@@ -648,7 +654,7 @@ describe("Http1Transport: the client going away", () => {
       const abort = new AbortController();
       abort.abort();
       await rejectsWith(
-        transport.send(server, get("/", { signal: abort.signal }), LIMITS),
+        transport.send(server, get("/", { client: { signal: abort.signal } }), LIMITS),
         "client_closed",
       );
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -670,7 +676,11 @@ describe("Http1Transport: the client going away", () => {
       assert.ok(first.body instanceof Uint8Array);
       assert.equal(transport.idleCount(), 1);
       const abort = new AbortController();
-      const sending = transport.send(server, get("/", { signal: abort.signal }), LIMITS);
+      const sending = transport.send(
+        server,
+        get("/", { client: { signal: abort.signal } }),
+        LIMITS,
+      );
       await waitUntil(() => upstream.requests.length === 2, "the second request to arrive");
       abort.abort();
       await rejectsWith(sending, "client_closed");
@@ -679,4 +689,60 @@ describe("Http1Transport: the client going away", () => {
       assert.equal(upstream.connections, 1, "no new connection was opened to retry");
     });
   });
+
+  it("leaves the client's signal unread for an exchange answered within a tick", async () => {
+    // Reading it is what costs on Deno (watchdog.ts): a fast exchange on a kept-alive
+    // connection must not, a slow one must (below).
+    await withUpstream((_, socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }, async (_upstream, transport, server) => {
+      await transport.send(server, get(), LIMITS);
+      const client = countingClient();
+      for (let i = 0; i < 20; i++) {
+        const res = await transport.send(server, get("/", { client }), LIMITS);
+        assert.equal(await bodyText(res.body), "ok");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2 * TICK_MS));
+      assert.equal(client.reads, 0);
+      assert.equal(transport.idleCount(), 1);
+    });
+  });
+
+  it("watches the client of an exchange that lasts a tick, and stops watching when it ends", async () => {
+    await withUpstream((_, socket) => {
+      setTimeout(() => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 4 * TICK_MS);
+    }, async (_upstream, transport, server) => {
+      const client = countingClient();
+      const res = await transport.send(server, get("/", { client }), LIMITS);
+      assert.equal(await bodyText(res.body), "ok");
+      assert.equal(client.reads, 1);
+      assert.equal(client.listeners(), 0, "the abort listener is removed when the body is done");
+    });
+  });
 });
+
+/** A client side that counts how often its signal is read and how many listeners it has. */
+function countingClient() {
+  const abort = new AbortController();
+  let listeners = 0;
+  const signal = abort.signal;
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<AbortSignal["addEventListener"]>) => {
+    listeners++;
+    add(...args);
+  };
+  signal.removeEventListener = (...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    listeners--;
+    remove(...args);
+  };
+  const client = {
+    reads: 0,
+    listeners: () => listeners,
+    get signal() {
+      client.reads++;
+      return signal;
+    },
+  };
+  return client;
+}

@@ -19,7 +19,10 @@ describe("parseResponseHead", () => {
     assert.equal(head.http10, false);
     assert.equal(head.status, 200);
     assert.equal(head.statusText, "OK");
-    assert.deepEqual(head.headers, [["server", "nginx"], ["content-length", "16"], ["x-pad", "a b"]]);
+    assert.deepEqual(head.headers, [["server", "nginx"], ["content-length", "16"], [
+      "x-pad",
+      "a b",
+    ]]);
   });
 
   it("reads HTTP/1.0, an empty or missing reason, and a reason with spaces", () => {
