@@ -175,13 +175,19 @@ function clientResponse(
   sticky: Sticky | undefined,
   setCookie: string | undefined,
 ): Response {
-  const headers: HeaderPair[] = [];
+  const pairs: HeaderPair[] = [];
   // The module sends its Set-Cookie before the upstream's headers.
-  if (setCookie !== undefined) headers.push(["set-cookie", setCookie]);
-  appendClientResponseHeaders(upstreamHeaders, sticky?.lowerName, headers);
-  return isStandardReason(status, statusText)
-    ? new Response(body, { status, headers })
-    : new Response(body, { status, statusText, headers });
+  if (setCookie !== undefined) pairs.push(["set-cookie", setCookie]);
+  appendClientResponseHeaders(upstreamHeaders, sticky?.lowerName, pairs);
+  const response = isStandardReason(status, statusText)
+    ? new Response(body, { status })
+    : new Response(body, { status, statusText });
+  // Appended one by one rather than given in the init: Deno converts an init's header list
+  // through WebIDL sequences, which cost 3-6 µs for six headers against ~1 µs this way (Bun:
+  // 0.8 against 0.6; docs/benchmarks.md).
+  const headers = response.headers;
+  for (const pair of pairs) headers.append(pair[0], pair[1]);
+  return response;
 }
 
 /** The Host header's name part, lower case, without port or IPv6 brackets. */
