@@ -37,8 +37,14 @@ export const GATEWAY: GatewayKind = gatewayKind();
 /** The JavaScript runtime the gateway process runs on (the binary is Bun). */
 export const GATEWAY_RUNTIME: "deno" | "bun" = GATEWAY === "deno" ? "deno" : "bun";
 
-/** What the Makefile's `deno run` passes; the unstable flag comes from deno.json. */
-const DENO_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
+/** What the Makefile's `deno run` passes (DENO_GATEWAY); the unstable flags come from deno.json. */
+const DENO_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-env",
+  "--allow-sys",
+  "--v8-flags=--max-semi-space-size=8",
+];
 
 /** The command that runs the gateway with `args`. */
 export function gatewayCommand(args: readonly string[]): { command: string; args: string[] } {
