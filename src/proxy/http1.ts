@@ -172,7 +172,7 @@ export class Http1Transport implements Transport {
     connection.progress = watch;
     let head: ResponseHead;
     try {
-      await connection.socket.write(encodeRequestHead(request, chunked));
+      await connection.socket.write(encodeRequestHead(request, chunked, connection));
       if (request.body !== null) connection.upload = upload(connection, request.body, chunked);
       head = await readResponseHead(connection, request.method);
     } catch (error) {
@@ -200,6 +200,8 @@ export class Http1Transport implements Transport {
 /** One upstream connection and its read buffer (bytes `start..end` not yet consumed). */
 class Connection {
   buffer: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
+  /** Where request heads are encoded; reused, since a head is written whole before the next. */
+  headBuffer: Uint8Array | undefined;
   start = 0;
   end = 0;
   /** Bytes of response received on this exchange (0 = the server said nothing yet). */
@@ -275,12 +277,31 @@ function hasHeader(headers: readonly HeaderPair[], lowerName: string): boolean {
   return false;
 }
 
-function encodeRequestHead(request: UpstreamRequest, chunked: boolean): Uint8Array {
+const HEAD_BUFFER_SIZE = 4096;
+const ASCII = new TextEncoder();
+
+/**
+ * The request head as bytes, in the connection's head buffer when it fits. Header values are
+ * ByteStrings (each char one byte): a head of ASCII only (nearly all) is encoded natively
+ * (`encodeInto`, no allocation; Deno's latin1 Buffer was 1.2 µs a request), any other char sends
+ * it through latin1, which writes each char back as the byte it came as.
+ */
+function encodeRequestHead(
+  request: UpstreamRequest,
+  chunked: boolean,
+  connection: Connection,
+): Uint8Array {
   let head = `${request.method} ${request.target} HTTP/1.1\r\n`;
   for (const [name, value] of request.headers) head += `${name}: ${value}\r\n`;
   if (chunked) head += "transfer-encoding: chunked\r\n";
-  // Header values are ByteStrings (each char one byte), so latin1 writes them back unchanged.
-  return Buffer.from(head + "\r\n", "latin1");
+  head += "\r\n";
+  if (head.length <= HEAD_BUFFER_SIZE) {
+    const into = connection.headBuffer ??= new Uint8Array(HEAD_BUFFER_SIZE);
+    // UTF-8 writes a non-ASCII char as two bytes: then `written` and the length differ.
+    const { read, written } = ASCII.encodeInto(head, into);
+    if (read === head.length && written === head.length) return into.subarray(0, written);
+  }
+  return Buffer.from(head, "latin1");
 }
 
 async function upload(

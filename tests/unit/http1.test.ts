@@ -213,6 +213,25 @@ describe("Http1Transport: response bodies", () => {
     });
   });
 
+  it("sends each char of a header value as the byte it came as (latin1), and heads of any size", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      // A value with bytes 0x80-0xFF (the runtimes hand them over as chars U+0080-U+00FF), then
+      // plain ASCII on the same connection (its reused head buffer), then a head over 4 KiB.
+      const values = ["caf\u00e9 \u00ff", "plain", "x".repeat(6000)];
+      for (const value of values) {
+        await transport.send(server, get("/", { headers: [["x-v", value]] }), LIMITS);
+      }
+      assert.deepEqual(
+        upstream.requests.map((r) => r.head),
+        values.map((value) => `GET / HTTP/1.1\r\nx-v: ${value}`),
+      );
+      const raw = upstream.rawText();
+      assert.ok(
+        Buffer.from(raw, "latin1").includes(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xff])),
+      );
+    });
+  });
+
   it("returns a Content-Length body that came with the head as bytes, with status and headers", async () => {
     const response =
       "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nhello";
