@@ -34,6 +34,7 @@ help:
 	@echo "make image     OCI image from scratch with buildah (dist/sticky-gateway-image.tar)"
 	@echo "make image-test   run the image with podman and check stickiness and a fast stop"
 	@echo "make bench     throughput/latency/memory side by side with HAProxy (docs/benchmarks.md)"
+	@echo "make profile   where the gateway's CPU goes under the bench's load, Deno and Bun (bench/profile.ts)"
 
 $(TBIN)/deno $(TBIN)/bun:
 	mkdir -p $(TOOLS)

@@ -3,8 +3,14 @@
  * runtime proxies, on loopback, with the proxy under test pinned to its own core.
  *
  *   bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N]
- *                    [--only REGEX] [--no-stream] [--no-scale] [--no-peers] [--write-docs]
+ *                    [--only REGEX] [--no-stream] [--no-scale] [--no-micro] [--no-peers]
+ *                    [--write-docs]
  *   bun bench/run.ts --report bench/results/full-<time>/results.json   (re-render, no measuring)
+ *
+ * Before the load runs, the in-process scale micro-benchmark (bench/micro/scale.ts) runs once on
+ * Deno and once on Bun, pinned like the proxy (quick form with --quick). With --only it runs for
+ * the runtimes of the selected gateway variants, or when the regex matches `micro/deno` /
+ * `micro/bun`; --no-micro skips it.
  *
  * Environment: DENO, BUN, BINARY (the gateway three ways), NODE, HTTP_PROXY_MODULE (optional
  * node-http-proxy peer), BENCH_PORT_BASE (default 28000), BENCH_PROXY_CPU / BENCH_LOAD_CPU,
@@ -49,6 +55,7 @@ import {
   upstreamNginx,
 } from "./lib/configs.ts";
 import {
+  anonRssKiB,
   busyPct,
   cpuSeconds,
   cpuTimes,
@@ -64,6 +71,7 @@ import {
   tail,
   waitPort,
 } from "./lib/procs.ts";
+import { type MicroResult, type MicroRun, microSummary } from "./micro/result.ts";
 import {
   type Machine,
   report,
@@ -91,8 +99,12 @@ interface Options {
   only?: RegExp;
   stream: boolean;
   scale: boolean;
+  /** The in-process scale micro-benchmark (bench/micro/scale.ts) on Deno and Bun. */
+  micro: boolean;
   peers: boolean;
   writeDocs: boolean;
+  /** --write-docs or --no-docs was given (otherwise a subset leaves docs/ alone). */
+  docsChosen: boolean;
   /** Re-render tables, chart and docs from a results.json (no measuring). */
   reportFrom?: string;
 }
@@ -108,10 +120,11 @@ function parseOptions(argv: string[]): Options {
     streamRounds: quick ? 1 : 3,
     stream: true,
     scale: true,
+    micro: true,
     peers: !quick,
     writeDocs: !quick,
+    docsChosen: false,
   };
-  let docsChosen = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -127,15 +140,16 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--only") o.only = new RegExp(value());
     else if (a === "--no-stream") o.stream = false;
     else if (a === "--no-scale") o.scale = false;
+    else if (a === "--no-micro") o.micro = false;
     else if (a === "--no-peers") o.peers = false;
     else if (a === "--peers") o.peers = true;
-    else if (a === "--write-docs") o.writeDocs = docsChosen = true;
-    else if (a === "--no-docs") (o.writeDocs = false), (docsChosen = true);
+    else if (a === "--write-docs") o.writeDocs = o.docsChosen = true;
+    else if (a === "--no-docs") (o.writeDocs = false), (o.docsChosen = true);
     else if (a === "--report") o.reportFrom = value();
     else usage(`unknown argument ${a}`);
   }
   // A subset (--only) does not replace docs/benchmarks.md unless asked to.
-  if (!docsChosen && o.only !== undefined) o.writeDocs = false;
+  if (!o.docsChosen && o.only !== undefined) o.writeDocs = false;
   return o;
 }
 
@@ -147,7 +161,7 @@ function positive(name: string, text: string): number {
 
 function usage(message: string): never {
   console.error(
-    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-peers] [--write-docs]`,
+    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-micro] [--no-peers] [--write-docs]`,
   );
   process.exit(2);
 }
@@ -199,6 +213,10 @@ function snapshotGateway(): void {
     if (existsSync(path.join(ROOT, file))) cpSync(path.join(ROOT, file), path.join(GW, file));
   }
   symlinkSync(path.join(ROOT, "node_modules"), path.join(GW, "node_modules"));
+  // The micro-benchmark imports ../../src and ../lib: copied beside the snapshot, it times it.
+  for (const dir of ["bench/micro", "bench/lib"]) {
+    cpSync(path.join(ROOT, dir), path.join(GW, dir), { recursive: true });
+  }
   if (existsSync(BINARY_BUILT)) cpSync(BINARY_BUILT, BINARY);
   const hash = createHash("sha256");
   for (const file of readdirSync(path.join(GW, "src"), { recursive: true }).map(String).sort()) {
@@ -215,7 +233,14 @@ function log(message: string): void {
 // ---------------------------------------------------------------------------------------------
 // Targets
 
-const DENO_PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
+/** As the Makefile runs the gateway (DENO_GATEWAY): permissions and the young-generation cap. */
+const DENO_PERMS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-env",
+  "--allow-sys",
+  "--v8-flags=--max-semi-space-size=8",
+];
 
 function gatewayTarget(
   id: string,
@@ -547,6 +572,7 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
     const cores1 = cpuTimes();
     const cpu = cpuSeconds(proc.pid) - cpu0;
     const rss = peakRssKiB(proc.pid);
+    const anon = anonRssKiB(proc.pid);
     check(!proc.exited, `${v.target.id} exited during the run: ${tail(proc.log)}`);
     const seconds = w.duration_us / 1e6;
     const socketErrors = w.connect + w.read + w.write + w.timeout;
@@ -557,6 +583,7 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
       p99Ms: w.p99_us / 1000,
       maxMs: w.max_us / 1000,
       rssKiB: rss,
+      anonRssKiB: anon,
       cpuPct: (100 * cpu) / seconds,
       proxyCoreBusyPct: busyPct(cores0, cores1, PROXY_CPU),
       loadCoreBusyPct: busyPct(cores0, cores1, LOAD_CPU),
@@ -698,6 +725,56 @@ function makeDataFile(mib: number): DataFile {
 }
 
 // ---------------------------------------------------------------------------------------------
+// In-process scale micro-benchmark (bench/micro/scale.ts)
+
+type MicroRuntime = MicroRun["runtime"];
+
+/** Both runtimes; under --only, those of the selected gateway variants or matching micro/<rt>. */
+function microPlan(selected: Variant[]): MicroRuntime[] {
+  const only = opt.only;
+  const all: MicroRuntime[] = ["deno", "bun"];
+  if (!opt.micro) return [];
+  if (only === undefined) return all;
+  const runtimeOf = (v: Variant) => (v.target.runtime === "deno" ? "deno" : "bun");
+  return all.filter((rt) =>
+    only.test(`micro/${rt}`) ||
+    selected.some((v) => v.target.kind === "gateway" && runtimeOf(v) === rt)
+  );
+}
+
+/**
+ * One run of the micro-benchmark on the snapshot, in a child process pinned like the proxy (the
+ * core the gateway gets in the load runs). Its table goes to micro-<runtime>.log.
+ */
+async function microRun(runtime: MicroRuntime): Promise<MicroRun> {
+  const json = path.join(RUN_DIR, `micro-${runtime}.json`);
+  const script = path.join(GW, "bench/micro/scale.ts");
+  const args = ["--json", json, ...(opt.quick ? ["--quick"] : [])];
+  const argv = runtime === "deno" ? [DENO, "run", "-A", script, ...args] : [BUN, script, ...args];
+  const run: MicroRun = { id: `micro/${runtime}`, runtime, ok: false };
+  await awaitQuiet();
+  const t0 = Date.now();
+  const r = await runAsync(PROXY_CPU === undefined ? argv : ["taskset", "-c", PROXY_CPU, ...argv], {
+    cwd: GW,
+    timeoutMs: (opt.quick ? 120 : 900) * 1000,
+  });
+  run.seconds = (Date.now() - t0) / 1000;
+  writeFileSync(path.join(RUN_DIR, `micro-${runtime}.log`), r.stdout + r.stderr);
+  if (r.code !== 0) {
+    const why = r.stderr.trim().split("\n").slice(-3).join(" | ").slice(0, 500);
+    run.error = `exit ${r.code}: ${why || "(no output)"}`;
+    return run;
+  }
+  try {
+    run.result = JSON.parse(readFileSync(json, "utf8")) as MicroResult;
+    run.ok = true;
+  } catch (error) {
+    run.error = `no result in ${json}: ${(error as Error).message}`;
+  }
+  return run;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Machine and versions
 
 function firstLine(argv: string[]): string {
@@ -830,6 +907,18 @@ async function main(): Promise<number> {
       `${selectedStreams.length} streaming runs × ${opt.streamRounds} rounds of ${opt.streamMiB} MiB`,
   );
 
+  // First, while nothing else of the bench runs: the in-process micro-benchmark.
+  const micro: MicroRun[] = [];
+  for (const runtime of microPlan(selected)) {
+    const m = await microRun(runtime);
+    micro.push(m);
+    log(
+      `micro ${runtime.padEnd(4)} ${
+        m.ok ? `${m.seconds!.toFixed(0)} s: ${microSummary(m.result!)}` : `FAILED: ${m.error}`
+      }`,
+    );
+  }
+
   // Upstreams: nginx (16-byte body, /big) and the upload sink, on the load core.
   const scale = selected.some((v) => v.scenario === "servers1000");
   let data: DataFile | undefined;
@@ -924,19 +1013,20 @@ async function main(): Promise<number> {
         wallSeconds: wall,
         results,
         streamResults,
+        micro,
       },
       null,
       2,
     ),
   );
-  publish(info, selected, selectedStreams, results, streamResults, wall);
+  publish(info, selected, selectedStreams, results, streamResults, micro, wall);
   // A required target that could not even start (e.g. the binary not built) is a failure too.
   const missing = targets.filter((t) =>
     t.skip !== undefined && !t.optional && (opt.only === undefined || opt.only.test(`${t.id}/`))
   );
   for (const t of missing) console.error(`FAILED ${t.id}: ${t.skip}`);
   const failed = missing.length + results.filter((r) => !r.ok).length +
-    streamResults.filter((r) => !r.ok).length;
+    streamResults.filter((r) => !r.ok).length + micro.filter((m) => !m.ok).length;
   log(
     `done in ${wall.toFixed(0)} s: ${
       results.length + streamResults.length
@@ -946,6 +1036,7 @@ async function main(): Promise<number> {
     for (const r of [...results, ...streamResults]) {
       if (!r.ok) console.error(`FAILED round ${r.round} ${r.variant}: ${r.error}`);
     }
+    for (const m of micro) if (!m.ok) console.error(`FAILED ${m.id}: ${m.error}`);
   }
   return failed > 0 ? 1 : 0;
 }
@@ -957,6 +1048,7 @@ function publish(
   streams: StreamVariant[],
   results: ThroughputResult[],
   streamResults: StreamResult[],
+  micro: MicroRun[],
   wall: number,
 ): void {
   const out = report({
@@ -966,6 +1058,7 @@ function publish(
     streams,
     results,
     streamResults,
+    micro,
     wallSeconds: wall,
     streamMiB: opt.streamMiB,
     ports: P,
@@ -991,7 +1084,10 @@ function rerender(file: string): number {
   Object.assign(opt, {
     ...saved.options,
     only: undefined,
-    writeDocs: opt.writeDocs,
+    // Re-rendering a subset (--only) or a quick run leaves docs/ alone too, unless asked.
+    writeDocs: opt.docsChosen
+      ? opt.writeDocs
+      : opt.writeDocs && saved.options.only === undefined && !saved.options.quick,
     reportFrom: file,
     peers: true,
   });
@@ -1006,6 +1102,7 @@ function rerender(file: string): number {
     streams.filter((v) => ran.has(v.id)),
     saved.results,
     saved.streamResults,
+    saved.micro ?? [],
     saved.wallSeconds ?? NaN,
   );
   return 0;

@@ -175,6 +175,22 @@ export function peakRssKiB(pid: number): number {
   return total;
 }
 
+/**
+ * Sum of RssAnon (KiB) over the process tree, now: the memory the process itself holds (heap,
+ * buffers), without the file pages of its executable that VmHWM also counts (a runtime's binary
+ * is 60-100 MiB; the pages of it a load touches show up as resident).
+ */
+export function anonRssKiB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+      if (m) total += Number(m[1]);
+    } catch { /* gone */ }
+  }
+  return total;
+}
+
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) ||
   100;
 
