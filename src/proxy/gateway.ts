@@ -190,9 +190,18 @@ function clientResponse(
   return response;
 }
 
+// The last Host header seen and its name part: nearly every request of a gateway names the same
+// host, and comparing two short strings costs less than slicing and lower-casing again.
+let lastHost = "";
+let lastHostname = "";
+
 /** The Host header's name part, lower case, without port or IPv6 brackets. */
 function hostname(host: string | null): string {
   if (host === null) return "";
+  if (host === lastHost) return lastHostname;
   const end = host.startsWith("[") ? host.indexOf("]") + 1 : host.indexOf(":");
-  return (end <= 0 ? host : host.slice(0, end)).toLowerCase();
+  const name = (end <= 0 ? host : host.slice(0, end)).toLowerCase();
+  lastHost = host;
+  lastHostname = name;
+  return name;
 }
