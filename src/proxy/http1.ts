@@ -372,13 +372,12 @@ async function findHeadEnd(connection: Connection): Promise<number> {
   let scanned = 0;
   for (;;) {
     const buffer = connection.buffer;
-    // From CR to CR with the engine's native indexOf, not byte by byte in JavaScript.
-    for (
-      let i = buffer.indexOf(13, connection.start + scanned);
-      i >= 0 && i + 3 < connection.end;
-      i = buffer.indexOf(13, i + 1)
-    ) {
-      if (buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10) {
+    // Byte by byte: a TypedArray's native indexOf from CR to CR was slower on Deno, in the
+    // process (3-5 µs a request) even more than in a micro-benchmark (docs/benchmarks.md).
+    for (let i = connection.start + scanned; i + 3 < connection.end; i++) {
+      if (
+        buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10
+      ) {
         // A head that arrived whole in one read is only measured here.
         if (i - connection.start > HEAD_LIMIT) {
           throw new UpstreamError("bad_response", "response head larger than 64 KiB");
