@@ -23,7 +23,8 @@ const HOP_BY_HOP = new Set([
 
 /** Headers the `Connection` header lists (they are hop-by-hop too), or undefined for none. */
 export function connectionTokens(connection: string | null | undefined): Set<string> | undefined {
-  if (!connection) return undefined;
+  // The usual values first, without splitting (every keep-alive response carries one).
+  if (!connection || connection === "keep-alive" || connection === "close") return undefined;
   let tokens: Set<string> | undefined;
   for (const raw of connection.split(",")) {
     const token = raw.trim().toLowerCase();

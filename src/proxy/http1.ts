@@ -397,6 +397,22 @@ async function findHeadEnd(connection: Connection): Promise<number> {
   }
 }
 
+const NO_BODY = { kind: "none" } as const;
+const CHUNKED = { kind: "chunked" } as const;
+const UNTIL_CLOSE = { kind: "close" } as const;
+
+/** A Content-Length: 1 to 15 decimal digits and nothing else, or -1. */
+function decimal(text: string): number {
+  if (text.length === 0 || text.length > 15) return -1;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 function parseHead(text: string, method: string): ResponseHead {
   const { http10, status: code, statusText, headers } = parseResponseHead(text);
   let contentLength: string | undefined;
@@ -416,24 +432,23 @@ function parseHead(text: string, method: string): ResponseHead {
         : `${connectionHeader}, ${value.toLowerCase()}`;
     }
   }
+  // The usual answers without a regex: "keep-alive" (or none) on HTTP/1.1.
   let keepAlive = http10
     ? /\bkeep-alive\b/.test(connectionHeader)
-    : !/\bclose\b/.test(connectionHeader);
+    : connectionHeader === "" || connectionHeader === "keep-alive" ||
+      !/\bclose\b/.test(connectionHeader);
   let framing: ResponseHead["framing"];
   if (method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)) {
-    framing = { kind: "none" };
+    framing = NO_BODY;
   } else if (transferEncoding !== undefined) {
-    framing = /(^|,)\s*chunked\s*$/i.test(transferEncoding)
-      ? { kind: "chunked" }
-      : { kind: "close" };
-    if (framing.kind === "close") keepAlive = false;
+    framing = /(^|,)\s*chunked\s*$/i.test(transferEncoding) ? CHUNKED : UNTIL_CLOSE;
+    if (framing === UNTIL_CLOSE) keepAlive = false;
   } else if (contentLength !== undefined) {
-    if (!/^\d{1,15}$/.test(contentLength)) {
-      throw new UpstreamError("bad_response", "bad Content-Length");
-    }
-    framing = { kind: "length", length: Number(contentLength) };
+    const length = decimal(contentLength);
+    if (length < 0) throw new UpstreamError("bad_response", "bad Content-Length");
+    framing = { kind: "length", length };
   } else {
-    framing = { kind: "close" };
+    framing = UNTIL_CLOSE;
     keepAlive = false;
   }
   return { status: code, statusText, headers, keepAlive, framing };

@@ -521,6 +521,12 @@ describe("Http1Transport: failures", () => {
       "HTTP/1.1 200 OK\r\n folded: value\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
       "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2a\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1e1\r\n\r\n0123456789",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0x2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456\r\n\r\n",
     ];
     for (const answer of answers) {
       await withUpstream((_, socket) => socket.write(answer), async (_u, transport, server) => {
