@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { BODY, gatewayToml, ports, upstreamNginx } from "./lib/configs.ts";
 import {
   busyPct,
+  cleanUpOnSignals,
   cpuSeconds,
   cpuTimes,
   portOpen,
@@ -38,7 +39,6 @@ import {
   start,
   stop,
   stopAll,
-  stopAllSync,
   tail,
   waitPort,
 } from "./lib/procs.ts";
@@ -1237,13 +1237,7 @@ async function main(): Promise<number> {
   return 0;
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    stopAllSync();
-    rmSync(TMP, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
+cleanUpOnSignals(TMP);
 
 let code = 1;
 try {

@@ -57,6 +57,7 @@ import {
 import {
   anonRssKiB,
   busyPct,
+  cleanUpOnSignals,
   cpuSeconds,
   cpuTimes,
   peakRssKiB,
@@ -67,7 +68,6 @@ import {
   start,
   stop,
   stopAll,
-  stopAllSync,
   tail,
   waitPort,
 } from "./lib/procs.ts";
@@ -1124,13 +1124,7 @@ async function cleanup(): Promise<void> {
   rmSync(TMP, { recursive: true, force: true });
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    stopAllSync();
-    rmSync(TMP, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
+cleanUpOnSignals(TMP);
 
 let code = 1;
 try {

@@ -5,8 +5,9 @@
  * @module
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
+import process from "node:process";
 
 export interface Proc {
   readonly name: string;
@@ -132,6 +133,17 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => stop(p, 2000)));
 }
 
+/** On SIGINT/SIGTERM: kill what was started, remove `tmp`, exit 130 (a bench cut short). */
+export function cleanUpOnSignals(tmp: string): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      stopAllSync();
+      rmSync(tmp, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
+}
+
 export function stopAllSync(): void {
   for (const p of running) {
     try {
@@ -165,26 +177,24 @@ export function processTree(pid: number): number[] {
 
 /** Sum of VmHWM (peak resident set, KiB) over the process tree. */
 export function peakRssKiB(pid: number): number {
-  let total = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      if (m) total += Number(m[1]);
-    } catch { /* gone */ }
-  }
-  return total;
+  return statusKiB(pid, /VmHWM:\s+(\d+) kB/);
 }
 
 /**
  * Sum of RssAnon (KiB) over the process tree, now: the memory the process itself holds (heap,
- * buffers), without the file pages of its executable that VmHWM also counts (`deno` is 91 MiB, `bun`
- * 102 MiB; the pages of it a load touches show up as resident).
+ * buffers), without the file pages of its executable that VmHWM also counts (`deno` is 91 MiB,
+ * `bun` 102 MiB; the pages of it a load touches show up as resident).
  */
 export function anonRssKiB(pid: number): number {
+  return statusKiB(pid, /RssAnon:\s+(\d+) kB/);
+}
+
+/** One /proc/PID/status field (KiB) summed over the process tree. */
+function statusKiB(pid: number, field: RegExp): number {
   let total = 0;
   for (const p of processTree(pid)) {
     try {
-      const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+      const m = field.exec(readFileSync(`/proc/${p}/status`, "utf8"));
       if (m) total += Number(m[1]);
     } catch { /* gone */ }
   }

@@ -49,11 +49,7 @@ export class ReceiveQueue {
 
   /** Copies queued bytes into `into`; null once the socket ended and everything was read. */
   async read(into: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wakeReader = resolve);
-    }
+    if (!(await this.#arrived())) return null;
     const head = this.#chunks[0];
     const n = Math.min(head.length, into.length);
     into.set(n === head.length ? head : head.subarray(0, n));
@@ -65,11 +61,7 @@ export class ReceiveQueue {
 
   /** Hands over the next queued chunk, or its first `max` bytes; null as for `read`. */
   async readChunk(max: number): Promise<Uint8Array | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wakeReader = resolve);
-    }
+    if (!(await this.#arrived())) return null;
     const head = this.#chunks[0];
     let chunk = head;
     if (head.length <= max) this.#chunks.shift();
@@ -79,6 +71,16 @@ export class ReceiveQueue {
     }
     this.#taken(chunk.length);
     return chunk;
+  }
+
+  /** Waits for a chunk: true when one is queued, false at the end; throws the socket's error. */
+  async #arrived(): Promise<boolean> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return false;
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+    }
+    return true;
   }
 
   #taken(n: number): void {
