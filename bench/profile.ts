@@ -836,8 +836,8 @@ function bump<K, V>(map: Map<K, V>, key: K, make: () => V): V {
 
 /** Functions of ours whose inclusive time is always shown: where a request enters our code. */
 const ENTRY_POINTS: readonly { file: string; name: string }[] = [
-  { file: "src/server/runtime.ts", name: "fetch" }, // Bun.serve's handler
-  { file: "src/server/runtime.ts", name: "(anonymous)" }, // Deno.serve's handler, an arrow
+  { file: "src/runtime/runtime.ts", name: "fetch" }, // Bun.serve's handler
+  { file: "src/runtime/runtime.ts", name: "(anonymous)" }, // Deno.serve's handler, an arrow
   { file: "src/proxy/gateway.ts", name: "handle" },
   { file: "src/proxy/http1.ts", name: "send" },
 ];

@@ -5,7 +5,7 @@
  * @module
  */
 import { type GatewayConfig, isLoopback } from "./config/mod.ts";
-import type { Listener, Runtime } from "./server/runtime.ts";
+import type { Listener, Runtime } from "./runtime/runtime.ts";
 
 export async function startDemoUpstreams(
   config: GatewayConfig,

@@ -19,8 +19,8 @@ import {
 } from "./config/mod.ts";
 import { formatSize } from "./config/size.ts";
 import { startDemoUpstreams } from "./demo.ts";
-import { currentRuntime, type Listener } from "./server/runtime.ts";
-import { type Instance, startInstance } from "./server/instance.ts";
+import { currentRuntime, type Listener } from "./runtime/runtime.ts";
+import { type Instance, startInstance } from "./runtime/instance.ts";
 import type { WorkerCommand, WorkerReport } from "./worker.ts";
 
 const USAGE =

@@ -9,8 +9,8 @@
  * @module
  */
 import { loadConfigFile } from "./config/mod.ts";
-import { currentRuntime } from "./server/runtime.ts";
-import { type Instance, startInstance } from "./server/instance.ts";
+import { currentRuntime } from "./runtime/runtime.ts";
+import { type Instance, startInstance } from "./runtime/instance.ts";
 
 export type WorkerCommand = { type: "start"; file: string; port: number } | { type: "stop" };
 export type WorkerReport = { type: "ready" } | { type: "failed"; message: string } | {

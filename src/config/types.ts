@@ -39,6 +39,15 @@ export interface ServerSettings {
   readonly clientMaxBodySize: number;
   /** Request heads (request line and headers) larger than this are refused with 431. */
   readonly clientMaxHeaderSize: number;
+  /** A request head must arrive whole within this (from its first byte, or the connection's
+   * start): else 408 and the connection closes. nginx `client_header_timeout`. */
+  readonly clientHeaderTimeoutMs: number;
+  /** An idle keep-alive client connection closes after this; 0 = never. nginx
+   * `keepalive_timeout`. */
+  readonly keepaliveTimeoutMs: number;
+  /** Open client connections per listener (per worker) beyond which new ones are refused;
+   * 0 = no limit. */
+  readonly maxConnections: number;
   /** HTTPS (and HTTP/2 by ALPN) when `[server] tls` is set; absent = plain HTTP. */
   readonly tls?: ServerTls;
 }

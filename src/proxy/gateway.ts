@@ -24,7 +24,7 @@ import {
 } from "./headers.ts";
 import { isStandardReason } from "./reason.ts";
 import type { Transport, UpstreamRequest } from "./transport.ts";
-import type { Connect } from "./http1.ts";
+import type { Connect } from "../runtime/contracts.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
 

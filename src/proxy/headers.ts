@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { UpgradeWebSocket } from "./websocket_like.ts";
+import type { ClientInfo } from "../runtime/contracts.ts";
+export type { ClientInfo };
 
 /** A header as a name/value pair; repeated headers (Set-Cookie) stay separate pairs. */
 export type HeaderPair = [name: string, value: string];
@@ -32,14 +33,6 @@ export function connectionTokens(connection: string | null | undefined): Set<str
     (tokens ??= new Set()).add(token);
   }
   return tokens;
-}
-
-/** What the client was talking to, for the X-Forwarded-* headers. */
-export interface ClientInfo {
-  readonly remoteAddress: string;
-  readonly protocol: "http" | "https";
-  /** Accepts a WebSocket handshake on this connection (the runtime's; see websocket_like.ts). */
-  readonly upgrade?: UpgradeWebSocket;
 }
 
 /**

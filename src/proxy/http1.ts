@@ -10,27 +10,13 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { Server, UpstreamTls } from "../config/mod.ts";
+import type { Server } from "../config/mod.ts";
+import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
 import { parseResponseHead } from "./response_head.ts";
 import { type Watch, Watchdog } from "./watchdog.ts";
 import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
-
-/** A connected byte stream; the runtime seam provides it (Deno.connect, node:net). */
-export interface ByteStream {
-  /** Reads into `into`; resolves to the count, or null at end of stream. */
-  read(into: Uint8Array): Promise<number | null>;
-  /** The next bytes received, up to `max`, as a chunk the caller keeps (the push-style sockets
-   * hand over what they received, no copy); null at end of stream. For bodies. */
-  readChunk(max: number): Promise<Uint8Array | null>;
-  /** Writes all of `data`. */
-  write(data: Uint8Array): Promise<void>;
-  close(): void;
-}
-
-/** Opens a connection; with `tls`, a TLS one (resolving after the handshake). */
-export type Connect = (host: string, port: number, tls?: UpstreamTls) => Promise<ByteStream>;
 
 export interface Http1Options {
   /** Idle connections kept per server (default 256). */

@@ -37,9 +37,9 @@ import {
   type HeaderPair,
   upstreamRequestHeaders,
 } from "./headers.ts";
-import type { ByteStream, Connect } from "./http1.ts";
+import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import type { UpstreamLimits } from "./transport.ts";
-import type { WebSocketLike } from "./websocket_like.ts";
+import type { WebSocketLike } from "../runtime/contracts.ts";
 import { parseResponseHead } from "./response_head.ts";
 import {
   ABNORMAL,

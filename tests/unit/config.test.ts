@@ -58,6 +58,9 @@ describe("parseConfig: accepted configs", () => {
       idleTimeoutMs: 300_000,
       clientMaxBodySize: 100 * 1024 * 1024,
       clientMaxHeaderSize: 32 * 1024,
+      clientHeaderTimeoutMs: 60_000,
+      keepaliveTimeoutMs: 75_000,
+      maxConnections: 10_000,
     });
     const app = config.upstreams.get("app");
     assert.ok(app);

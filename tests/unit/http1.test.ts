@@ -3,14 +3,15 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createServer, type Socket } from "node:net";
 import type { Server } from "../../src/config/mod.ts";
-import { type ByteStream, type Connect, Http1Transport } from "../../src/proxy/http1.ts";
+import { Http1Transport } from "../../src/proxy/http1.ts";
+import type { ByteStream, Connect } from "../../src/runtime/contracts.ts";
 import { type FailureCode, UpstreamError } from "../../src/proxy/errors.ts";
 import type {
   UpstreamLimits,
   UpstreamRequest,
   UpstreamResponse,
 } from "../../src/proxy/transport.ts";
-import { connectNodeSocket } from "../../src/server/node_socket.ts";
+import { connectNodeSocket } from "../../src/runtime/shared/node_socket.ts";
 import { TICK_MS } from "../../src/proxy/watchdog.ts";
 
 // ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import {
   refuseRequest,
   requestHeadSize,
 } from "../../src/proxy/limits.ts";
-import { bunIdleSeconds, bunParserHeadLimit } from "../../src/server/bun_limits.ts";
+import { bunIdleSeconds, bunParserHeadLimit } from "../../src/runtime/bun/limits.ts";
 
 const UPSTREAM = `[upstreams.app]\nservers = ["127.0.0.1:9001"]\n`;
 

@@ -11,11 +11,12 @@ import type { AddressInfo } from "node:net";
 import { parseConfig, type Server, type UpstreamTls } from "../../src/config/mod.ts";
 import { toUpstreamError, UpstreamError } from "../../src/proxy/errors.ts";
 import { unsupportedFetchTls } from "../../src/proxy/fetch.ts";
-import { type ClientInfo, upstreamRequestHeaders } from "../../src/proxy/headers.ts";
-import { type Connect, Http1Transport } from "../../src/proxy/http1.ts";
+import { upstreamRequestHeaders } from "../../src/proxy/headers.ts";
+import type { ClientInfo, Connect } from "../../src/runtime/contracts.ts";
+import { Http1Transport } from "../../src/proxy/http1.ts";
 import type { UpstreamRequest } from "../../src/proxy/transport.ts";
-import { connectNodeSocket } from "../../src/server/node_socket.ts";
-import { connectTlsSocket } from "../../src/server/tls.ts";
+import { connectNodeSocket } from "../../src/runtime/shared/node_socket.ts";
+import { connectTlsSocket } from "../../src/runtime/shared/tls.ts";
 import {
   type Certificates,
   makeCertificates,

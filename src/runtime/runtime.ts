@@ -1,51 +1,27 @@
 /**
- * The runtime seam: the only module that knows Deno from Bun. Everything else sees Web
- * `Request`/`Response`, a {@link Connect} function and fetch options.
+ * The runtime seam's entry: picks the running runtime's implementation of {@link Runtime}
+ * (contracts.ts). The only code that knows Deno from Bun is in `src/runtime/`.
  *
  * `any` is allowed here and only here: the runtimes' globals are typed by neither side's types.
  *
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
-import type { Address, ServerTls, UpstreamTls } from "../config/mod.ts";
-import type { ClientInfo } from "../proxy/headers.ts";
-import type { ByteStream, Connect } from "../proxy/http1.ts";
+import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import type { UpgradeWebSocket } from "../proxy/websocket_like.ts";
-import { connectBunSocket } from "./bun_socket.ts";
-import { bunIdleSeconds, raiseBunHeadLimit } from "./bun_limits.ts";
-import { bunFetchTls, bunServeTls, connectTlsSocket, denoFetchTls, denoServeTls } from "./tls.ts";
-import { BUN_WEBSOCKET_HANDLERS, bunUpgrade } from "./bun_websocket.ts";
-import { denoUpgrade } from "./deno_websocket.ts";
-
-export type Handler = (request: Request, client: ClientInfo) => Response | Promise<Response>;
-
-export interface Listener {
-  readonly host: string;
-  readonly port: number;
-  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes the rest. */
-  stop(graceMs: number): Promise<void>;
-}
-
-export interface ListenOptions {
-  /** SO_REUSEPORT, so that several threads can listen on one port (Linux). */
-  readonly reusePort?: boolean;
-  /** Serve HTTPS (HTTP/2 by ALPN too); clients then show `X-Forwarded-Proto: https`. */
-  readonly tls?: ServerTls;
-  /** `idle_timeout`: Bun closes connections idle that long between requests (bun_limits.ts). */
-  readonly idleTimeoutMs?: number;
-  /** `client_max_header_size`: Bun's parser is raised above it (bun_limits.ts). */
-  readonly clientMaxHeaderSize?: number;
-}
-
-export interface Runtime {
-  readonly name: "deno" | "bun";
-  readonly version: string;
-  listen(address: Address, handler: Handler, options?: ListenOptions): Promise<Listener>;
-  /** Socket for the HTTP/1.1 client. */
-  readonly connect: Connect;
-  readonly fetchOptions: FetchTransportOptions;
-}
+import type { ByteStream, Runtime, UpgradeWebSocket } from "./contracts.ts";
+export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
+import { connectBunSocket } from "./bun/socket.ts";
+import { bunIdleSeconds, raiseBunHeadLimit } from "./bun/limits.ts";
+import {
+  bunFetchTls,
+  bunServeTls,
+  connectTlsSocket,
+  denoFetchTls,
+  denoServeTls,
+} from "./shared/tls.ts";
+import { BUN_WEBSOCKET_HANDLERS, bunUpgrade } from "./bun/websocket.ts";
+import { denoUpgrade } from "./deno/websocket.ts";
 
 const g = globalThis as any;
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { connect as netConnect, type Socket } from "node:net";
-import type { ByteStream } from "../proxy/http1.ts";
+import type { ByteStream } from "../contracts.ts";
 import { ReceiveQueue } from "./receive_queue.ts";
 
 export function connectNodeSocket(host: string, port: number): Promise<ByteStream> {

@@ -11,8 +11,8 @@
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
-import type { UpgradeOptions, WebSocketLike } from "../proxy/websocket_like.ts";
-import { MAX_MESSAGE_BYTES } from "../proxy/websocket.ts";
+import type { UpgradeOptions, WebSocketLike } from "../contracts.ts";
+import { MAX_MESSAGE_BYTES } from "../../proxy/websocket.ts";
 
 /** The `websocket` option of `Bun.serve`: each socket's `data` is its {@link BunClientSocket}. */
 export const BUN_WEBSOCKET_HANDLERS = {

@@ -10,7 +10,7 @@
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
-import type { UpgradeWebSocket, WebSocketLike } from "../proxy/websocket_like.ts";
+import type { UpgradeWebSocket, WebSocketLike } from "../contracts.ts";
 
 /** How often `drained()` looks at `bufferedAmount` again. */
 const DRAIN_POLL_MS = 5;

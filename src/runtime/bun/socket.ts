@@ -5,8 +5,8 @@
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
-import type { ByteStream } from "../proxy/http1.ts";
-import { ReceiveQueue } from "./receive_queue.ts";
+import type { ByteStream } from "../contracts.ts";
+import { ReceiveQueue } from "../shared/receive_queue.ts";
 
 /** One handler set for every socket; per-socket state is the socket's `data`. */
 const HANDLERS = {

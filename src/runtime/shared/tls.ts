@@ -14,10 +14,10 @@
  */
 // deno-lint-ignore-file no-explicit-any
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import type { ServerTls, UpstreamTls } from "../config/mod.ts";
-import { UpstreamError } from "../proxy/errors.ts";
-import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import type { ByteStream } from "../proxy/http1.ts";
+import type { ServerTls, UpstreamTls } from "../../config/mod.ts";
+import { UpstreamError } from "../../proxy/errors.ts";
+import type { FetchTransportOptions } from "../../proxy/fetch.ts";
+import type { ByteStream } from "../contracts.ts";
 import { NodeByteStream } from "./node_socket.ts";
 
 /**

@@ -1,0 +1,116 @@
+/**
+ * The runtime seam's contracts, in one place: what the proxy needs from a runtime (listening,
+ * sockets to upstreams, the client's WebSocket) and what a runtime gives the proxy (a Web
+ * `Request` with {@link ClientInfo}). Implementations live beside this file: `deno/`, `bun/` and
+ * `shared/` (code both use); nothing outside `src/runtime/` knows which runtime it runs on.
+ *
+ * @module
+ */
+import type { Address, ServerTls, UpstreamTls } from "../config/mod.ts";
+import type { HeaderPair } from "../proxy/headers.ts";
+import type { FetchTransportOptions } from "../proxy/fetch.ts";
+
+// -- sockets to upstreams --
+
+/** A connected byte stream; the runtime seam provides it (Deno.connect, node:net). */
+export interface ByteStream {
+  /** Reads into `into`; resolves to the count, or null at end of stream. */
+  read(into: Uint8Array): Promise<number | null>;
+  /** The next bytes received, up to `max`, as a chunk the caller keeps (the push-style sockets
+   * hand over what they received, no copy); null at end of stream. For bodies. */
+  readChunk(max: number): Promise<Uint8Array | null>;
+  /** Writes all of `data`. */
+  write(data: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+/** Opens a connection; with `tls`, a TLS one (resolving after the handshake). */
+export type Connect = (host: string, port: number, tls?: UpstreamTls) => Promise<ByteStream>;
+
+// -- listening --
+
+/** What the client was talking to, for the X-Forwarded-* headers. */
+export interface ClientInfo {
+  readonly remoteAddress: string;
+  readonly protocol: "http" | "https";
+  /** Accepts a WebSocket handshake on this connection (see {@link UpgradeWebSocket}). */
+  readonly upgrade?: UpgradeWebSocket;
+}
+
+export type Handler = (request: Request, client: ClientInfo) => Response | Promise<Response>;
+
+export interface Listener {
+  readonly host: string;
+  readonly port: number;
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes the rest. */
+  stop(graceMs: number): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** SO_REUSEPORT, so that several threads can listen on one port (Linux). */
+  readonly reusePort?: boolean;
+  /** Serve HTTPS (HTTP/2 by ALPN too); clients then show `X-Forwarded-Proto: https`. */
+  readonly tls?: ServerTls;
+  /** `idle_timeout`: Bun closes connections idle that long between requests (bun_limits.ts). */
+  readonly idleTimeoutMs?: number;
+  /** `client_max_header_size`: Bun's parser is raised above it (bun_limits.ts). */
+  readonly clientMaxHeaderSize?: number;
+}
+
+export interface Runtime {
+  readonly name: "deno" | "bun";
+  readonly version: string;
+  listen(address: Address, handler: Handler, options?: ListenOptions): Promise<Listener>;
+  /** Socket for the HTTP/1.1 client. */
+  readonly connect: Connect;
+  readonly fetchOptions: FetchTransportOptions;
+}
+
+// -- the client side of a WebSocket: \`Deno.upgradeWebSocket\` or \`Bun.serve\`'s upgrade --
+
+/** Events of a client WebSocket; the bridge sets them right after the upgrade. */
+export interface WebSocketEvents {
+  /** The 101 was sent: messages may flow. */
+  onopen?: () => void;
+  /** A whole text (string) or binary message from the client. */
+  onmessage?: (data: string | Uint8Array) => void;
+  /** The client's pong (only where the runtime reports it). */
+  onpong?: (data: Uint8Array) => void;
+  /** The connection closed: the client's close code and reason, 1005 without a code, 1006
+   * when it ended without a close frame. */
+  onclose?: (code: number, reason: string) => void;
+}
+
+export interface WebSocketLike extends WebSocketEvents {
+  /** Sends a text (string) or binary message. Ignored once closed. */
+  send(data: string | Uint8Array): void;
+  /** Starts the close handshake; without a code the close frame carries none (1005). */
+  close(code?: number, reason?: string): void;
+  /** Ends the connection without a close frame where the runtime can (the client sees 1006),
+   * else closes with 1011. */
+  abort(): void;
+  /** Bytes given to `send` and not yet written to the connection. */
+  readonly bufferedAmount: number;
+  /** Resolves once `bufferedAmount` has gone down (or the socket closed). */
+  drained(): Promise<void>;
+  /** Sends a ping, where the runtime can (Bun). */
+  readonly ping?: (data: Uint8Array) => void;
+  /** Sends a pong, where the runtime can (Bun). */
+  readonly pong?: (data: Uint8Array) => void;
+}
+
+export interface UpgradeOptions {
+  /** The subprotocol to confirm (`Sec-WebSocket-Protocol`), as the upstream chose it. */
+  readonly protocol?: string;
+  /** More headers for the 101 response (Set-Cookie, the upstream's own). */
+  readonly headers: readonly HeaderPair[];
+}
+
+/**
+ * Accepts the client's WebSocket handshake: the handler must return `response` (the 101), after
+ * which `socket` opens. Throws when the request is not a valid WebSocket handshake.
+ */
+export type UpgradeWebSocket = (
+  request: Request,
+  options: UpgradeOptions,
+) => { socket: WebSocketLike; response: Response };
