@@ -22,10 +22,14 @@ export type FailureCode =
   | "bad_request"
   | "client_timeout"
   | "upstream_idle"
-  | "client_closed";
+  | "client_closed"
+  | "unsupported_transfer_coding"
+  | "request_timeout"
+  | "too_many_connections"
+  | "internal_error";
 
 interface FailureSpec {
-  readonly status: 400 | 404 | 408 | 413 | 431 | 499 | 502 | 504;
+  readonly status: 400 | 404 | 408 | 413 | 431 | 499 | 500 | 501 | 502 | 503 | 504;
   readonly message: string;
   /** Happened before the request reached the upstream: a request without a body may try another. */
   readonly beforeRequestSent: boolean;
@@ -109,9 +113,11 @@ export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
     beforeRequestSent: true,
     marksServer: false,
   },
+  // Framing or headers that break HTTP/1.1 (RFC 9112): the request is never forwarded, the
+  // client connection is closed after the answer (where its next request starts is unknown).
   bad_request: {
     status: 400,
-    message: "the request body could not be read (invalid chunked framing)",
+    message: "the request is malformed (its framing or headers break HTTP/1.1)",
     beforeRequestSent: false,
     marksServer: false,
   },
@@ -125,6 +131,33 @@ export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
   upstream_idle: {
     status: 504,
     message: "the upstream server sent nothing for server.idle_timeout",
+    beforeRequestSent: false,
+    marksServer: false,
+  },
+  // A Transfer-Encoding other than exactly "chunked" (RFC 9112 §6.1: 501).
+  unsupported_transfer_coding: {
+    status: 501,
+    message: "the request's Transfer-Encoding is not supported (only chunked is)",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  // nginx's client_header_timeout: the head did not arrive whole in time.
+  request_timeout: {
+    status: 408,
+    message: "the request head did not arrive within server.client_header_timeout",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  too_many_connections: {
+    status: 503,
+    message: "the gateway has server.max_connections client connections open; try again",
+    beforeRequestSent: true,
+    marksServer: false,
+  },
+  // A fault of the gateway itself; the error goes to the log (as the cause), never to the client.
+  internal_error: {
+    status: 500,
+    message: "the gateway failed to handle the request",
     beforeRequestSent: false,
     marksServer: false,
   },
@@ -180,7 +213,10 @@ const STATUS_TEXT: Readonly<Record<FailureSpec["status"], string>> = {
   413: "Content Too Large",
   431: "Request Header Fields Too Large",
   499: "Client Closed Request",
+  500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
+  503: "Service Unavailable",
   504: "Gateway Timeout",
 };
 

@@ -9,9 +9,10 @@
 // deno-lint-ignore-file no-explicit-any
 import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import type { ByteStream, Runtime, UpgradeWebSocket } from "./contracts.ts";
+import type { Runtime, UpgradeWebSocket } from "./contracts.ts";
 export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
 import { connectBunSocket } from "./bun/socket.ts";
+import { connectDenoSocket } from "./deno/socket.ts";
 import { bunIdleSeconds, raiseBunHeadLimit } from "./bun/limits.ts";
 import {
   bunFetchTls,
@@ -82,27 +83,8 @@ function denoRuntime(Deno: any): Runtime {
         }
       });
     },
-    async connect(host: string, port: number, tls?: UpstreamTls): Promise<ByteStream> {
-      if (tls !== undefined) return await connectTlsSocket(host, port, tls);
-      const conn = await Deno.connect({ hostname: host, port });
-      conn.setNoDelay(true);
-      return {
-        read: (into) => conn.read(into),
-        async readChunk(max) {
-          // Deno reads into memory the caller provides: a fresh array per chunk, since the
-          // chunk is handed on (to the response body) and cannot be reused.
-          const chunk = new Uint8Array(max);
-          const n = await conn.read(chunk);
-          return n === null ? null : chunk.subarray(0, n);
-        },
-        async write(data) {
-          for (let offset = 0; offset < data.length;) {
-            offset += await conn.write(data.subarray(offset));
-          }
-        },
-        close: () => conn.close(),
-      };
-    },
+    connect: (host: string, port: number, tls?: UpstreamTls) =>
+      tls === undefined ? connectDenoSocket(Deno, host, port) : connectTlsSocket(host, port, tls),
     fetchOptions: denoFetchOptions(Deno),
   };
 }
