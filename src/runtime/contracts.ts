@@ -21,10 +21,34 @@ export interface ByteStream {
   readChunk(max: number): Promise<Uint8Array | null>;
   /** Writes all of `data`. */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * Watches the stream while it is idle (in a pool): any byte, end of stream or error that
+   * arrives calls `onActivity` once (at once when one is already waiting). Nothing is lost: what
+   * arrived stays for the next read. Until {@link ByteStream.unwatchIdle}.
+   */
+  watchIdle(onActivity: () => void): void;
+  /** Stops watching (the stream is about to be used). */
+  unwatchIdle(): void;
   close(): void;
 }
 
-/** Opens a connection; with `tls`, a TLS one (resolving after the handshake). */
+/** Why a connection could not be opened, as the seam classifies the runtime's error. */
+export type ConnectFailureKind = "refused" | "unreachable" | "timeout" | "tls" | "other";
+
+/**
+ * The one error a {@link Connect} rejects with (besides none): the runtimes' own errors
+ * (Deno.errors.*, node's and Bun's `code`s, TLS alerts) normalised in the seam, the original
+ * kept as `cause` for the log.
+ */
+export class ConnectFailure extends Error {
+  constructor(readonly kind: ConnectFailureKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ConnectFailure";
+  }
+}
+
+/** Opens a connection; with `tls`, a TLS one (resolving after the handshake). Rejects with a
+ * {@link ConnectFailure}. */
 export type Connect = (host: string, port: number, tls?: UpstreamTls) => Promise<ByteStream>;
 
 // -- listening --
