@@ -185,6 +185,40 @@ no_fallback = true`));
     );
   });
 
+  it('takes nginx\'s spaced time form, expires = "1h 30m" (quoted in nginx.conf)', () => {
+    const server = parseConfig(withSticky(`expires = "1h 30m"`)).upstreams.get("app")!.servers[0];
+    assert.equal(
+      renderSetCookie(server.setCookie!, Date.UTC(2026, 10, 21, 12, 12, 2)),
+      "route=422db4e6da7b4bba46bd476612df0469; Expires=Sat, 21-Nov-2026 13:42:02 GMT; Path=/",
+    );
+  });
+
+  it("takes the spaced form in every duration key", () => {
+    const config = parseConfig(`[server]
+connect_timeout = "1s 500ms"
+read_timeout = "1m 30s"
+grace_period = "10s "
+idle_timeout = "1h 5m"
+client_header_timeout = "1m 1s"
+keepalive_timeout = "1m 15s"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:9001", fail_timeout = "1m 10s" }]
+`);
+    const s = config.server;
+    assert.deepEqual(
+      [
+        s.connectTimeoutMs,
+        s.readTimeoutMs,
+        s.gracePeriodMs,
+        s.idleTimeoutMs,
+        s.clientHeaderTimeoutMs,
+        s.keepaliveTimeoutMs,
+      ],
+      [1500, 90_000, 10_000, 3_900_000, 61_000, 75_000],
+    );
+    assert.equal(config.upstreams.get("app")!.servers[0].failTimeoutMs, 70_000);
+  });
+
   it("routes everything to the only upstream when there are no [[routes]]", () => {
     const config = parseConfig(TWO_SERVERS);
     const app = config.upstreams.get("app")!;
@@ -417,11 +451,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
     assertOnlyProblem(withSticky(`expires = "10x"`), path, `"10x" is not a duration; ${syntax}`);
     assertOnlyProblem(withSticky(`expires = "-1"`), path, `"-1" is not a duration; ${syntax}`);
     assertOnlyProblem(withSticky(`expires = "max"`), path, `"max" is not a duration; ${syntax}`);
-    assertOnlyProblem(
-      withSticky(`expires = "1h 30m"`),
-      path,
-      `"1h 30m" is not a duration; ${syntax}`,
-    );
+    assertOnlyProblem(withSticky(`expires = "1 h"`), path, `"1 h" is not a duration; ${syntax}`);
     assertOnlyProblem(withSticky(`expires = 1.5`), path, `1.5 is not a duration; ${syntax}`);
   });
 

@@ -72,15 +72,58 @@ describe("parseDuration (nginx time syntax)", () => {
       ["1H", "upper-case h"],
       ["30m1h", "units in the wrong order"],
       ["1h1h", "a unit twice"],
-      ["1h 30m", "a space between terms"],
       [" 30s", "a leading space"],
-      ["30s ", "a trailing space"],
+      ["1 h", "a space between a number and its unit"],
+      ["5 s", "a space between a number and its unit"],
+      ["1h\t30m", "a tab (nginx skips spaces only)"],
       ["1.5h", "a fraction"],
       ["s", "a unit without a number"],
       ["30 1h", "a bare number that is not the last term"],
     ] as const
   ) {
     it(`rejects ${JSON.stringify(text)} (${why})`, () => {
+      assert.equal(parseDuration(text), null);
+    });
+  }
+
+  // ngx_parse_time (src/core/ngx_parse.c) skips spaces after each unit, so the quoted form
+  // `expires="1h 30m"` is one value there; a bare number followed by a space is seconds and must
+  // be the last term.
+  it("accepts spaces between terms, as nginx does (after a unit, any number)", () => {
+    assert.equal(parseDuration("1h 30m"), HOUR + 30 * MINUTE);
+    assert.equal(parseDuration("1h 30m", false), HOUR + 30 * MINUTE);
+    assert.equal(parseDuration("1d  12h 30m 15s"), DAY + 12 * HOUR + 30 * MINUTE + 15 * SECOND);
+    assert.equal(parseDuration("1s 500ms"), 1500);
+    assert.equal(parseDuration("1h 30"), HOUR + 30 * SECOND);
+  });
+
+  it("accepts trailing spaces, as nginx does", () => {
+    assert.equal(parseDuration("30s "), 30 * SECOND);
+    assert.equal(parseDuration("90  "), 90 * SECOND);
+    assert.equal(parseDuration("1h 30 "), HOUR + 30 * SECOND);
+  });
+
+  it("keeps nginx's order rule across spaces", () => {
+    assert.equal(parseDuration("30m 1h"), null);
+    assert.equal(parseDuration("1h 1h"), null);
+    assert.equal(parseDuration("30 1h"), null);
+  });
+
+  // nginx accepts these by accident of its state machine (a unit with no digits adds 0; a leading
+  // space before a bare number is skipped; a bare number is added after any unit). They mean
+  // nothing anyone would write, so they stay errors here, as prefix matches do (README).
+  for (
+    const [text, nginx] of [
+      ["1hm", "1h"],
+      ["h1m", "1m"],
+      [" 30", "30s"],
+      ["30 40", "70s"],
+      ["1s30", "31s"],
+      ["1s 30", "31s"],
+      ["500ms5", "5.5s"],
+    ] as const
+  ) {
+    it(`rejects ${JSON.stringify(text)} (nginx reads ${nginx})`, () => {
       assert.equal(parseDuration(text), null);
     });
   }
