@@ -288,10 +288,18 @@ function readSticky(fields: Fields, problems: Problems): StickyDraft {
       `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`,
     );
   }
-  if (partitioned && !secure) {
+  if (partitioned && (!secure || sameSite !== "None")) {
+    const missing = [
+      ...(secure ? [] : ["secure = true"]),
+      ...(sameSite === "None"
+        ? []
+        : [`samesite = "None"${sameSite === undefined ? "" : ` (not "${sameSite}")`}`]),
+    ];
     problems.add(
       fields.keyPath("partitioned"),
-      "needs secure = true (browsers drop Partitioned cookies without Secure)",
+      `needs secure = true and samesite = "None": a partitioned cookie is for cross-site iframes, ` +
+        `where browsers send only SameSite=None cookies, and they drop Partitioned ones without ` +
+        `Secure; set ${missing.join(" and ")}, or remove partitioned`,
     );
   }
   const noFallback = fields.boolean("no_fallback", false);

@@ -455,20 +455,51 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
     assertOnlyProblem(withSticky(`expires = 1.5`), path, `1.5 is not a duration; ${syntax}`);
   });
 
-  it("rejects SameSite=None and Partitioned without secure", () => {
+  it("rejects SameSite=None without secure", () => {
     assertOnlyProblem(
       withSticky(`samesite = "None"`),
       "upstreams.app.sticky.samesite",
       `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`,
     );
+  });
+
+  it('rejects partitioned without both secure = true and samesite = "None", naming what to set', () => {
+    const path = "upstreams.app.sticky.partitioned";
+    const why =
+      `needs secure = true and samesite = "None": a partitioned cookie is for cross-site ` +
+      `iframes, where browsers send only SameSite=None cookies, and they drop Partitioned ones ` +
+      `without Secure;`;
     assertOnlyProblem(
       withSticky(`partitioned = true`),
-      "upstreams.app.sticky.partitioned",
-      "needs secure = true (browsers drop Partitioned cookies without Secure)",
+      path,
+      `${why} set secure = true and samesite = "None", or remove partitioned`,
     );
+    assertOnlyProblem(
+      withSticky(`partitioned = true\nsecure = true`),
+      path,
+      `${why} set samesite = "None", or remove partitioned`,
+    );
+    assertOnlyProblem(
+      withSticky(`partitioned = true\nsecure = true\nsamesite = "Lax"`),
+      path,
+      `${why} set samesite = "None" (not "Lax"), or remove partitioned`,
+    );
+    assertOnlyProblem(
+      withSticky(`partitioned = true\nsecure = true\nsamesite = "Strict"`),
+      path,
+      `${why} set samesite = "None" (not "Strict"), or remove partitioned`,
+    );
+    assert.deepEqual(problemsOf(withSticky(`partitioned = true\nsamesite = "None"`)), [
+      {
+        path: "upstreams.app.sticky.samesite",
+        message: `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`,
+      },
+      { path, message: `${why} set secure = true, or remove partitioned` },
+    ]);
     assert.doesNotThrow(() =>
       parseConfig(withSticky(`samesite = "None"\npartitioned = true\nsecure = true`))
     );
+    assert.doesNotThrow(() => parseConfig(withSticky(`partitioned = false`)));
   });
 
   describe("header injection through name, domain and path", () => {
