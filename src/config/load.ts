@@ -14,8 +14,9 @@ import { Fields, isTable, type TomlTable } from "./fields.ts";
 import { ConfigError, Problems } from "./problems.ts";
 import { buildRouteTable } from "./routes.ts";
 import type { GatewayConfig, Route, Server, ServerSettings, Sticky, Upstream } from "./types.ts";
-import { cookieValue, type CookieValueMode } from "../cookie/value.ts";
-import { setCookieTemplate, type StickyCookieAttributes } from "../cookie/set_cookie.ts";
+import { readSticky, setCookieProblem } from "./sticky.ts";
+import { cookieValue } from "../cookie/value.ts";
+import { setCookieTemplate } from "../cookie/set_cookie.ts";
 
 /** Reads and validates a config file. Throws {@link ConfigError} (exit 2) on any problem. */
 export function loadConfigFile(file: string): GatewayConfig {
@@ -118,7 +119,7 @@ function readUpstream(
   const stickyFields = stickyTable === undefined
     ? undefined
     : new Fields(stickyTable, fields.keyPath("sticky"), problems);
-  const stickyDraft = stickyFields === undefined ? undefined : readSticky(stickyFields, problems);
+  const stickyDraft = stickyFields === undefined ? undefined : readSticky(stickyFields);
   const tls = readUpstreamTls(fields, baseDir);
   // Only TLS upstreams carry the key; the cookie value below never depends on it.
   const withTls = tls === undefined ? {} : { tls };
@@ -137,6 +138,14 @@ function readUpstream(
     }
     const value = cookieValue(stickyDraft.mode, draft.address.text, index, stickyDraft.hmacKey);
     const setCookie = setCookieTemplate(stickyDraft.attributes, value);
+    const problem = setCookieProblem(setCookie);
+    if (problem !== undefined) {
+      // Only a raw value comes from the server's entry; the rest is the sticky table's.
+      problems.add(
+        stickyDraft.mode === "raw" ? `${fields.keyPath("servers")}[${id}]` : stickyFields!.path,
+        problem,
+      );
+    }
     return Object.freeze({ ...draft, ...withTls, id, cookieValue: value, setCookie });
   });
   let sticky: Sticky | undefined;
@@ -226,118 +235,6 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
     return undefined;
   }
   return { address, ...draft };
-}
-
-interface StickyDraft {
-  readonly attributes: StickyCookieAttributes;
-  readonly mode: CookieValueMode;
-  readonly hmacKey?: string;
-  readonly noFallback: boolean;
-}
-
-// RFC 6265 token characters for the name; attribute values may not end the attribute early.
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// deno-lint-ignore no-control-regex
-const UNSAFE_ATTRIBUTE = /[\x00-\x1f\x7f;]/;
-
-function readSticky(fields: Fields, problems: Problems): StickyDraft {
-  const name = fields.string("name", "route");
-  if (!COOKIE_NAME.test(name)) {
-    problems.add(
-      fields.keyPath("name"),
-      `"${name}" is not a cookie name; use letters, digits and !#$%&'*+-.^_\`|~ (no spaces, "=", ";" or ",")`,
-    );
-  }
-  const hash = fields.oneOf("hash", ["md5", "sha1", "index"] as const);
-  const hmac = fields.oneOf("hmac", ["md5", "sha1"] as const);
-  const hmacKey = fields.string("hmac_key");
-  const text = fields.oneOf("text", ["raw"] as const);
-  const modes = [hash && "hash", hmac && "hmac", text && "text"].filter(Boolean);
-  if (modes.length > 1) {
-    problems.add(
-      fields.path,
-      `${modes.join(" and ")} are exclusive; choose one of hash, hmac and text`,
-    );
-  }
-  if (hmac !== undefined && !hmacKey) {
-    problems.add(fields.keyPath("hmac_key"), `is required with hmac = "${hmac}"; set a secret key`);
-  }
-  if (hmacKey !== undefined && hmac === undefined) {
-    problems.add(
-      fields.keyPath("hmac_key"),
-      `is only used with hmac = "md5" or "sha1"; remove it or set hmac`,
-    );
-  }
-  const mode: CookieValueMode = hmac !== undefined
-    ? `hmac-${hmac}`
-    : text !== undefined
-    ? "raw"
-    : hash ?? "md5";
-
-  const domain = checkedAttribute(fields, "domain", undefined);
-  const path = checkedAttribute(fields, "path", "/")!;
-  if (!path.startsWith("/")) problems.add(fields.keyPath("path"), `"${path}" must start with "/"`);
-  const expiresMs = fields.duration("expires", undefined, 1000, false);
-  const secure = fields.boolean("secure", false);
-  const httpOnly = fields.boolean("httponly", false);
-  const sameSite = fields.oneOf("samesite", ["Strict", "Lax", "None"] as const);
-  const partitioned = fields.boolean("partitioned", false);
-  if (sameSite === "None" && !secure) {
-    problems.add(
-      fields.keyPath("samesite"),
-      `"None" needs secure = true (browsers drop SameSite=None cookies without Secure)`,
-    );
-  }
-  if (partitioned && (!secure || sameSite !== "None")) {
-    const missing = [
-      ...(secure ? [] : ["secure = true"]),
-      ...(sameSite === "None"
-        ? []
-        : [`samesite = "None"${sameSite === undefined ? "" : ` (not "${sameSite}")`}`]),
-    ];
-    problems.add(
-      fields.keyPath("partitioned"),
-      `needs secure = true and samesite = "None": a partitioned cookie is for cross-site iframes, ` +
-        `where browsers send only SameSite=None cookies, and they drop Partitioned ones without ` +
-        `Secure; set ${missing.join(" and ")}, or remove partitioned`,
-    );
-  }
-  const noFallback = fields.boolean("no_fallback", false);
-  fields.finish();
-  const attributes: StickyCookieAttributes = {
-    name,
-    domain,
-    path,
-    expiresSeconds: expiresMs === undefined ? undefined : Math.floor(expiresMs / 1000),
-    secure,
-    httpOnly,
-    sameSite,
-    partitioned,
-  };
-  return { attributes, mode, hmacKey, noFallback };
-}
-
-function checkedAttribute(
-  fields: Fields,
-  key: string,
-  fallback: string | undefined,
-): string | undefined {
-  const value = fields.string(key);
-  if (value === undefined) return fallback;
-  if (value === "") {
-    fields.problems.add(fields.keyPath(key), `is empty; give a value or remove the key`);
-    return fallback;
-  }
-  if (UNSAFE_ATTRIBUTE.test(value)) {
-    fields.problems.add(
-      fields.keyPath(key),
-      `${
-        JSON.stringify(value)
-      } contains ";" or a control character, which would end or split the Set-Cookie attribute`,
-    );
-    return fallback;
-  }
-  return value;
 }
 
 function readRoutes(root: Fields, upstreams: Map<string, Upstream>, problems: Problems): Route[] {

@@ -62,6 +62,39 @@ export function renderSetCookie(template: SetCookieTemplate, nowMs: number): str
   return `${template.head}; Expires=${expires}${template.tail}`;
 }
 
+/** What a header value may hold: visible ASCII, space and tab (RFC 9110 field-value, no obs-text). */
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
+/**
+ * Why `value` cannot go out as a header value unchanged, or undefined when it can: only visible
+ * ASCII, SP and HTAB, no whitespace at either end (the runtimes' `Headers` would trim it), and
+ * accepted by this runtime's `Headers` as it is.
+ *
+ * @example
+ * ```ts
+ * invalidHeaderValue("route=v; Path=/"); // undefined
+ * invalidHeaderValue("route=v; Path=/日本"); // 'character U+65E5 at 15 is not visible ASCII'
+ * ```
+ */
+export function invalidHeaderValue(value: string): string | undefined {
+  let at = 0;
+  for (const c of value) {
+    if (!HEADER_VALUE.test(c)) {
+      const code = c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+      return `character U+${code} at ${at} is not visible ASCII`;
+    }
+    at++;
+  }
+  if (value.trim() !== value) return "it starts or ends with whitespace";
+  const headers = new Headers();
+  try {
+    headers.append("set-cookie", value);
+  } catch (error) {
+    return `the runtime refuses it: ${(error as Error).message}`;
+  }
+  return headers.get("set-cookie") === value ? undefined : "the runtime changes it";
+}
+
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 

@@ -2,7 +2,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
 import { ConfigError, matchRoute, parseConfig } from "../../src/config/mod.ts";
-import { renderSetCookie } from "../../src/cookie/set_cookie.ts";
+import { renderSetCookie, setCookieTemplate } from "../../src/cookie/set_cookie.ts";
+import { setCookieProblem } from "../../src/config/sticky.ts";
 
 type Problem = ConfigError["problems"][number];
 
@@ -544,6 +545,51 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       }
     });
 
+    it("rejects a domain that is not a host name, saying what to write", () => {
+      for (
+        const domain of [
+          "example.com:8080",
+          "https://example.com",
+          "exa mple.com",
+          "a..b",
+          "example.com.",
+          "/x",
+        ]
+      ) {
+        assertOnlyProblem(
+          withSticky(`domain = ${JSON.stringify(domain)}`),
+          "upstreams.app.sticky.domain",
+          `${
+            JSON.stringify(domain)
+          } is not a domain name; write a host name such as "example.com" or ".example.com" (letters, digits, "-", "_" and "."; no scheme, port or path)`,
+        );
+      }
+      for (
+        const domain of [
+          "example.com",
+          ".example.com",
+          "EXAMPLE.com",
+          "localhost",
+          "a_b.example",
+          "10.0.0.1",
+        ]
+      ) {
+        assert.doesNotThrow(
+          () => parseConfig(withSticky(`domain = ${JSON.stringify(domain)}`)),
+          domain,
+        );
+      }
+    });
+
+    it("rejects a path ending in a space (browsers strip it), giving the trimmed path", () => {
+      assertOnlyProblem(
+        withSticky(`path = "/app "`),
+        "upstreams.app.sticky.path",
+        `"/app " ends with a space, which browsers strip; write path = "/app"`,
+      );
+      assert.doesNotThrow(() => parseConfig(withSticky(`path = "/a b"`)));
+    });
+
     it("rejects an empty domain or path, and a path not starting with /", () => {
       assertOnlyProblem(
         withSticky(`domain = ""`),
@@ -561,6 +607,158 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
         `"app" must start with "/"`,
       );
     });
+  });
+
+  describe("non-ASCII in name, domain and path: refused at load with the ASCII to write", () => {
+    // Header values are ByteStrings: "/日本" made every Set-Cookie throw (each first visit a 502),
+    // and Latin-1 "/café" went out as one byte per character where nginx sends UTF-8.
+    const pathFixes: readonly [string, string][] = [
+      ["/日本", "/%E6%97%A5%E6%9C%AC"],
+      ["/café", "/caf%C3%A9"],
+      ["/app/über/x y", "/app/%C3%BCber/x y"],
+      ["/a%20ü", "/a%20%C3%BC"],
+      ["/😀", "/%F0%9F%98%80"],
+    ];
+    for (const [path, fixed] of pathFixes) {
+      it(`path ${JSON.stringify(path)} → ${JSON.stringify(fixed)}`, () => {
+        assertOnlyProblem(
+          withSticky(`path = ${JSON.stringify(path)}`),
+          "upstreams.app.sticky.path",
+          `${
+            JSON.stringify(path)
+          } has characters outside ASCII, which a Set-Cookie header cannot carry (browsers match it against the percent-encoded request path); write path = ${
+            JSON.stringify(fixed)
+          }`,
+        );
+        const server = parseConfig(withSticky(`path = ${JSON.stringify(fixed)}`))
+          .upstreams.get("app")!.servers[0];
+        assert.equal(
+          renderSetCookie(server.setCookie!, 0),
+          `route=422db4e6da7b4bba46bd476612df0469; Path=${fixed}`,
+        );
+      });
+    }
+
+    const domainFixes: readonly [string, string][] = [
+      ["bücher.example", "xn--bcher-kva.example"],
+      [".bücher.example", ".xn--bcher-kva.example"],
+      ["café.example", "xn--caf-dma.example"],
+      ["例え.テスト", "xn--r8jz45g.xn--zckzah"],
+    ];
+    for (const [domain, fixed] of domainFixes) {
+      it(`domain ${JSON.stringify(domain)} → ${JSON.stringify(fixed)}`, () => {
+        assertOnlyProblem(
+          withSticky(`domain = ${JSON.stringify(domain)}`),
+          "upstreams.app.sticky.domain",
+          `${
+            JSON.stringify(domain)
+          } has characters outside ASCII, which a Set-Cookie header cannot carry; write it in punycode: domain = ${
+            JSON.stringify(fixed)
+          }`,
+        );
+        assert.doesNotThrow(() => parseConfig(withSticky(`domain = ${JSON.stringify(fixed)}`)));
+      });
+    }
+
+    it("a non-ASCII domain with no punycode form is refused without a suggestion", () => {
+      const problems = problemsOf(withSticky(`domain = "ü b.example"`));
+      assert.deepEqual(problems.map((p) => p.path), ["upstreams.app.sticky.domain"]);
+      assert.match(problems[0].message, /^"ü b\.example" has characters outside ASCII/);
+      assert.doesNotMatch(problems[0].message, /domain = /);
+    });
+
+    for (const name of ["routé", "日本", "r\u00a0"]) {
+      it(`name ${JSON.stringify(name)} is not a cookie name`, () => {
+        const problems = problemsOf(withSticky(`name = "${name}"`));
+        assert.deepEqual(problems.map((p) => p.path), ["upstreams.app.sticky.name"]);
+        assert.match(problems[0].message, /is not a cookie name; use letters, digits and/);
+      });
+    }
+  });
+
+  describe("no config value can make a Set-Cookie throw", () => {
+    const hostile = [
+      "/日本",
+      "/café",
+      "é",
+      "\u00a0",
+      "\u2028",
+      "\u0085",
+      "/a ",
+      " /a",
+      "/\u007f",
+      "/x\u0000",
+      "x;y",
+      "/%",
+      "a=b",
+      "/a,b",
+      ".example.com",
+      "😀",
+      '/"q"',
+    ];
+    const clocks = [0, Date.UTC(2026, 10, 21, 12, 12, 2), Date.UTC(2999, 11, 31, 23, 59, 59)];
+    for (const key of ["name", "domain", "path"]) {
+      it(`in ${key}: refused naming the key, or every Set-Cookie is a valid header value`, () => {
+        for (const value of hostile) {
+          const text = withSticky(
+            `${key} = ${tomlString(value)}\nexpires = "1000y"\nsecure = true`,
+          );
+          let config;
+          try {
+            config = parseConfig(text);
+          } catch (error) {
+            assert.ok(error instanceof ConfigError, String(error));
+            assert.deepEqual(
+              error.problems.map((p) => p.path),
+              [`upstreams.app.sticky.${key}`],
+              value,
+            );
+            continue;
+          }
+          for (const server of config.upstreams.get("app")!.servers) {
+            for (const now of clocks) {
+              const header = renderSetCookie(server.setCookie!, now);
+              assert.match(header, /^[\x20-\x7e]+$/, `${key} = ${JSON.stringify(value)}`);
+              const headers = new Headers();
+              headers.append("set-cookie", header);
+              assert.equal(headers.get("set-cookie"), header);
+            }
+          }
+        }
+      });
+    }
+  });
+
+  it("checks the whole rendered Set-Cookie too, as the runtime will see it", () => {
+    const template = (path: string) =>
+      setCookieTemplate({
+        name: "route",
+        path,
+        expiresSeconds: 60,
+        secure: false,
+        httpOnly: false,
+        partitioned: false,
+      }, "v");
+    assert.equal(setCookieProblem(template("/")), undefined);
+    assert.equal(
+      setCookieProblem(template("/日本")),
+      `the Set-Cookie would be "route=v; Expires=Thu, 01-Jan-2026 00:01:00 GMT; Path=/日本", which is not a valid header value (character U+65E5 at 54 is not visible ASCII)`,
+    );
+  });
+
+  it("rejects expires over 1000y (the Expires year could pass 9999)", () => {
+    for (const value of ["1001y", "280000y"]) {
+      assertOnlyProblem(
+        withSticky(`expires = "${value}"`),
+        "upstreams.app.sticky.expires",
+        `"${value}" is too long; the most allowed is 1000y (browsers keep a cookie at most 400 days anyway)`,
+      );
+    }
+    const server = parseConfig(withSticky(`expires = "1000y"`)).upstreams.get("app")!.servers[0];
+    assert.match(
+      renderSetCookie(server.setCookie!, Date.UTC(2026, 0, 1)),
+      /Expires=\w{3}, \d\d-\w{3}-3\d{3} /,
+    );
   });
 
   it("rejects a server listed twice", () => {

@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfig } from "../../src/config/mod.ts";
 import {
+  invalidHeaderValue,
   netscapeDate,
   renderSetCookie,
   setCookieTemplate,
@@ -171,5 +172,35 @@ describe("netscapeDate", () => {
       "Nov",
       "Dec",
     ]);
+  });
+});
+
+describe("invalidHeaderValue: what a Set-Cookie value may hold", () => {
+  it("accepts visible ASCII with spaces inside", () => {
+    assert.equal(invalidHeaderValue("route=v; Path=/a b; Secure"), undefined);
+    assert.equal(
+      invalidHeaderValue("SRV=[::1]:19001; Expires=Sat, 21-Nov-2026 12:13:32 GMT; Path=/"),
+      undefined,
+    );
+  });
+
+  it("names the first character outside visible ASCII, by code point and position", () => {
+    // "/日本" made Headers throw (not a ByteString); "/café" went out as one Latin-1 byte.
+    assert.equal(
+      invalidHeaderValue("route=v; Path=/日本"),
+      "character U+65E5 at 15 is not visible ASCII",
+    );
+    assert.equal(
+      invalidHeaderValue("route=v; Path=/café"),
+      "character U+00E9 at 18 is not visible ASCII",
+    );
+    assert.equal(invalidHeaderValue("r=😀"), "character U+1F600 at 2 is not visible ASCII");
+    assert.equal(invalidHeaderValue("r=v\r\nx: y"), "character U+000D at 3 is not visible ASCII");
+    assert.equal(invalidHeaderValue("r=v\u007f"), "character U+007F at 3 is not visible ASCII");
+  });
+
+  it("refuses whitespace at either end, which the runtimes' Headers trim away", () => {
+    assert.equal(invalidHeaderValue("route=v; Path=/a "), "it starts or ends with whitespace");
+    assert.equal(invalidHeaderValue(" route=v"), "it starts or ends with whitespace");
   });
 });
