@@ -1,0 +1,569 @@
+/**
+ * Client-side framing on a plain-HTTP listener (issue 8, points 1-8): every ambiguous or
+ * malformed request is refused with the catalogue's answer and its connection closed, and above
+ * all nothing but the requests the client meant ever reaches the upstream. The upstream is a
+ * recording server that parses strictly what it receives (tests/support/recording_upstream.ts),
+ * the client a raw socket (tests/support/raw_client.ts).
+ *
+ * After every case a probe (a new client, `GET /probe-K`) must be served by the upstream, on the
+ * gateway's pooled connection when there is one: the gateway keeps serving, and a request it let
+ * through (or a body it left behind on the upstream connection) shows up in what the upstream saw
+ * or in the probe's answer.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { startGateway, stopAllGateways } from "../support/gateway.ts";
+import { header } from "../support/http.ts";
+import { converse, type RawConversation } from "../support/raw_client.ts";
+import {
+  type RecordingUpstream,
+  type SeenRequest,
+  startRecordingUpstream,
+} from "../support/recording_upstream.ts";
+import { eventually } from "../support/realtime.ts";
+
+const HOST = "Host: gw.test\r\n";
+/** A complete request that must never reach the upstream when it rides in another's bytes. */
+const SMUGGLED = `GET /SMUGGLED HTTP/1.1\r\n${HOST}\r\n`;
+/** "GET /SMUGGLED HTTP/1.1" is exactly 22 bytes: the body of a GET with Content-Length: 22. */
+const SMUGGLED_LINE = "GET /SMUGGLED HTTP/1.1";
+
+/** A request as the upstream saw it: `METHOD target`, and its body when it has one. */
+function seen(request: SeenRequest): string {
+  const body = request.body.length > 0
+    ? ` body=${JSON.stringify(request.body.toString("latin1"))}`
+    : "";
+  return `${request.method} ${request.target}${body}`;
+}
+
+/** A response as `status code-or-body`: the gateway's errors by code, the upstream's by body. */
+function answered(conversation: RawConversation): string[] {
+  return conversation.responses.map((r) =>
+    `${r.status} ${header(r, "x-gateway-error") ?? r.body.toString("latin1")}`
+  );
+}
+
+/** Everything a case decides, compared at once so a failure shows every difference. */
+interface Verdict {
+  /** The client's responses. */
+  answers: string[];
+  /** Bytes after the last whole response. */
+  rest: string;
+  /** The gateway closed the client's connection. */
+  closed: boolean;
+  /** What reached the upstream during the case (the probe last). */
+  upstream: string[];
+  /** Strictness violations the upstream found in what the gateway sent. */
+  violations: string[];
+  /** The probe's answer. */
+  probe: string;
+}
+
+describe("client-side framing on a plain-HTTP listener", () => {
+  let U: RecordingUpstream;
+  let port = 0;
+  let probes = 0;
+  before(async () => {
+    U = await startRecordingUpstream();
+    // max_fails = 0: a case where the upstream drops what the gateway let through (a 502) must
+    // not make the server unavailable for the cases after it.
+    const gw = await startGateway(`
+[upstreams.app]
+servers = [{ address = "${U.address}", max_fails = 0 }]
+[upstreams.app.sticky]
+`);
+    port = gw.port;
+  });
+  after(async () => {
+    await stopAllGateways();
+    await U?.close();
+  });
+
+  /** A new client's `GET /probe-K`, answered as `status body` (or what went wrong). */
+  async function probe(): Promise<{ path: string; answer: string }> {
+    const path = `/probe-${++probes}`;
+    const talk = await converse(port, `GET ${path} HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`, {
+      timeoutMs: 5000,
+    });
+    const answer = talk.responses.length === 1
+      ? answered(talk)[0]
+      : `no single answer: ${JSON.stringify(talk.bytes.toString("latin1").slice(0, 300))}`;
+    return { path, answer };
+  }
+
+  /**
+   * Sends `bytes` on a new connection, reads until the gateway closes it (at most 4 s), then
+   * probes. Returns the verdict and what the probe's expected entries are.
+   */
+  async function run(
+    bytes: string | Uint8Array | (string | Uint8Array)[],
+    heads: boolean[] = [],
+  ): Promise<{ verdict: Verdict; probeLine: string; probeAnswer: (n: number) => string }> {
+    const mark = U.requests().length;
+    const violationsBefore = U.violations().length;
+    const talk = await converse(port, bytes, { timeoutMs: 4000, heads });
+    const p = await probe();
+    const verdict: Verdict = {
+      answers: answered(talk),
+      rest: talk.rest.toString("latin1"),
+      closed: talk.closed,
+      upstream: U.requests().slice(mark).map(seen),
+      violations: U.violations().slice(violationsBefore),
+      probe: p.answer,
+    };
+    return {
+      verdict,
+      probeLine: `GET ${p.path}`,
+      // The probe is the n-th request the upstream saw: after the case's intended ones.
+      probeAnswer: (intended: number) => `200 seen ${mark + intended + 1}: GET ${p.path}`,
+    };
+  }
+
+  /** The case must be refused with `status code`, closed, and nothing of it reach the upstream. */
+  async function assertRefused(
+    bytes: string | Uint8Array | (string | Uint8Array)[],
+    status: number,
+    code: string,
+    heads: boolean[] = [],
+  ): Promise<void> {
+    const { verdict, probeLine, probeAnswer } = await run(bytes, heads);
+    assert.deepEqual(verdict, {
+      answers: [`${status} ${code}`],
+      rest: "",
+      closed: true,
+      upstream: [probeLine],
+      violations: [],
+      probe: probeAnswer(0),
+    });
+  }
+
+  /** The case must be served: `answers` from the upstream, which saw exactly `upstream`. */
+  async function assertServed(
+    bytes: string | Uint8Array | (string | Uint8Array)[],
+    expected: { answers: (n: number) => string[]; upstream: string[]; closed: boolean },
+  ): Promise<SeenRequest[]> {
+    const mark = U.requests().length;
+    const { verdict, probeLine, probeAnswer } = await run(bytes);
+    assert.deepEqual(verdict, {
+      answers: expected.answers(mark),
+      rest: "",
+      closed: expected.closed,
+      upstream: [...expected.upstream, probeLine],
+      violations: [],
+      probe: probeAnswer(expected.upstream.length),
+    });
+    return U.requests().slice(mark, mark + expected.upstream.length);
+  }
+
+  describe("positive controls (pass today: the tools work)", () => {
+    it("the recording upstream and the raw client, without the gateway: two pipelined requests, in order, then closed", async () => {
+      const mark = U.requests().length;
+      const talk = await converse(U.port, [
+        `POST /direct-1 HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhel`,
+        `lo`,
+        `GET /direct-2 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,
+      ]);
+      assert.deepEqual(answered(talk), [
+        `200 seen ${mark + 1}: POST /direct-1`,
+        `200 seen ${mark + 2}: GET /direct-2`,
+      ]);
+      assert.equal(talk.closed, true);
+      assert.deepEqual(U.requests().slice(mark).map(seen), [
+        'POST /direct-1 body="hello"',
+        "GET /direct-2",
+      ]);
+    });
+
+    it("the recording upstream refuses what a strict server refuses (here Content-Length + Transfer-Encoding) and closes", async () => {
+      const mark = U.requests().length;
+      const before = U.violations().length;
+      const talk = await converse(
+        U.port,
+        `POST /direct-bad HTTP/1.1\r\n${HOST}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      );
+      assert.equal(talk.closed, true);
+      assert.deepEqual(talk.responses, []);
+      assert.equal(U.requests().length, mark);
+      assert.equal(U.violations().length, before + 1);
+      assert.match(U.violations()[before], /Content-Length with Transfer-Encoding/);
+    });
+
+    it("a plain GET through the gateway reaches the upstream as sent and is answered", async () => {
+      await assertServed(`GET /plain?q=1 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`, {
+        answers: (m) => [`200 seen ${m + 1}: GET /plain?q=1`],
+        upstream: ["GET /plain?q=1"],
+        closed: true,
+      });
+    });
+  });
+
+  describe("1. Content-Length and Transfer-Encoding together → 400, closed", () => {
+    it("Content-Length then Transfer-Encoding (CL.TE)", async () => {
+      await assertRefused(
+        `POST /cl-te HTTP/1.1\r\n${HOST}Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`,
+        400,
+        "bad_request",
+      );
+    });
+    it("Transfer-Encoding then Content-Length (TE.CL)", async () => {
+      await assertRefused(
+        `POST /te-cl HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n` +
+          `${SMUGGLED.length.toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`,
+        400,
+        "bad_request",
+      );
+    });
+  });
+
+  describe("2. more than one Content-Length, or one that is not 1*DIGIT → 400, closed", () => {
+    it("two equal Content-Lengths", async () => {
+      await assertRefused(
+        `POST /dup-cl HTTP/1.1\r\n${HOST}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello`,
+        400,
+        "bad_request",
+      );
+    });
+    it("two different Content-Lengths (0, then the smuggled request's length)", async () => {
+      await assertRefused(
+        `POST /dup-cl-diff HTTP/1.1\r\n${HOST}Content-Length: 0\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`,
+        400,
+        "bad_request",
+      );
+    });
+    for (
+      const [value, body] of [["+2", "ok"], ["1,1", "o"], [" ", ""], ["0x2", "ok"], ["-1", ""]]
+    ) {
+      it(`Content-Length: ${JSON.stringify(value)}`, async () => {
+        await assertRefused(
+          `POST /cl-value HTTP/1.1\r\n${HOST}Content-Length:${value}\r\n\r\n${body}`,
+          400,
+          "bad_request",
+        );
+      });
+    }
+  });
+
+  describe("3. Transfer-Encoding other than chunked → 501, closed; on HTTP/1.0 → 400, closed", () => {
+    const body = "5\r\nhello\r\n0\r\n\r\n";
+    for (const coding of ["chunked, identity", "gzip, chunked", "identity"]) {
+      it(`Transfer-Encoding: ${coding}`, async () => {
+        await assertRefused(
+          `POST /te HTTP/1.1\r\n${HOST}Transfer-Encoding: ${coding}\r\n\r\n${body}${SMUGGLED}`,
+          501,
+          "unsupported_transfer_coding",
+        );
+      });
+    }
+    it("Transfer-Encoding: chunked on HTTP/1.0", async () => {
+      await assertRefused(
+        `POST /te10 HTTP/1.0\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n${body}`,
+        400,
+        "bad_request",
+      );
+    });
+    it("`Transfer-Encoding:  Chunked ` (case and surrounding whitespace) is chunked: the body arrives byte-exact", async () => {
+      const [request] = await assertServed(
+        `POST /te-case HTTP/1.1\r\n${HOST}Transfer-Encoding:  Chunked \r\nConnection: close\r\n\r\n${body}`,
+        {
+          answers: (m) => [`200 seen ${m + 1}: POST /te-case`],
+          upstream: ['POST /te-case body="hello"'],
+          closed: true,
+        },
+      );
+      assert.notEqual(request.framing, "none");
+    });
+  });
+
+  describe("4. malformed heads → 400, closed", () => {
+    const cases: [string, string][] = [
+      ["obs-fold (SP)", `GET /fold HTTP/1.1\r\n${HOST}X-A: a\r\n b\r\n\r\n`],
+      ["obs-fold (HTAB)", `GET /fold HTTP/1.1\r\n${HOST}X-A: a\r\n\tb\r\n\r\n`],
+      ["obs-fold on the first header line", `GET /fold HTTP/1.1\r\n X-A: a\r\n${HOST}\r\n`],
+      ["bare LF ending the request line", `GET /lf HTTP/1.1\n${HOST}\r\n`],
+      ["bare LF ending a header line", `GET /lf HTTP/1.1\r\n${HOST}X-A: a\nX-B: b\r\n\r\n`],
+      // A lenient parser ends the head at "\r\n\n" and reads "X-C: c" as the next request; a
+      // strict one finds the bare LF inside a head that ends at the "\r\n\r\n".
+      ["bare LF as an empty line", `GET /lf HTTP/1.1\r\n${HOST}\nX-C: c\r\n\r\n`],
+      ["space before the colon", `GET /name HTTP/1.1\r\n${HOST}X-A : a\r\n\r\n`],
+      [
+        "space before the colon of Transfer-Encoding",
+        `POST /name HTTP/1.1\r\n${HOST}Content-Length: 5\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n`,
+      ],
+      ["a non-token header name", `GET /name HTTP/1.1\r\n${HOST}X(A): a\r\n\r\n`],
+      ["a header line without a colon", `GET /name HTTP/1.1\r\n${HOST}X-A a\r\n\r\n`],
+      ["NUL in a header value", `GET /value HTTP/1.1\r\n${HOST}X-A: a\x00b\r\n\r\n`],
+      ["CR in a header value", `GET /value HTTP/1.1\r\n${HOST}X-A: a\rb\r\n\r\n`],
+      ["two spaces in the request line", `GET  /line HTTP/1.1\r\n${HOST}\r\n`],
+      ["a version other than HTTP/1.0|1.1", `GET /line HTTP/1.2\r\n${HOST}\r\n`],
+      ["a lower-case version", `GET /line http/1.1\r\n${HOST}\r\n`],
+      ["no version", `GET /line\r\n${HOST}\r\n`],
+      ["a fourth request-line part", `GET /line HTTP/1.1 extra\r\n${HOST}\r\n`],
+      ["a target that is not origin-form", `GET line HTTP/1.1\r\n${HOST}\r\n`],
+      ["a space in the target", `GET /a b HTTP/1.1\r\n${HOST}\r\n`],
+      ["a control character in the target", `GET /a\x01b HTTP/1.1\r\n${HOST}\r\n`],
+      ["HTAB in the target", `GET /a\tb HTTP/1.1\r\n${HOST}\r\n`],
+      ["DEL in the target", `GET /a\x7fb HTTP/1.1\r\n${HOST}\r\n`],
+    ];
+    for (const [name, bytes] of cases) {
+      it(name, async () => {
+        await assertRefused(Buffer.from(bytes, "latin1"), 400, "bad_request");
+      });
+    }
+    it("absolute-form is accepted", async () => {
+      const mark = U.requests().length;
+      const { verdict } = await run(
+        `GET http://gw.test/abs HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,
+      );
+      // What the upstream gets as the target is not specified: origin-form or the URL as sent.
+      const target = U.requests()[mark]?.target;
+      assert.ok(target === "/abs" || target === "http://gw.test/abs", `target ${target}`);
+      assert.deepEqual(verdict.answers, [`200 seen ${mark + 1}: GET ${target}`]);
+      assert.deepEqual(verdict.violations, []);
+      assert.equal(verdict.upstream.length, 2);
+    });
+    it("OPTIONS * is accepted (not 400)", async () => {
+      const { verdict } = await run(`OPTIONS * HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`);
+      assert.equal(verdict.answers.length, 1, JSON.stringify(verdict));
+      assert.doesNotMatch(verdict.answers[0], /^400 /);
+      assert.deepEqual(verdict.violations, []);
+      // Forwarded or answered by the gateway itself (not specified); never as something else.
+      assert.ok(
+        verdict.upstream.length === 1 || verdict.upstream[0] === "OPTIONS *",
+        JSON.stringify(verdict.upstream),
+      );
+    });
+  });
+
+  describe("5. Host", () => {
+    it("two Host headers on HTTP/1.1 → 400", async () => {
+      const { verdict, probeLine } = await run(
+        `GET /hosts HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n`,
+      );
+      assert.deepEqual([verdict.answers, verdict.upstream, verdict.violations], [
+        ["400 bad_request"],
+        [probeLine],
+        [],
+      ]);
+      assert.match(verdict.probe, /^200 /);
+    });
+    it("two equal Host headers on HTTP/1.0 → 400", async () => {
+      const { verdict, probeLine } = await run(
+        `GET /hosts HTTP/1.0\r\nHost: a.test\r\nHost: a.test\r\n\r\n`,
+      );
+      assert.deepEqual([verdict.answers, verdict.upstream, verdict.violations], [
+        ["400 bad_request"],
+        [probeLine],
+        [],
+      ]);
+    });
+    it("HTTP/1.1 without Host → 400", async () => {
+      const { verdict, probeLine } = await run(
+        `GET /no-host HTTP/1.1\r\nConnection: close\r\n\r\n`,
+      );
+      assert.deepEqual([verdict.answers, verdict.upstream, verdict.violations], [
+        ["400 bad_request"],
+        [probeLine],
+        [],
+      ]);
+    });
+    it("HTTP/1.0 without Host is served (the host-less route)", async () => {
+      await assertServed(`GET /no-host-10 HTTP/1.0\r\n\r\n`, {
+        answers: (m) => [`200 seen ${m + 1}: GET /no-host-10`],
+        upstream: ["GET /no-host-10"],
+        closed: true,
+      });
+    });
+  });
+
+  describe("6. GET or HEAD with a body → 400, closed, never forwarded", () => {
+    it("GET + Content-Length: 22 + 22 bytes, then a second request: nothing reaches the upstream", async () => {
+      assert.equal(SMUGGLED_LINE.length, 22);
+      await assertRefused(
+        `GET /get-body HTTP/1.1\r\n${HOST}Content-Length: 22\r\n\r\n${SMUGGLED_LINE}\r\n${HOST}\r\n${SMUGGLED}`,
+        400,
+        "bad_request",
+      );
+    });
+    it("GET + Content-Length: 22, the body in a later write", async () => {
+      await assertRefused(
+        [
+          `GET /get-body HTTP/1.1\r\n${HOST}Content-Length: 22\r\n\r\n`,
+          `${SMUGGLED_LINE}${SMUGGLED}`,
+        ],
+        400,
+        "bad_request",
+      );
+    });
+    it("HEAD + Content-Length: 22 + 22 bytes, then a second request", async () => {
+      await assertRefused(
+        `HEAD /head-body HTTP/1.1\r\n${HOST}Content-Length: 22\r\n\r\n${SMUGGLED_LINE}\r\n${HOST}\r\n${SMUGGLED}`,
+        400,
+        "bad_request",
+        [true],
+      );
+    });
+    it("GET + Transfer-Encoding: chunked", async () => {
+      await assertRefused(
+        `GET /get-chunked HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`,
+        400,
+        "bad_request",
+      );
+    });
+    it("a second client's request, sent while the first client's connection is still open, gets its own answer and nothing smuggled reaches the upstream", async () => {
+      const mark = U.requests().length;
+      const first = converse(
+        port,
+        `GET /get-body HTTP/1.1\r\n${HOST}Content-Length: 22\r\n\r\n${SMUGGLED_LINE}\r\n${HOST}\r\n${SMUGGLED}`,
+        { timeoutMs: 4000 },
+      );
+      // The second client starts once the first one's bytes are in (or at the latest when the
+      // gateway has forwarded something of them): the gateway's pooled upstream connection is
+      // where a left-behind body or a smuggled request would be.
+      await eventually(() => U.requests().length > mark, 300, "first client's bytes").catch(
+        () => {},
+      );
+      const second = converse(port, `GET /second HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`, {
+        timeoutMs: 4000,
+      });
+      const [a, b] = await Promise.all([first, second]);
+      assert.deepEqual(
+        {
+          first: answered(a),
+          firstClosed: a.closed,
+          second: answered(b).map((s) => s.replace(/seen \d+/, "seen N")),
+          upstream: U.requests().slice(mark).map(seen),
+          violations: U.violations().filter((v) => v.includes("SMUGGLED")),
+        },
+        {
+          first: ["400 bad_request"],
+          firstClosed: true,
+          second: ["200 seen N: GET /second"],
+          upstream: ["GET /second"],
+          violations: [],
+        },
+      );
+    });
+    it("GET + Content-Length: 0 is fine", async () => {
+      await assertServed(
+        `GET /get-zero HTTP/1.1\r\n${HOST}Content-Length: 0\r\nConnection: close\r\n\r\n`,
+        {
+          answers: (m) => [`200 seen ${m + 1}: GET /get-zero`],
+          upstream: ["GET /get-zero"],
+          closed: true,
+        },
+      );
+    });
+  });
+
+  describe("7. malformed chunked body → 400, closed, the upstream connection destroyed", () => {
+    const cases: [string, string][] = [
+      ["a bad size line", "5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"],
+      ["no CRLF after the chunk data", "5\r\nhelloXX\r\n0\r\n\r\n"],
+      ["a size over 2^53", "20000000000001\r\nhello\r\n0\r\n\r\n"],
+      ["a size line with a space inside", "5 5\r\nhello\r\n0\r\n\r\n"],
+    ];
+    for (const [name, body] of cases) {
+      it(name, async () => {
+        const target = `/chunk-bad-${name.replaceAll(" ", "-")}`;
+        const { verdict, probeLine, probeAnswer } = await run(
+          `POST ${target} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n${body}${SMUGGLED}`,
+        );
+        assert.deepEqual(verdict, {
+          answers: ["400 bad_request"],
+          rest: "",
+          closed: true,
+          // The POST may have started upstream, but never completed there.
+          upstream: [probeLine],
+          violations: [],
+          probe: probeAnswer(0),
+        });
+        // Every upstream connection that carried any of it is closed, and none served the probe.
+        const carried = U.connections.filter((c) => c.bytes().includes(target));
+        await eventually(() => carried.every((c) => c.closed), 3000, "upstream connections closed")
+          .catch(() => {});
+        assert.deepEqual(
+          carried.map((c) => ({ closed: c.closed, requests: c.requests.map(seen) })),
+          carried.map(() => ({ closed: true, requests: [] })),
+        );
+      });
+    }
+  });
+
+  describe("8. pipelining: answered in order, each exactly once", () => {
+    it("3 pipelined GETs in one write (the first answered last by the upstream)", async () => {
+      const mark = U.requests().length;
+      const violationsBefore = U.violations().length;
+      const paths = ["/pipe-1?delay=400", "/pipe-2?delay=150", "/pipe-3"];
+      const bytes = paths.map((p, i) =>
+        `GET ${p} HTTP/1.1\r\n${HOST}${i === 2 ? "Connection: close\r\n" : ""}\r\n`
+      ).join("");
+      const talk = await converse(port, bytes, { timeoutMs: 6000 });
+      const upstream = U.requests().slice(mark);
+      // Each answer is the one for its own request (the upstream numbers them as they arrive).
+      const expected = paths.map((p) => {
+        const n = upstream.find((r) => r.target === p)?.n;
+        return `200 seen ${n}: GET ${p}`;
+      });
+      assert.deepEqual(
+        { answers: answered(talk), closed: talk.closed, rest: talk.rest.toString("latin1") },
+        { answers: expected, closed: true, rest: "" },
+      );
+      assert.deepEqual(upstream.map(seen).sort(), paths.map((p) => `GET ${p}`).sort());
+      assert.deepEqual(U.violations().slice(violationsBefore), []);
+    });
+    it("pipelined POST (Content-Length), GET, POST (chunked): each body arrives byte-exact, answers in order", async () => {
+      const chunkedBody = "3\r\nabc\r\n4\r\n\r\n0\r\r\n0\r\n\r\n";
+      await assertServed(
+        `POST /pp-1 HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhello` +
+          `GET /pp-2 HTTP/1.1\r\n${HOST}\r\n` +
+          `POST /pp-3 HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunkedBody}`,
+        {
+          answers: (m) => [
+            `200 seen ${m + 1}: POST /pp-1`,
+            `200 seen ${m + 2}: GET /pp-2`,
+            `200 seen ${m + 3}: POST /pp-3`,
+          ],
+          upstream: ['POST /pp-1 body="hello"', "GET /pp-2", 'POST /pp-3 body="abc\\r\\n0\\r"'],
+          closed: true,
+        },
+      );
+    });
+  });
+
+  describe("valid bodies arrive byte-exact, framed by the gateway", () => {
+    it("a Content-Length POST: exactly its bytes, with exactly that Content-Length", async () => {
+      const body = `hello\r\n\r\n${SMUGGLED}`;
+      const [request] = await assertServed(
+        `POST /cl-post HTTP/1.1\r\n${HOST}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        {
+          answers: (m) => [`200 seen ${m + 1}: POST /cl-post`],
+          upstream: [`POST /cl-post body=${JSON.stringify(body)}`],
+          closed: true,
+        },
+      );
+      assert.equal(request.framing, "length");
+      assert.deepEqual(
+        request.headers.filter(([n]) => n.toLowerCase() === "content-length").map(([, v]) => v),
+        [String(body.length)],
+      );
+    });
+    it("a chunked POST (in several writes, data that looks like framing): exactly its bytes", async () => {
+      const pieces = ["abc", `0\r\n\r\n${SMUGGLED}`, "\x00\xff\r\n"];
+      const wire = pieces.map((p) => `${Buffer.byteLength(p, "latin1").toString(16)}\r\n${p}\r\n`);
+      const [request] = await assertServed(
+        [
+          `POST /chunked-post HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
+          ...wire.map((w) => Buffer.from(w, "latin1")),
+          "0\r\n\r\n",
+        ],
+        {
+          answers: (m) => [`200 seen ${m + 1}: POST /chunked-post`],
+          upstream: [`POST /chunked-post body=${JSON.stringify(pieces.join(""))}`],
+          closed: true,
+        },
+      );
+      assert.notEqual(request.framing, "none");
+    });
+  });
+});
