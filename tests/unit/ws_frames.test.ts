@@ -1,8 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  applyMask,
   encodeClose,
   encodeFrame,
+  encodeText,
   FrameError,
   FrameReader,
   type Incoming,
@@ -163,4 +165,94 @@ describe("FrameReader (server → client)", () => {
       );
     });
   }
+});
+
+describe("the server role (the front's client WebSockets)", () => {
+  for (const size of [0, 125, 126, 65535, 65536, 200_000]) {
+    it(`encodeFrame: a ${size}-byte payload unmasked, in the right length form`, () => {
+      const payload = new Uint8Array(size).map((_, i) => i % 251);
+      const frame = encodeFrame(OPCODE.binary, payload, "server");
+      assert.deepEqual(frame, serverFrame(OPCODE.binary, payload), "as RFC 6455 §5.2 lays it out");
+    });
+  }
+
+  it("server frames read back by the client role; client frames by the server role", () => {
+    const large = new Uint8Array(70_000).map((_, i) => (i * 7) & 0xff);
+    const toClient = new FrameReader(1 << 20, "client");
+    toClient.push(encodeText("héllo", "server"));
+    toClient.push(encodeFrame(OPCODE.binary, large, "server"));
+    toClient.push(encodeClose(4001, "bye", "server"));
+    assert.deepEqual(readAll(toClient), [
+      { type: "text", data: "héllo" },
+      { type: "binary", data: large },
+      { type: "close", code: 4001, reason: "bye" },
+    ]);
+    const toServer = new FrameReader(1 << 20, "server");
+    const bytes = new Uint8Array([
+      ...encodeText("héllo"),
+      ...encodeFrame(OPCODE.binary, large),
+      ...encodeFrame(OPCODE.ping, new Uint8Array([9])),
+      ...encodeClose(1005),
+    ]);
+    const out: Incoming[] = [];
+    // In uneven pieces, so that headers and mask keys are split across chunks.
+    for (let at = 0; at < bytes.length; at += 7) {
+      toServer.push(bytes.slice(at, at + 7));
+      out.push(...readAll(toServer));
+    }
+    assert.deepEqual(out, [
+      { type: "text", data: "héllo" },
+      { type: "binary", data: large },
+      { type: "ping", data: new Uint8Array([9]) },
+      { type: "close", code: 1005, reason: "" },
+    ]);
+  });
+
+  it("masked fragments are joined, each with its own key", () => {
+    const reader = new FrameReader(1 << 20, "server");
+    const text = new TextEncoder().encode("a✓b");
+    const first = encodeFrame(OPCODE.text, text.subarray(0, 2));
+    first[0] &= 0x7f;
+    const second = encodeFrame(OPCODE.continuation, text.subarray(2));
+    reader.push(first);
+    reader.push(encodeFrame(OPCODE.pong, new Uint8Array([1])));
+    reader.push(second);
+    assert.deepEqual(readAll(reader), [
+      { type: "pong", data: new Uint8Array([1]) },
+      { type: "text", data: "a✓b" },
+    ]);
+  });
+
+  it("an unmasked frame from a client → FrameError 1002", () => {
+    const reader = new FrameReader(1024, "server");
+    reader.push(serverFrame(OPCODE.text, "x"));
+    assert.throws(
+      () => readAll(reader),
+      (error) => error instanceof FrameError && error.code === 1002,
+    );
+  });
+
+  it("a message over the limit is refused from its header, before its payload arrives", () => {
+    const reader = new FrameReader(1024, "server");
+    reader.push(encodeFrame(OPCODE.binary, new Uint8Array(1025)).subarray(0, 8));
+    assert.throws(
+      () => readAll(reader),
+      (error) => error instanceof FrameError && error.code === 1009,
+    );
+  });
+
+  it("applyMask: byte-wise XOR with the key at any alignment and length, undone by itself", () => {
+    const key = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
+    const backing = new Uint8Array(1100).map((_, i) => (i * 31) & 0xff);
+    for (const offset of [0, 1, 2, 3]) {
+      for (const length of [0, 1, 3, 4, 5, 7, 8, 15, 16, 17, 1031]) {
+        const bytes = backing.slice().subarray(offset, offset + length);
+        const original = bytes.slice();
+        applyMask(bytes, key);
+        assert.deepEqual(bytes, original.map((byte, i) => byte ^ key[i & 3]));
+        applyMask(bytes, key);
+        assert.deepEqual(bytes, original);
+      }
+    }
+  });
 });
