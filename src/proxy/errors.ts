@@ -1,10 +1,12 @@
 /**
  * The one catalogue of what can go wrong between the gateway and an upstream, and the status each
- * becomes: refused/reset/invalid → 502, timeouts → 504. Runtime errors (Deno's, Bun's, node's)
- * are mapped here and nowhere else.
+ * becomes: refused/reset/invalid → 502, timeouts → 504. Runtime errors are classified in the
+ * seam (a Connect rejects with a {@link ConnectFailure}); they become catalogue codes here.
  *
  * @module
  */
+import { ConnectFailure, type ConnectFailureKind } from "../runtime/contracts.ts";
+import { fetchConnectFailure } from "../runtime/shared/fetch_errors.ts";
 
 export type FailureCode =
   | "connect_refused"
@@ -170,36 +172,54 @@ export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
   },
 };
 
-/** An upstream failure with its catalogue code; `detail` is for logs only, never for clients. */
+/**
+ * An upstream failure with its catalogue code; `detail` and `cause` are for logs only, never for
+ * clients (the message, which the log prints, names the cause).
+ */
 export class UpstreamError extends Error {
-  constructor(readonly code: FailureCode, readonly detail = "") {
-    super(detail === "" ? FAILURES[code].message : `${FAILURES[code].message}: ${detail}`);
+  constructor(readonly code: FailureCode, readonly detail = "", options?: { cause?: unknown }) {
+    const message = detail === "" ? FAILURES[code].message : `${FAILURES[code].message}: ${detail}`;
+    super(
+      options?.cause === undefined ? message : `${message} (${describeError(options.cause)})`,
+      options,
+    );
     this.name = "UpstreamError";
   }
 }
 
+const CONNECT_CODES: Readonly<Record<ConnectFailureKind, FailureCode>> = {
+  refused: "connect_refused",
+  unreachable: "connect_error",
+  timeout: "connect_timeout",
+  tls: "upstream_tls",
+  other: "connect_error",
+};
+
 /**
- * Maps whatever a transport threw to a catalogue entry.
+ * Maps whatever a transport threw to a catalogue entry: an UpstreamError as it is, the seam's
+ * ConnectFailure by its kind; anything else is a connect error while connecting (after the
+ * seam's best-effort reading of a `fetch` rejection) and a reset after.
  *
  * @param phase where it happened: while connecting, or after the request was (being) sent
  */
 export function toUpstreamError(error: unknown, phase: "connect" | "response"): UpstreamError {
   if (error instanceof UpstreamError) return error;
-  const text = describeError(error);
-  if (phase === "connect") {
-    // fetch's TLS failures (http1's arrive as UpstreamError already): Deno says "invalid peer
-    // certificate: UnknownIssuer", Bun gives OpenSSL codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, …).
-    if (TLS_FAILURE.test(text)) return new UpstreamError("upstream_tls", text);
-    return /refused|ECONNREFUSED/i.test(text)
-      ? new UpstreamError("connect_refused", text)
-      : new UpstreamError("connect_error", text);
+  const failure = error instanceof ConnectFailure
+    ? error
+    : phase === "connect"
+    ? fetchConnectFailure(error)
+    : undefined;
+  if (failure !== undefined) {
+    return new UpstreamError(CONNECT_CODES[failure.kind], describeError(failure));
   }
-  return new UpstreamError("upstream_reset", text);
+  return new UpstreamError(
+    phase === "connect" ? "connect_error" : "upstream_reset",
+    describeError(error),
+  );
 }
 
-const TLS_FAILURE = /certificate|_CERT|CERT_|\bTLS\b|\bSSL\b|handshake|InvalidContentType/i;
-
-function describeError(error: unknown): string {
+/** An error as one line for the log: name, code, message and its cause's message. */
+export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
   const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";

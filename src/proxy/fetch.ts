@@ -10,6 +10,7 @@
 import type { GatewayConfig, Server, UpstreamTls } from "../config/mod.ts";
 import type { ConfigProblem } from "../config/problems.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
+import { fetchConnectFailure } from "../runtime/shared/fetch_errors.ts";
 import type { HeaderPair } from "./headers.ts";
 import { IdleTimer, touchingBody } from "./limits.ts";
 import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
@@ -89,7 +90,7 @@ export class FetchTransport implements Transport {
         ...this.#init(server.tls),
         method: request.method,
         headers,
-        body: request.body && touchingBody(request.body, timer),
+        body: request.body && touchingBody(request.body.stream(), timer),
         redirect: "manual",
         signal: abort.signal,
         duplex: "half",
@@ -98,11 +99,9 @@ export class FetchTransport implements Transport {
       clientSignal?.removeEventListener("abort", onClientGone);
       if (clientSignal?.aborted) throw new UpstreamError("client_closed");
       if (timedOut) throw new UpstreamError("read_timeout");
-      // fetch does not say whether it got as far as connecting; "refused" means it did not.
-      const mapped = toUpstreamError(error, "connect");
-      throw mapped.code === "connect_refused" || mapped.code === "upstream_tls"
-        ? mapped
-        : toUpstreamError(error, "response");
+      // fetch does not say whether it got as far as connecting: the seam's best-effort reading
+      // (a refusal, a failed handshake) says it did not; anything else may have reached it.
+      throw toUpstreamError(fetchConnectFailure(error) ?? error, "response");
     } finally {
       timer.stop();
     }

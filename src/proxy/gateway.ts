@@ -4,29 +4,19 @@
  *
  * @module
  */
-import {
-  type GatewayConfig,
-  matchRoute,
-  type Server,
-  type Sticky,
-  type Upstream,
-} from "../config/mod.ts";
+import { type GatewayConfig, matchRoute, type Server, type Upstream } from "../config/mod.ts";
 import { type Balancer, createBalancers } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
 import { findCookie } from "../cookie/read.ts";
 import { resolveSticky } from "../sticky/resolve.ts";
-import { type FailureCode, failureResponse, FAILURES, toUpstreamError } from "./errors.ts";
-import {
-  appendClientResponseHeaders,
-  type ClientInfo,
-  type HeaderPair,
-  upstreamRequestHeaders,
-} from "./headers.ts";
-import { isStandardReason } from "./reason.ts";
-import type { Transport, UpstreamRequest } from "./transport.ts";
+import { describeError, type FailureCode, failureResponse } from "./errors.ts";
+import { type ClientInfo, upstreamRequestHeaders } from "./headers.ts";
+import { RequestBody, type Transport, type UpstreamRequest } from "./transport.ts";
 import type { Connect } from "../runtime/contracts.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
+import { failover } from "./failover.ts";
+import { clientResponse, discardBody } from "./client_response.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
 interface Generation {
@@ -120,74 +110,95 @@ export class Gateway {
     const headers = upstreamRequestHeaders(request.headers, client, host);
     const refused = refuseRequest(request, target, headers, config.server);
     if (refused !== undefined) return failureResponse(refused);
+    const framed = frameBody(request);
+    if (framed === undefined) return failureResponse("bad_request");
     const guarded = guardedRequestBody(request, config.server);
+    const stream = guarded?.body ?? request.body;
+    // A declared empty body is not read at all: the request stays replayable.
+    const body = stream === null || framed === 0 ? null : new RequestBody(stream);
     const upstreamRequest: UpstreamRequest = {
       method: request.method,
       target,
       headers,
-      body: guarded?.body ?? request.body,
+      body,
+      bodyLength: framed === NO_BODY ? undefined : framed,
       client: request,
     };
-    const replayable = request.body === null || request.headers.get("content-length") === "0";
     const limits = config.server;
-    let tried: Server[] | undefined;
-    let lastFailure: FailureCode = "no_server";
-    for (;;) {
-      const server = pinned ?? balancer.pick(now, tried);
-      if (server === undefined) return failureResponse(lastFailure);
-      try {
-        const response = await this.#transport.send(server, upstreamRequest, limits);
-        balancer.health.recordSuccess(server);
-        const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
-        return clientResponse(
-          response.status,
-          response.statusText,
-          response.headers,
-          guardedResponseBody(response.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
-          sticky,
-          setCookie && renderSetCookie(setCookie, now),
-        );
-      } catch (error) {
-        const failure = toUpstreamError(error, "response");
-        const clientSide = clientFailure(request, guarded, failure.code);
-        if (clientSide !== undefined) return failureResponse(clientSide);
-        const spec = FAILURES[failure.code];
-        if (spec.marksServer) balancer.health.recordFailure(server, this.#now());
-        this.#onUpstreamError?.(server, failure.code, failure.message);
-        // Only what never reached the upstream is tried elsewhere, and never a body (it is
-        // streamed, not kept); a pinned session under no_fallback stays on its server.
-        if (!spec.beforeRequestSent || !replayable || (server === pinned && noFallback)) {
-          return failureResponse(failure.code);
-        }
-        lastFailure = failure.code;
-        (tried ??= []).push(server);
-        pinned = undefined;
-      }
+    const transport = this.#transport;
+    const outcome = await failover(
+      {
+        balancer,
+        pinned,
+        noFallback,
+        now,
+        send: (server) => transport.send(server, upstreamRequest, limits),
+        replayable: () => body === null || !body.consumed,
+        clientFailure: (code) => clientFailure(request, guarded, code),
+      },
+      this.#now,
+      this.#onUpstreamError,
+    );
+    if (outcome.failure !== undefined) return failureResponse(outcome.failure);
+    const { server, value: response } = outcome;
+    const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
+    // Outside the failure handling above: what the runtime refuses to put in a Response is a bad
+    // answer, never a transport failure that would count against the server.
+    try {
+      return clientResponse(
+        response.status,
+        response.statusText,
+        response.headers,
+        guardedResponseBody(response.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
+        sticky?.lowerName,
+        setCookie && renderSetCookie(setCookie, now),
+      );
+    } catch (error) {
+      discardBody(response.body);
+      this.#onUpstreamError?.(
+        server,
+        "bad_response",
+        `not a valid response: ${describeError(error)}`,
+      );
+      return failureResponse("bad_response");
     }
   };
 }
 
-function clientResponse(
-  status: number,
-  statusText: string,
-  upstreamHeaders: HeaderPair[],
-  body: BodyInit | null,
-  sticky: Sticky | undefined,
-  setCookie: string | undefined,
-): Response {
-  const pairs: HeaderPair[] = [];
-  // The module sends its Set-Cookie before the upstream's headers.
-  if (setCookie !== undefined) pairs.push(["set-cookie", setCookie]);
-  appendClientResponseHeaders(upstreamHeaders, sticky?.lowerName, pairs);
-  const response = isStandardReason(status, statusText)
-    ? new Response(body, { status })
-    : new Response(body, { status, statusText });
-  // Appended one by one rather than given in the init: Deno converts an init's header list
-  // through WebIDL sequences, which cost 3-6 µs for six headers against ~1 µs this way (Bun:
-  // 0.8 against 0.6; docs/benchmarks.md).
-  const headers = response.headers;
-  for (const pair of pairs) headers.append(pair[0], pair[1]);
-  return response;
+/** No Content-Length (a body, if any, is of unknown length: sent chunked). */
+const NO_BODY = -1;
+
+/**
+ * The body's length as the client declared it (NO_BODY without a Content-Length), or undefined
+ * when the request must be refused: a GET or HEAD whose head declares a body the runtime did not
+ * hand over (forwarded with its header, the next request on the upstream connection would be
+ * read as that body; the front refuses these already, this guards the runtimes' own servers).
+ */
+function frameBody(request: Request): number | undefined {
+  const headers = request.headers;
+  const length = declaredLength(headers);
+  if (request.body !== null) return length ?? NO_BODY;
+  const method = request.method;
+  if (method === "GET" || method === "HEAD") {
+    if ((length !== NO_BODY && length !== 0) || headers.has("transfer-encoding")) return undefined;
+  }
+  return length === 0 ? 0 : NO_BODY;
+}
+
+/** The Content-Length header as a number; NO_BODY without one, undefined when not 1*DIGIT. */
+function declaredLength(headers: Headers): number | undefined {
+  const value = headers.get("content-length");
+  if (value === null) return NO_BODY;
+  if (value === "0") return 0;
+  const length = Number(value);
+  if (value.length === 0 || value.length > 15 || !Number.isInteger(length) || length < 0) {
+    return undefined;
+  }
+  for (let i = 0; i < value.length; i++) {
+    const digit = value.charCodeAt(i);
+    if (digit < 48 || digit > 57) return undefined;
+  }
+  return length;
 }
 
 // The last Host header seen and its name part: nearly every request of a gateway names the same

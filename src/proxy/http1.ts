@@ -7,6 +7,13 @@
  * come, keeps a bounded pool of idle connections per server, and returns a body that arrived
  * whole with the headers as plain bytes.
  *
+ * Exactness, because a pooled connection carries the next client's request: every request is
+ * framed here from the body it really has (the client's Content-Length/Transfer-Encoding are not
+ * copied), a body that ends short or runs long destroys the connection, a response is validated
+ * (response_head.ts) and read to its exact end, and only a connection whose exchange ended
+ * cleanly goes back to the pool, where it is watched: anything arriving on an idle connection
+ * (stray bytes, EOF, reset) drops it at once.
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
@@ -16,7 +23,13 @@ import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
 import { parseResponseHead } from "./response_head.ts";
 import { type Watch, Watchdog } from "./watchdog.ts";
-import type { Transport, UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
+import type {
+  RequestBody,
+  Transport,
+  UpstreamLimits,
+  UpstreamRequest,
+  UpstreamResponse,
+} from "./transport.ts";
 
 export interface Http1Options {
   /** Idle connections kept per server (default 256). */
@@ -28,13 +41,11 @@ export interface Http1Options {
 
 const HEAD_LIMIT = 64 * 1024;
 const READ_SIZE = 64 * 1024;
-/** Requests with a body are not replayable: they only take connections idle for less than this,
- * which makes meeting a connection the server has just closed unlikely. */
-const FRESH_FOR_BODY_MS = 1000;
 const CRLF = Buffer.from("\r\n");
 const LAST_CHUNK = Buffer.from("0\r\n\r\n");
 
-/** A reused connection failed before any byte of the answer: not the server's fault, try anew. */
+/** A reused connection failed before any byte of the answer: not the server's fault, try anew
+ * (when nothing of the request's body was taken from the client yet). */
 class StaleConnection extends Error {}
 
 export class Http1Transport implements Transport {
@@ -63,16 +74,14 @@ export class Http1Transport implements Transport {
     // Ended when the response body is done (`finish` in #exchange), or here on failure.
     const watch = this.#watchdog.watch(request.client, () => connection?.destroy());
     try {
-      const reused = this.#takeIdle(
-        key,
-        request.body === null ? this.#idleTimeoutMs : FRESH_FOR_BODY_MS,
-      );
+      // An upgrade takes a fresh connection: it will not come back to the pool.
+      const reused = request.upgrade === true ? undefined : this.#takeIdle(key);
       if (reused !== undefined) {
         try {
           return await this.#exchange(connection = reused, request, limits, watch);
         } catch (error) {
           if (!(error instanceof StaleConnection)) throw error;
-          if (request.body !== null) {
+          if (request.body?.consumed) {
             throw new UpstreamError("upstream_reset", "kept-alive connection closed");
           }
         }
@@ -101,18 +110,20 @@ export class Http1Transport implements Transport {
     return count;
   }
 
-  #takeIdle(key: string, maxIdleMs: number): Connection | undefined {
+  #takeIdle(key: string): Connection | undefined {
     const list = this.#idle.get(key);
     if (list === undefined) return undefined;
     const now = Date.now();
     while (list.length > 0) {
       const connection = list.pop()!;
-      if (now - connection.idleSince < maxIdleMs) return connection;
+      connection.socket.unwatchIdle();
+      if (now - connection.idleSince < this.#idleTimeoutMs) return connection;
       connection.destroy();
     }
     return undefined;
   }
 
+  /** Pools a connection whose exchange ended cleanly (nothing extra buffered), else closes it. */
   #release(connection: Connection): void {
     if (connection.destroyed || connection.start !== connection.end) return connection.destroy();
     let list = this.#idle.get(connection.key);
@@ -121,7 +132,17 @@ export class Http1Transport implements Transport {
     connection.idleSince = Date.now();
     connection.reused = true;
     list.push(connection);
+    // Last: it calls back at once when something arrived already.
+    connection.socket.watchIdle(connection.onIdleActivity);
   }
+
+  /** Something arrived on an idle connection (bytes nobody asked for, EOF, reset): drop it. */
+  #dropIdle = (connection: Connection): void => {
+    const list = this.#idle.get(connection.key);
+    const at = list === undefined ? -1 : list.lastIndexOf(connection);
+    if (at >= 0) list!.splice(at, 1);
+    connection.destroy();
+  };
 
   async #open(server: Server, key: string, timeoutMs: number): Promise<Connection> {
     const connecting = this.#connect(server.address.host, server.address.port, server.tls);
@@ -130,7 +151,7 @@ export class Http1Transport implements Transport {
       timer = setTimeout(() => reject(new UpstreamError("connect_timeout")), timeoutMs);
     });
     try {
-      return new Connection(await Promise.race([connecting, timeout]), key);
+      return new Connection(await Promise.race([connecting, timeout]), key, this.#dropIdle);
     } catch (error) {
       connecting.then((socket) => socket.close(), () => {});
       throw toUpstreamError(error, "connect");
@@ -145,8 +166,8 @@ export class Http1Transport implements Transport {
     limits: UpstreamLimits,
     watch: Watch,
   ): Promise<UpstreamResponse> {
-    const chunked = request.body !== null && !hasHeader(request.headers, "content-length");
     connection.received = 0;
+    connection.uploadFailure = undefined;
     // The client may have gone while we connected: nothing was sent, the connection stays good.
     if (watch.clientGone) {
       this.#release(connection);
@@ -158,20 +179,35 @@ export class Http1Transport implements Transport {
     connection.progress = watch;
     let head: ResponseHead;
     try {
-      await connection.socket.write(encodeRequestHead(request, chunked, connection));
-      if (request.body !== null) connection.upload = upload(connection, request.body, chunked);
-      head = await readResponseHead(connection, request.method);
+      await connection.socket.write(encodeRequestHead(request, connection));
+      if (request.body !== null) {
+        connection.upload = upload(connection, request.body, request.bodyLength);
+      }
+      head = await readResponseHead(connection, request);
     } catch (error) {
       connection.destroy();
       // Never retried: the client that asked is gone.
       if (watch.clientGone) throw new UpstreamError("client_closed");
       if (watch.timedOut) throw new UpstreamError("read_timeout");
+      if (connection.uploadFailure !== undefined) throw connection.uploadFailure;
       if (error instanceof UpstreamError) throw error;
       if (connection.reused && connection.received === 0) throw new StaleConnection();
       throw toUpstreamError(error, "response");
     } finally {
       watch.waited();
       connection.progress = undefined;
+    }
+    if (head.framing === UPGRADED) {
+      // The connection is the caller's now: no longer watched, never pooled.
+      watch.end();
+      const buffered = connection.take(connection.buffered);
+      return {
+        status: head.status,
+        statusText: head.statusText,
+        headers: head.headers,
+        body: null,
+        upgraded: { stream: connection.socket, buffered },
+      };
     }
     const finish = () => {
       watch.end();
@@ -199,10 +235,20 @@ class Connection {
   uploadDone = true;
   /** Told of each piece of request body that moves (restarts read_timeout). */
   progress: { touch(): void } | undefined;
-  /** Stops reading the client's body when the connection goes. */
-  cancelUpload: (() => void) | undefined;
+  /** The client's body being sent, cancelled when the connection goes. */
+  uploading: RequestBody | undefined;
+  /** Why the request body could not be sent as framed (it ended short or ran long). */
+  uploadFailure: UpstreamError | undefined;
+  /** Given to ByteStream.watchIdle while pooled (made once per connection). */
+  readonly onIdleActivity: () => void;
 
-  constructor(readonly socket: ByteStream, readonly key: string) {}
+  constructor(
+    readonly socket: ByteStream,
+    readonly key: string,
+    dropIdle: (connection: Connection) => void,
+  ) {
+    this.onIdleActivity = () => dropIdle(this);
+  }
 
   get buffered(): number {
     return this.end - this.start;
@@ -249,7 +295,8 @@ class Connection {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.cancelUpload?.();
+    this.uploading?.cancel();
+    this.uploading = undefined;
     try {
       this.socket.close();
     } catch {
@@ -258,9 +305,10 @@ class Connection {
   }
 }
 
-function hasHeader(headers: readonly HeaderPair[], lowerName: string): boolean {
-  for (const pair of headers) if (pair[0] === lowerName) return true;
-  return false;
+/** Methods whose requests carry a body by definition: sent with `Content-Length: 0` when they
+ * have none, since some servers refuse them without a length (411). */
+function expectsBody(method: string): boolean {
+  return method === "POST" || method === "PUT" || method === "PATCH";
 }
 
 const HEAD_BUFFER_SIZE = 4096;
@@ -272,14 +320,18 @@ const ASCII = new TextEncoder();
  * (`encodeInto`, no allocation; Deno's latin1 Buffer was 1.2 µs a request), any other char sends
  * it through latin1, which writes each char back as the byte it came as.
  */
-function encodeRequestHead(
-  request: UpstreamRequest,
-  chunked: boolean,
-  connection: Connection,
-): Uint8Array {
+function encodeRequestHead(request: UpstreamRequest, connection: Connection): Uint8Array {
   let head = `${request.method} ${request.target} HTTP/1.1\r\n`;
-  for (const [name, value] of request.headers) head += `${name}: ${value}\r\n`;
-  if (chunked) head += "transfer-encoding: chunked\r\n";
+  // The framing is the gateway's, from the body it has (transfer-encoding is hop-by-hop and
+  // dropped before; skipped here too so that nothing can smuggle a second framing through).
+  for (const [name, value] of request.headers) {
+    if (name !== "content-length" && name !== "transfer-encoding") head += `${name}: ${value}\r\n`;
+  }
+  const length = request.bodyLength;
+  if (request.body === null) {
+    if (length === 0 || expectsBody(request.method)) head += "content-length: 0\r\n";
+  } else if (length !== undefined) head += `content-length: ${length}\r\n`;
+  else head += "transfer-encoding: chunked\r\n";
   head += "\r\n";
   if (head.length <= HEAD_BUFFER_SIZE) {
     const into = connection.headBuffer ??= new Uint8Array(HEAD_BUFFER_SIZE);
@@ -290,39 +342,55 @@ function encodeRequestHead(
   return Buffer.from(head, "latin1");
 }
 
+/**
+ * Sends the client's body: as it comes with `length` (exactly that many bytes, else the
+ * connection is destroyed and the exchange fails), or chunked when the length is unknown.
+ */
 async function upload(
   connection: Connection,
-  body: ReadableStream<Uint8Array>,
-  chunked: boolean,
+  body: RequestBody,
+  length: number | undefined,
 ): Promise<void> {
   connection.uploadDone = false;
-  const reader = body.getReader();
-  connection.cancelUpload = () => reader.cancel().catch(() => {});
+  connection.uploading = body;
+  let sent = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await body.read();
       if (connection.destroyed) return;
       if (done) break;
       connection.progress?.touch();
       if (value.length === 0) continue;
-      if (chunked) {
+      sent += value.length;
+      if (length === undefined) {
         await connection.socket.write(
           Buffer.concat([Buffer.from(`${value.length.toString(16)}\r\n`), value, CRLF]),
         );
+      } else if (sent > length) {
+        return misframed(connection, `request body longer than its Content-Length (${length})`);
       } else {
         await connection.socket.write(value);
       }
     }
-    if (chunked) await connection.socket.write(LAST_CHUNK);
+    if (length === undefined) await connection.socket.write(LAST_CHUNK);
+    else if (sent !== length) {
+      return misframed(connection, `request body ended after ${sent} of ${length} bytes`);
+    }
     connection.progress?.touch();
     connection.uploadDone = true;
-    connection.cancelUpload = undefined;
+    connection.uploading = undefined;
   } catch (error) {
     // The client's upload broke off (or the upstream went away): the upstream must see the
     // connection end rather than wait for the rest.
     connection.destroy();
-    reader.cancel(error).catch(() => {});
+    body.cancel(error);
   }
+}
+
+/** The body does not match the length the head announced: the upstream must not see more. */
+function misframed(connection: Connection, detail: string): void {
+  connection.uploadFailure = new UpstreamError("bad_request", detail);
+  connection.destroy();
 }
 
 interface ResponseHead {
@@ -330,12 +398,18 @@ interface ResponseHead {
   readonly statusText: string;
   readonly headers: HeaderPair[];
   readonly keepAlive: boolean;
-  readonly framing: { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" } | {
-    kind: "close";
-  };
+  readonly framing:
+    | { kind: "none" }
+    | { kind: "length"; length: number }
+    | { kind: "chunked" }
+    | { kind: "close" }
+    | { kind: "upgraded" };
 }
 
-async function readResponseHead(connection: Connection, method: string): Promise<ResponseHead> {
+async function readResponseHead(
+  connection: Connection,
+  request: UpstreamRequest,
+): Promise<ResponseHead> {
   for (;;) {
     const headEnd = await findHeadEnd(connection);
     const text = Buffer.from(
@@ -345,7 +419,7 @@ async function readResponseHead(connection: Connection, method: string): Promise
     )
       .toString("latin1");
     connection.start = headEnd + 4;
-    const head = parseHead(text, method);
+    const head = parseHead(text, request);
     // 1xx answers (100 Continue, 103 Early Hints) precede the real one.
     if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
     return head;
@@ -386,6 +460,7 @@ async function findHeadEnd(connection: Connection): Promise<number> {
 const NO_BODY = { kind: "none" } as const;
 const CHUNKED = { kind: "chunked" } as const;
 const UNTIL_CLOSE = { kind: "close" } as const;
+const UPGRADED = { kind: "upgraded" } as const;
 
 /** A Content-Length: 1 to 15 decimal digits and nothing else, or -1. */
 function decimal(text: string): number {
@@ -399,7 +474,7 @@ function decimal(text: string): number {
   return value;
 }
 
-function parseHead(text: string, method: string): ResponseHead {
+function parseHead(text: string, request: UpstreamRequest): ResponseHead {
   const { http10, status: code, statusText, headers } = parseResponseHead(text);
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
@@ -418,17 +493,40 @@ function parseHead(text: string, method: string): ResponseHead {
         : `${connectionHeader}, ${value.toLowerCase()}`;
     }
   }
-  // The usual answers without a regex: "keep-alive" (or none) on HTTP/1.1.
-  let keepAlive = http10
-    ? /\bkeep-alive\b/.test(connectionHeader)
-    : connectionHeader === "" || connectionHeader === "keep-alive" ||
-      !/\bclose\b/.test(connectionHeader);
+  if (code === 101) {
+    if (request.upgrade !== true) {
+      throw new UpstreamError(
+        "bad_response",
+        "101 Switching Protocols to a request without Upgrade",
+      );
+    }
+    return { status: code, statusText, headers, keepAlive: false, framing: UPGRADED };
+  }
+  // The usual answers without a regex: "keep-alive" (or none) on HTTP/1.1. An upgrade request
+  // answered otherwise is not kept: its connection was asked to become something else.
+  let keepAlive = request.upgrade !== true &&
+    (http10
+      ? /\bkeep-alive\b/.test(connectionHeader)
+      : connectionHeader === "" || connectionHeader === "keep-alive" ||
+        !/\bclose\b/.test(connectionHeader));
   let framing: ResponseHead["framing"];
-  if (method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)) {
+  if (request.method === "HEAD" || code === 204 || code === 304 || code < 200) {
     framing = NO_BODY;
   } else if (transferEncoding !== undefined) {
     framing = /(^|,)\s*chunked\s*$/i.test(transferEncoding) ? CHUNKED : UNTIL_CLOSE;
     if (framing === UNTIL_CLOSE) keepAlive = false;
+    if (contentLength !== undefined) {
+      // RFC 9112 §6.3: Transfer-Encoding wins; the length must not reach the client (it would
+      // frame the decoded body wrongly), and the connection is not trusted with another request.
+      keepAlive = false;
+      return {
+        status: code,
+        statusText,
+        headers: headers.filter((pair) => pair[0] !== "content-length"),
+        keepAlive,
+        framing,
+      };
+    }
   } else if (contentLength !== undefined) {
     const length = decimal(contentLength);
     if (length < 0) throw new UpstreamError("bad_response", "bad Content-Length");
@@ -450,7 +548,10 @@ function responseBody(
   finish: () => void,
 ): UpstreamResponse["body"] {
   const framing = head.framing;
-  if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
+  if (
+    framing.kind === "none" || framing.kind === "upgraded" ||
+    (framing.kind === "length" && framing.length === 0)
+  ) {
     finish();
     return null;
   }

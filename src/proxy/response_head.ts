@@ -25,7 +25,9 @@ const TAB = 9;
 
 /**
  * Parses the head's text (latin1, without the final blank line). Throws `bad_response` for a bad
- * status line, a header line without a name, or obsolete line folding.
+ * status line or a status outside 100-599, a header line without a name or whose name is not a
+ * token, obsolete line folding, and a NUL, a bare CR or a bare LF anywhere (RFC 9110 §5.5: such
+ * values must not be passed on; the runtimes would refuse them in a Response, or worse, not).
  *
  * @example
  * ```ts
@@ -38,16 +40,28 @@ export function parseResponseHead(text: string): ParsedHead {
   let lineEnd = text.indexOf("\r\n");
   if (lineEnd < 0) lineEnd = length;
   const status = statusCode(text, lineEnd);
-  if (status < 0) {
+  if (status < 100 || status > 599) {
     throw new UpstreamError(
       "bad_response",
       `bad status line ${JSON.stringify(text.slice(0, Math.min(lineEnd, 80)))}`,
     );
   }
+  // Native searches, not a loop over every char: a NUL anywhere, and per line, the first CR and
+  // the first LF must be the line's own CRLF.
+  if (text.indexOf("\0") >= 0) throw badChars(text, text.indexOf("\0"));
+  if (text.indexOf("\r") !== (lineEnd === length ? -1 : lineEnd)) {
+    throw badChars(text, 0);
+  }
+  if (text.indexOf("\n") !== (lineEnd === length ? -1 : lineEnd + 1)) throw badChars(text, 0);
   const headers: HeaderPair[] = [];
   for (let start = lineEnd + 2; start < length;) {
     let end = text.indexOf("\r\n", start);
     if (end < 0) end = length;
+    const lastLine = end === length;
+    if (
+      text.indexOf("\r", start) !== (lastLine ? -1 : end) ||
+      text.indexOf("\n", start) !== (lastLine ? -1 : end + 1)
+    ) throw badChars(text, start);
     const colon = text.indexOf(":", start);
     const first = text.charCodeAt(start);
     if (colon <= start || colon > end || first === SPACE || first === TAB) {
@@ -65,6 +79,16 @@ export function parseResponseHead(text: string): ParsedHead {
     statusText: lineEnd > 13 ? text.slice(13, lineEnd) : "",
     headers,
   };
+}
+
+function badChars(text: string, at: number): UpstreamError {
+  const end = text.indexOf("\r\n", at);
+  return new UpstreamError(
+    "bad_response",
+    `NUL, CR or LF inside ${
+      JSON.stringify(text.slice(at, Math.min(end < 0 ? text.length : end, at + 80)))
+    }`,
+  );
 }
 
 /** The code of a status line `HTTP/1.x NNN[ reason]` ending at `lineEnd`, or -1 if malformed. */
@@ -98,15 +122,36 @@ function isBlank(code: number): boolean {
 const SEEN_NAMES: string[] = new Array(256).fill("");
 const LOWER_NAMES: string[] = new Array(256).fill("");
 
-/** `text[start..end)` in lower case. */
+/** `text[start..end)` in lower case; `bad_response` when it is not a token. A name from the
+ * cache was checked when it entered it, so the usual names cost no check. */
 function lowerName(text: string, start: number, end: number): string {
   const length = end - start;
   const slot = (length * 31 + text.charCodeAt(start) * 7 + text.charCodeAt(end - 1)) & 255;
   const seen = SEEN_NAMES[slot];
   if (seen.length === length && text.startsWith(seen, start)) return LOWER_NAMES[slot];
   const name = text.slice(start, end);
+  if (!isToken(name)) {
+    throw new UpstreamError("bad_response", `header name ${JSON.stringify(name)} is not a token`);
+  }
   const lower = name.toLowerCase();
   SEEN_NAMES[slot] = name;
   LOWER_NAMES[slot] = lower;
   return lower;
+}
+
+// tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~", digits and letters.
+const TOKEN_CHARS = new Uint8Array(128);
+for (
+  const char of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+) {
+  TOKEN_CHARS[char.charCodeAt(0)] = 1;
+}
+
+function isToken(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code > 127 || TOKEN_CHARS[code] === 0) return false;
+  }
+  return true;
 }

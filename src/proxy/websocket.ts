@@ -2,12 +2,14 @@
  * WebSocket proxying. An `Upgrade: websocket` request has already been routed by the same
  * sticky decision as any request (gateway.ts); from there:
  *
- * 1. the gateway opens a fresh socket to the chosen server (never a pooled HTTP connection) and
- *    sends the client's handshake: its headers less hop-by-hop ones and less
+ * 1. the handshake goes through the HTTP/1.1 client (http1.ts) as an upgrade request, on a fresh
+ *    connection (never a pooled one), and through the same failover loop as any request
+ *    (failover.ts): the client's headers less hop-by-hop ones and less
  *    `Sec-WebSocket-Extensions` (frames are re-encoded here, so permessage-deflate cannot pass),
  *    with `X-Forwarded-*` as for any request. Connect failures count toward passive health and
  *    move to the next server (or 502 under no_fallback), as for a GET;
- * 2. anything but 101 goes back to the client as an ordinary response (status, headers, body);
+ * 2. anything but 101 goes back to the client as an ordinary response (status, headers, body),
+ *    relayed as any response;
  * 3. on 101 the client is upgraded with the subprotocol the upstream chose and the sticky
  *    Set-Cookie when the server was newly chosen, and a {@link Bridge} relays messages, close
  *    codes and (where the runtime allows) pings until either side closes.
@@ -19,18 +21,11 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Server, Sticky } from "../config/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
-import {
-  type FailureCode,
-  failureResponse,
-  FAILURES,
-  toUpstreamError,
-  UpstreamError,
-} from "./errors.ts";
+import { type FailureCode, failureResponse, UpstreamError } from "./errors.ts";
 import {
   appendClientResponseHeaders,
   type ClientInfo,
@@ -38,9 +33,12 @@ import {
   upstreamRequestHeaders,
 } from "./headers.ts";
 import type { ByteStream, Connect } from "../runtime/contracts.ts";
-import type { UpstreamLimits } from "./transport.ts";
+import type { UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 import type { WebSocketLike } from "../runtime/contracts.ts";
-import { parseResponseHead } from "./response_head.ts";
+import { Http1Transport } from "./http1.ts";
+import { failover } from "./failover.ts";
+import { clientResponse, discardBody } from "./client_response.ts";
+import { guardedResponseBody } from "./limits.ts";
 import {
   ABNORMAL,
   encodeClose,
@@ -63,9 +61,6 @@ const CLIENT_HIGH_WATER = 1024 * 1024;
 const MAX_PENDING_UPSTREAM = 64 * 1024 * 1024;
 /** How long a close handshake may take before the upstream socket is dropped. */
 const CLOSE_TIMEOUT_MS = 5000;
-/** Head and body of a refusal (non-101 answer) are read whole, up to this size. */
-const HEAD_LIMIT = 64 * 1024;
-const REFUSAL_BODY_LIMIT = 1024 * 1024;
 const READ_SIZE = 16 * 1024;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -106,7 +101,8 @@ export interface WebSocketRoute {
   readonly pinned: Server | undefined;
   readonly noFallback: boolean;
   readonly now: number;
-  readonly limits: UpstreamLimits;
+  /** read_timeout and connect_timeout for the handshake, idle_timeout for a refusal's body. */
+  readonly limits: UpstreamLimits & { readonly idleTimeoutMs: number };
 }
 
 export interface WebSocketProxyOptions {
@@ -117,13 +113,14 @@ export interface WebSocketProxyOptions {
 }
 
 export class WebSocketProxy {
-  readonly #connect: Connect;
+  /** Its own HTTP/1.1 client: handshakes go through it whichever transport plain requests use. */
+  readonly #transport: Http1Transport;
   readonly #now: () => number;
   readonly #onUpstreamError: WebSocketProxyOptions["onUpstreamError"];
   readonly #bridges = new Set<Bridge>();
 
   constructor(connect: Connect, options: WebSocketProxyOptions = {}) {
-    this.#connect = connect;
+    this.#transport = new Http1Transport(connect);
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
   }
@@ -143,72 +140,104 @@ export class WebSocketProxy {
    * upstream's refusal, or the gateway's error. Never rejects.
    */
   async proxy(request: Request, client: ClientInfo, route: WebSocketRoute): Promise<Response> {
-    const { balancer, sticky, noFallback, now } = route;
-    const headers = handshakeHeaders(request.headers, client);
+    const { sticky, now, limits } = route;
     const key = request.headers.get("sec-websocket-key")!;
     const offered = offeredProtocols(request.headers.get("sec-websocket-protocol"));
-    let pinned = route.pinned;
-    let tried: Server[] | undefined;
-    let lastFailure: FailureCode = "no_server";
-    for (;;) {
-      const server = pinned ?? balancer.pick(now, tried);
-      if (server === undefined) return failureResponse(lastFailure);
-      let answer: HandshakeAnswer;
+    const handshake: UpstreamRequest = {
+      method: "GET",
+      target: route.target,
+      headers: handshakeHeaders(request.headers, client),
+      body: null,
+      upgrade: true,
+      client: request,
+    };
+    const transport = this.#transport;
+    let protocol: string | undefined;
+    const outcome = await failover(
+      {
+        balancer: route.balancer,
+        pinned: route.pinned,
+        noFallback: route.noFallback,
+        now,
+        async send(server: Server): Promise<UpstreamResponse> {
+          const response = await transport.send(server, handshake, limits);
+          if (response.upgraded !== undefined) {
+            try {
+              protocol = checkUpgrade(response.headers, key, offered);
+            } catch (error) {
+              closeQuietly(response.upgraded.stream);
+              throw error;
+            }
+          }
+          return response;
+        },
+        // A handshake has no body: what never reached the upstream may always go elsewhere.
+        replayable: () => true,
+      },
+      this.#now,
+      this.#onUpstreamError,
+    );
+    if (outcome.failure !== undefined) return failureResponse(outcome.failure);
+    const { server, value: answer } = outcome;
+    const setCookie = sticky !== undefined && server !== route.pinned && server.setCookie
+      ? renderSetCookie(server.setCookie, now)
+      : undefined;
+    const upgraded = answer.upgraded;
+    if (upgraded === undefined) {
+      // A refusal (anything but 101): relayed as any response.
       try {
-        answer = await handshake(this.#connect, server, route, headers, key, offered, request);
+        return clientResponse(
+          answer.status,
+          answer.statusText,
+          answer.headers,
+          guardedResponseBody(answer.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
+          sticky?.lowerName,
+          setCookie,
+        );
       } catch (error) {
-        const failure = toUpstreamError(error, "response");
-        if (failure.code === "client_closed") return failureResponse(failure.code);
-        const spec = FAILURES[failure.code];
-        if (spec.marksServer) balancer.health.recordFailure(server, this.#now());
-        this.#onUpstreamError?.(server, failure.code, failure.message);
-        // A handshake has no body: what never reached the upstream may go elsewhere, except a
-        // pinned session under no_fallback.
-        if (!spec.beforeRequestSent || (server === pinned && noFallback)) {
-          return failureResponse(failure.code);
-        }
-        lastFailure = failure.code;
-        (tried ??= []).push(server);
-        pinned = undefined;
-        continue;
+        discardBody(answer.body);
+        this.#log(
+          server,
+          new UpstreamError("bad_response", "not a valid response", { cause: error }),
+        );
+        return failureResponse("bad_response");
       }
-      balancer.health.recordSuccess(server);
-      const out: HeaderPair[] = [];
-      // As for any response, the module's Set-Cookie goes first.
-      if (sticky !== undefined && server !== pinned && server.setCookie !== undefined) {
-        out.push(["set-cookie", renderSetCookie(server.setCookie, now)]);
-      }
-      if (answer.kind === "answered") {
-        appendClientResponseHeaders(answer.headers, sticky?.lowerName, out);
-        return new Response(answer.body, {
-          status: answer.status,
-          statusText: answer.statusText,
-          headers: out,
-        });
-      }
-      const upstreamHeaders: HeaderPair[] = [];
-      appendClientResponseHeaders(answer.headers, sticky?.lowerName, upstreamHeaders);
-      for (const pair of upstreamHeaders) if (!OWN_101_HEADERS.has(pair[0])) out.push(pair);
-      let upgraded: { socket: WebSocketLike; response: Response };
-      try {
-        upgraded = client.upgrade!(request, { protocol: answer.protocol, headers: out });
-      } catch (error) {
-        // The client's handshake was refused by the runtime (or the client is gone).
-        closeQuietly(answer.socket);
-        return new Response(`400 Bad Request: ${(error as Error).message}\n`, {
-          status: 400,
-          headers: { "content-type": "text/plain; charset=utf-8" },
-        });
-      }
-      const bridge = new Bridge(
-        upgraded.socket,
-        answer.socket,
-        answer.reader,
-        () => this.#bridges.delete(bridge),
-      );
-      this.#bridges.add(bridge);
-      return upgraded.response;
     }
+    const out: HeaderPair[] = [];
+    // As for any response, the module's Set-Cookie goes first.
+    if (setCookie !== undefined) out.push(["set-cookie", setCookie]);
+    const upstreamHeaders: HeaderPair[] = [];
+    appendClientResponseHeaders(answer.headers, sticky?.lowerName, upstreamHeaders);
+    for (const pair of upstreamHeaders) if (!OWN_101_HEADERS.has(pair[0])) out.push(pair);
+    let accepted: { socket: WebSocketLike; response: Response };
+    try {
+      accepted = client.upgrade!(request, { protocol, headers: out });
+    } catch (error) {
+      // The client's handshake was refused by the runtime (or the client is gone): the reason
+      // goes to the log, never to the client.
+      closeQuietly(upgraded.stream);
+      this.#log(
+        server,
+        new UpstreamError("bad_request", "the runtime refused the client's handshake", {
+          cause: error,
+        }),
+      );
+      return failureResponse("bad_request");
+    }
+    const reader = new FrameReader(MAX_MESSAGE_BYTES);
+    reader.push(upgraded.buffered);
+    const bridge = new Bridge(
+      accepted.socket,
+      upgraded.stream,
+      reader,
+      () => this.#bridges.delete(bridge),
+    );
+    this.#bridges.add(bridge);
+    return accepted.response;
+  }
+
+  #log(server: Server, error: UpstreamError): void {
+    this.#onUpstreamError?.(server, error.code, error.message);
   }
 }
 
@@ -229,166 +258,12 @@ function offeredProtocols(header: string | null): Set<string> {
   return offered;
 }
 
-// -- the upstream handshake --
-
-type HandshakeAnswer =
-  | {
-    readonly kind: "upgraded";
-    readonly socket: ByteStream;
-    /** Holds any frame bytes that came with the 101. */
-    readonly reader: FrameReader;
-    readonly protocol: string | undefined;
-    readonly headers: HeaderPair[];
-  }
-  | {
-    readonly kind: "answered";
-    readonly status: number;
-    readonly statusText: string;
-    readonly headers: HeaderPair[];
-    readonly body: Uint8Array<ArrayBuffer> | null;
-  };
-
-async function handshake(
-  connect: Connect,
-  server: Server,
-  route: WebSocketRoute,
-  headers: readonly HeaderPair[],
-  key: string,
-  offered: ReadonlySet<string>,
-  request: Request,
-): Promise<HandshakeAnswer> {
-  const socket = await connectWithin(connect, server, route.limits.connectTimeoutMs);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    closeQuietly(socket);
-  }, route.limits.readTimeoutMs);
-  const onAbort = () => closeQuietly(socket);
-  request.signal.addEventListener("abort", onAbort, { once: true });
-  const input = new Inbound(socket);
-  try {
-    if (request.signal.aborted) throw new Error("the client went away while connecting");
-    let head = `GET ${route.target} HTTP/1.1\r\n`;
-    for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-    await socket.write(Buffer.from(head + "\r\n", "latin1"));
-    const response = await readHead(input);
-    if (response.status === 101) {
-      const protocol = checkUpgrade(response.headers, key, offered);
-      const reader = new FrameReader(MAX_MESSAGE_BYTES);
-      reader.push(input.rest());
-      return { kind: "upgraded", socket, reader, protocol, headers: response.headers };
-    }
-    const body = await readBody(input, response.status, response.headers);
-    closeQuietly(socket);
-    return { kind: "answered", ...response, body };
-  } catch (error) {
-    closeQuietly(socket);
-    // Not the upstream's fault, never retried: the client that asked is gone.
-    if (request.signal.aborted) throw new UpstreamError("client_closed");
-    if (timedOut) throw new UpstreamError("read_timeout");
-    throw toUpstreamError(error, "response");
-  } finally {
-    clearTimeout(timer);
-    request.signal.removeEventListener("abort", onAbort);
-  }
-}
-
-async function connectWithin(
-  connect: Connect,
-  server: Server,
-  timeoutMs: number,
-): Promise<ByteStream> {
-  const connecting = connect(server.address.host, server.address.port, server.tls);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UpstreamError("connect_timeout")), timeoutMs);
-  });
-  try {
-    return await Promise.race([connecting, timeout]);
-  } catch (error) {
-    connecting.then(closeQuietly, () => {});
-    throw toUpstreamError(error, "connect");
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Closes `socket`, which may be closed already (Deno's then throws). */
 function closeQuietly(socket: ByteStream): void {
   try {
     socket.close();
   } catch {
     // closed already
-  }
-}
-
-/** Bytes read from the upstream and not consumed yet. */
-class Inbound {
-  #buffer: Uint8Array<ArrayBuffer> = new Uint8Array(0);
-  #start = 0;
-  received = 0;
-
-  constructor(readonly socket: ByteStream) {}
-
-  get buffered(): Uint8Array<ArrayBuffer> {
-    return this.#buffer.subarray(this.#start);
-  }
-
-  consume(n: number): void {
-    this.#start += n;
-  }
-
-  /** The unconsumed bytes, taken. */
-  rest(): Uint8Array {
-    const rest = this.buffered;
-    this.#buffer = new Uint8Array(0);
-    this.#start = 0;
-    return rest;
-  }
-
-  /** Reads more; false at end of stream. */
-  async more(): Promise<boolean> {
-    const chunk = new Uint8Array(READ_SIZE);
-    const n = await this.socket.read(chunk);
-    if (n === null) return false;
-    this.received += n;
-    const rest = this.buffered;
-    const joined = new Uint8Array(rest.length + n);
-    joined.set(rest);
-    joined.set(chunk.subarray(0, n), rest.length);
-    this.#buffer = joined;
-    this.#start = 0;
-    return true;
-  }
-}
-
-interface ResponseHead {
-  readonly status: number;
-  readonly statusText: string;
-  readonly headers: HeaderPair[];
-}
-
-async function readHead(input: Inbound): Promise<ResponseHead> {
-  for (;;) {
-    const end = Buffer.from(input.buffered).indexOf("\r\n\r\n");
-    if (end < 0) {
-      if (input.buffered.length > HEAD_LIMIT) {
-        throw new UpstreamError("bad_response", "response head larger than 64 KiB");
-      }
-      if (!(await input.more())) {
-        throw input.received === 0
-          ? new Error("connection closed")
-          : new UpstreamError("upstream_reset", "closed mid-head");
-      }
-      continue;
-    }
-    const head = parseResponseHead(
-      Buffer.from(input.buffered.subarray(0, end)).toString("latin1"),
-    );
-    input.consume(end + 4);
-    // 1xx answers other than 101 (100 Continue, 103 Early Hints) precede the real one.
-    if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
-    return head;
   }
 }
 
@@ -418,74 +293,6 @@ function checkUpgrade(
     throw new UpstreamError("bad_response", `subprotocol ${JSON.stringify(protocol)} not offered`);
   }
   return protocol;
-}
-
-/** The whole body of a refusal (at most REFUSAL_BODY_LIMIT bytes). */
-async function readBody(
-  input: Inbound,
-  status: number,
-  headers: readonly HeaderPair[],
-): Promise<Uint8Array<ArrayBuffer> | null> {
-  if (status === 204 || status === 304) return null;
-  const tooLarge = () =>
-    new UpstreamError("bad_response", "refusal body larger than the gateway keeps (1 MiB)");
-  const transferEncoding = headerValue(headers, "transfer-encoding");
-  const contentLength = headerValue(headers, "content-length");
-  if (transferEncoding !== undefined && /(^|,)\s*chunked\s*$/i.test(transferEncoding)) {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const line = await readLine(input);
-      const size = parseInt(line.split(";")[0].trim(), 16);
-      if (!/^[0-9a-fA-F]+/.test(line) || !Number.isSafeInteger(size)) {
-        throw new UpstreamError("bad_response", "bad chunk size");
-      }
-      if (size === 0) break;
-      total += size;
-      if (total > REFUSAL_BODY_LIMIT) throw tooLarge();
-      while (input.buffered.length < size + 2) {
-        if (!(await input.more())) throw new UpstreamError("upstream_reset", "closed in a chunk");
-      }
-      parts.push(input.buffered.slice(0, size));
-      input.consume(size + 2);
-    }
-    const body = new Uint8Array(total);
-    let at = 0;
-    for (const part of parts) {
-      body.set(part, at);
-      at += part.length;
-    }
-    return body;
-  }
-  if (transferEncoding === undefined && contentLength !== undefined) {
-    if (!/^\d{1,15}$/.test(contentLength)) {
-      throw new UpstreamError("bad_response", "bad Content-Length");
-    }
-    const length = Number(contentLength);
-    if (length > REFUSAL_BODY_LIMIT) throw tooLarge();
-    while (input.buffered.length < length) {
-      if (!(await input.more())) {
-        throw new UpstreamError("upstream_reset", "closed before the whole body was sent");
-      }
-    }
-    return input.buffered.slice(0, length);
-  }
-  // Delimited by the end of the connection.
-  while (await input.more()) if (input.buffered.length > REFUSAL_BODY_LIMIT) throw tooLarge();
-  return input.buffered.slice();
-}
-
-async function readLine(input: Inbound): Promise<string> {
-  for (;;) {
-    const end = Buffer.from(input.buffered).indexOf("\r\n");
-    if (end >= 0) {
-      const line = Buffer.from(input.buffered.subarray(0, end)).toString("latin1");
-      input.consume(end + 2);
-      return line;
-    }
-    if (input.buffered.length > 8192) throw new UpstreamError("bad_response", "chunk line");
-    if (!(await input.more())) throw new UpstreamError("upstream_reset", "closed in a chunk");
-  }
 }
 
 // -- the bridge --

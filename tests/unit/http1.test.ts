@@ -6,10 +6,11 @@ import type { Server } from "../../src/config/mod.ts";
 import { Http1Transport } from "../../src/proxy/http1.ts";
 import type { ByteStream, Connect } from "../../src/runtime/contracts.ts";
 import { type FailureCode, UpstreamError } from "../../src/proxy/errors.ts";
-import type {
-  UpstreamLimits,
-  UpstreamRequest,
-  UpstreamResponse,
+import {
+  RequestBody,
+  type UpstreamLimits,
+  type UpstreamRequest,
+  type UpstreamResponse,
 } from "../../src/proxy/transport.ts";
 import { connectNodeSocket } from "../../src/runtime/shared/node_socket.ts";
 import { TICK_MS } from "../../src/proxy/watchdog.ts";
@@ -163,15 +164,17 @@ async function bodyText(body: UpstreamResponse["body"]): Promise<string | null> 
 function streamOf(
   parts: readonly string[],
   gate: (i: number) => Promise<void> = () => Promise.resolve(),
-) {
+): RequestBody {
   let i = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (i === parts.length) return controller.close();
-      await gate(i);
-      controller.enqueue(new Uint8Array(Buffer.from(parts[i++], "latin1")));
-    },
-  });
+  return new RequestBody(
+    new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (i === parts.length) return controller.close();
+        await gate(i);
+        controller.enqueue(new Uint8Array(Buffer.from(parts[i++], "latin1")));
+      },
+    }),
+  );
 }
 
 async function waitUntil(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
@@ -428,17 +431,15 @@ describe("Http1Transport: keep-alive", () => {
     });
   });
 
-  it("does not replay a request with a body when the reused connection was closed", async () => {
+  it("sends a POST on a new connection when the upstream closed the pooled one (idle watch)", async () => {
     await withUpstream((_, socket) => socket.end(OK), async (upstream, transport, server) => {
       await transport.send(server, get("/1"), LIMITS);
       await waitUntil(() => upstream.closed === 1, "the upstream to close the first connection");
-      const post = get("/2", {
-        method: "POST",
-        headers: [["host", "h"], ["content-length", "4"]],
-        body: streamOf(["data"]),
-      });
-      await rejectsWith(transport.send(server, post, LIMITS), "upstream_reset");
-      assert.equal(upstream.connections, 1);
+      const post = get("/2", { method: "POST", body: streamOf(["data"]), bodyLength: 4 });
+      const res = await transport.send(server, post, LIMITS);
+      assert.equal(res.status, 200);
+      assert.equal(upstream.connections, 2);
+      assert.equal(upstream.requests[1].body.toString("latin1"), "data");
     });
   });
 
@@ -465,8 +466,9 @@ describe("Http1Transport: request bodies", () => {
       upstream = u;
       const post = get("/upload", {
         method: "POST",
-        headers: [["host", "h"], ["content-length", "11"]],
+        headers: [["host", "h"]],
         body: streamOf(["hello", " world"], gate),
+        bodyLength: 11,
       });
       const res = await transport.send(server, post, LIMITS);
       assert.equal(await bodyText(res.body), "ok");
@@ -610,6 +612,8 @@ describe("Http1Transport: failures", () => {
         read: () => Promise.resolve(null),
         readChunk: () => Promise.resolve(null),
         write: () => Promise.resolve(),
+        watchIdle: () => {},
+        unwatchIdle: () => {},
         close: () => closed = true,
       });
       await waitUntil(() => closed, "the late socket to be closed");
@@ -772,3 +776,220 @@ function countingClient() {
   };
   return client;
 }
+
+/** A Connect over node:net whose streams never report idle activity (a FIN still in flight). */
+const blindConnect: Connect = async (host, port) => {
+  const stream = await connectNodeSocket(host, port);
+  return {
+    read: (into) => stream.read(into),
+    readChunk: (max) => stream.readChunk(max),
+    write: (data) => stream.write(data),
+    watchIdle: () => {},
+    unwatchIdle: () => {},
+    close: () => stream.close(),
+  };
+};
+
+describe("Http1Transport: the gateway frames every request (spec 11)", () => {
+  it("never copies the client's Content-Length or Transfer-Encoding: a dropped body cannot eat the next request", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      // As the runtime hands over a GET whose body it dropped: the header, no bytes.
+      const declared = get("/1", {
+        headers: [["host", "h"], ["content-length", "22"], ["transfer-encoding", "chunked"]],
+      });
+      assert.equal(await bodyText((await transport.send(server, declared, LIMITS)).body), "ok");
+      const next = await transport.send(server, get("/2"), LIMITS);
+      assert.equal(await bodyText(next.body), "ok");
+      assert.deepEqual(upstream.requests.map((r) => r.head), [
+        "GET /1 HTTP/1.1\r\nhost: h",
+        "GET /2 HTTP/1.1\r\nhost: app.example",
+      ]);
+      assert.equal(upstream.connections, 1);
+    });
+  });
+
+  it("sends Content-Length: 0 for a POST, PUT or PATCH without a body, and for a declared empty one", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      for (const method of ["POST", "PUT", "PATCH", "DELETE"]) {
+        await transport.send(server, get("/", { method, headers: [["host", "h"]] }), LIMITS);
+      }
+      await transport.send(server, get("/", { method: "DELETE", bodyLength: 0 }), LIMITS);
+      assert.deepEqual(upstream.requests.map((r) => r.head), [
+        "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 0",
+        "PUT / HTTP/1.1\r\nhost: h\r\ncontent-length: 0",
+        "PATCH / HTTP/1.1\r\nhost: h\r\ncontent-length: 0",
+        "DELETE / HTTP/1.1\r\nhost: h",
+        "DELETE / HTTP/1.1\r\nhost: app.example\r\ncontent-length: 0",
+      ]);
+    });
+  });
+
+  it("a body that ends short of its length: bad_request, the connection destroyed", async () => {
+    await withUpstream(() => {}, async (upstream, transport, server) => {
+      const post = get("/", { method: "POST", body: streamOf(["abc"]), bodyLength: 10 });
+      await rejectsWith(transport.send(server, post, LIMITS), "bad_request");
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+      assert.equal(transport.idleCount(), 0);
+    });
+  });
+
+  it("a body that runs past its length: bad_request, nothing past the length sent", async () => {
+    await withUpstream(() => {}, async (upstream, transport, server) => {
+      const post = get("/", { method: "POST", body: streamOf(["ab", "cdefgh"]), bodyLength: 4 });
+      await rejectsWith(transport.send(server, post, LIMITS), "bad_request");
+      await waitUntil(() => upstream.closed === 1, "the upstream to see the connection close");
+      assert.ok(upstream.rawText().endsWith("\r\n\r\nab"), upstream.rawText());
+    });
+  });
+
+  it("a body that ends short after the upstream answered: the connection is not pooled", async () => {
+    // An upstream that answers as soon as a request starts, before its body.
+    let connections = 0;
+    let closed = 0;
+    const early = createServer((socket) => {
+      connections++;
+      socket.once("data", () => socket.write(OK));
+      socket.on("error", () => {});
+      socket.on("close", () => closed++);
+    });
+    await new Promise<void>((resolve) => early.listen(0, "127.0.0.1", resolve));
+    const transport = new Http1Transport(connectNodeSocket);
+    try {
+      const server = serverAt((early.address() as { port: number }).port);
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => release = resolve);
+      const post = get("/", {
+        method: "POST",
+        body: streamOf(["ab", ""], (i) => i === 1 ? held : Promise.resolve()),
+        bodyLength: 5,
+      });
+      const res = await transport.send(server, post, LIMITS);
+      assert.equal(await bodyText(res.body), "ok");
+      release();
+      await waitUntil(() => closed === 1, "the upstream to see the connection close");
+      assert.equal(transport.idleCount(), 0);
+      assert.equal(connections, 1);
+    } finally {
+      transport.close();
+      await new Promise((resolve) => early.close(resolve));
+    }
+  });
+});
+
+describe("Http1Transport: idle pooled connections are watched (spec 12)", () => {
+  it("drops an idle connection at once when the upstream closes it", async () => {
+    await withUpstream((_, socket) => {
+      socket.write(OK);
+      setTimeout(() => socket.end(), 20);
+    }, async (upstream, transport, server) => {
+      await transport.send(server, get(), LIMITS);
+      assert.equal(transport.idleCount(), 1);
+      await waitUntil(() => transport.idleCount() === 0, "the idle connection to be dropped");
+      await transport.send(server, get(), LIMITS);
+      assert.equal(upstream.connections, 2);
+    });
+  });
+
+  it("never reads bytes that arrive on an idle connection as the next answer", async () => {
+    const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil";
+    await withUpstream((_, socket) => {
+      socket.write(OK);
+      setTimeout(() => socket.write(evil), 20);
+    }, async (upstream, transport, server) => {
+      await transport.send(server, get("/1"), LIMITS);
+      await waitUntil(() => transport.idleCount() === 0, "the poisoned connection to be dropped");
+      await waitUntil(() => upstream.closed === 1, "the upstream to see it close");
+      const res = await transport.send(server, get("/2"), LIMITS);
+      assert.equal(await bodyText(res.body), "ok");
+      assert.equal(upstream.connections, 2);
+    });
+  });
+});
+
+describe("Http1Transport: requests nothing was taken from are sent again (spec 13)", () => {
+  it("a POST meeting a pooled connection closed under it (FIN not seen yet) goes on a new one", async () => {
+    const upstream = await startUpstream((_, socket) => socket.end(OK));
+    const transport = new Http1Transport(blindConnect);
+    try {
+      const server = serverAt(upstream.port);
+      await transport.send(server, get("/1"), LIMITS);
+      await waitUntil(() => upstream.closed === 1, "the upstream to close the first connection");
+      await delay(20);
+      assert.equal(transport.idleCount(), 1, "not seen: the stream reports no activity");
+      const body = streamOf(["data"]);
+      const post = get("/2", { method: "POST", body, bodyLength: 4 });
+      // Writing the head fails (the socket has ended): nothing of the body was taken yet.
+      const res = await transport.send(server, post, LIMITS);
+      assert.equal(res.status, 200);
+      assert.equal(upstream.connections, 2);
+      assert.equal(upstream.requests.at(-1)!.body.toString("latin1"), "data");
+    } finally {
+      transport.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe("Http1Transport: upstream responses are validated (spec 14)", () => {
+  for (
+    const [what, answer] of [
+      ["status 999", "HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok"],
+      ["a NUL in a value", "HTTP/1.1 200 OK\r\nX-A: a\u0000b\r\nContent-Length: 2\r\n\r\nok"],
+      ["a bare CR in a value", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok"],
+      ["a name that is not a token", "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok"],
+      ["101 without an upgrade request", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"],
+    ]
+  ) {
+    it(`${what}: bad_response, the connection not kept`, async () => {
+      await withUpstream((_, socket) => socket.write(answer), async (_u, transport, server) => {
+        await rejectsWith(transport.send(server, get(), LIMITS), "bad_response");
+        assert.equal(transport.idleCount(), 0);
+      });
+    });
+  }
+
+  it("Content-Length with Transfer-Encoding: chunked: chunked wins, the length is dropped", async () => {
+    const answer =
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    await withUpstream((_, socket) => socket.write(answer), async (_u, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      assert.deepEqual(res.headers, [["transfer-encoding", "chunked"]]);
+      assert.equal(await bodyText(res.body), "hello");
+      assert.equal(transport.idleCount(), 0, "a connection that sent both is not trusted again");
+    });
+  });
+});
+
+describe("Http1Transport: upgrades (the WebSocket handshake)", () => {
+  it("hands the connection over on 101, with the bytes that came after the head", async () => {
+    await withUpstream((_, socket) => {
+      socket.write(
+        Buffer.from(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\u0081\u0002hi",
+          "latin1",
+        ),
+      );
+    }, async (upstream, transport, server) => {
+      const res = await transport.send(server, get("/ws", { upgrade: true }), LIMITS);
+      assert.equal(res.status, 101);
+      assert.ok(res.upgraded !== undefined);
+      assert.equal(Buffer.from(res.upgraded.buffered).toString("latin1"), "\u0081\u0002hi");
+      await res.upgraded.stream.write(new Uint8Array(Buffer.from("after")));
+      await waitUntil(() => upstream.rawText().endsWith("after"), "bytes through the stream");
+      assert.equal(transport.idleCount(), 0);
+      res.upgraded.stream.close();
+    });
+  });
+
+  it("answers anything but 101 as an ordinary response, on a fresh connection never pooled", async () => {
+    await withUpstream((_, socket) => socket.write(OK), async (upstream, transport, server) => {
+      await transport.send(server, get(), LIMITS);
+      const res = await transport.send(server, get("/ws", { upgrade: true }), LIMITS);
+      assert.equal(res.status, 200);
+      assert.equal(res.upgraded, undefined);
+      assert.equal(await bodyText(res.body), "ok");
+      assert.equal(upstream.connections, 2);
+      assert.equal(transport.idleCount(), 1);
+    });
+  });
+});

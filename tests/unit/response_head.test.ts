@@ -85,3 +85,38 @@ describe("parseResponseHead", () => {
     }
   });
 });
+
+describe("parseResponseHead: what must not reach a client (spec 14)", () => {
+  it("refuses a status outside 100-599", () => {
+    for (const line of ["HTTP/1.1 999 Nope", "HTTP/1.1 600 X", "HTTP/1.1 099 X", "HTTP/1.1 000"]) {
+      badResponse(`${line}\r\nContent-Length: 0`);
+    }
+    assert.equal(parseResponseHead("HTTP/1.1 599 Edge").status, 599);
+    assert.equal(parseResponseHead("HTTP/1.1 100 Continue").status, 100);
+  });
+
+  it("refuses header names that are not tokens", () => {
+    for (const name of ["X Y", "X-\u00e9", "X(1)", "X\u0001", '"q"', "X/Y", "X@"]) {
+      badResponse(`HTTP/1.1 200 OK\r\n${name}: v`);
+    }
+    assert.deepEqual(parseResponseHead("HTTP/1.1 200 OK\r\nX-!#$%&'*+.^_`|~9: v").headers, [[
+      "x-!#$%&'*+.^_`|~9",
+      "v",
+    ]]);
+  });
+
+  it("refuses a NUL, a bare CR or a bare LF in a value, the reason or the last line", () => {
+    for (
+      const text of [
+        "HTTP/1.1 200 OK\r\nX-A: a\u0000b\r\nContent-Length: 0",
+        "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0",
+        "HTTP/1.1 200 OK\r\nX-A: a\nb\r\nContent-Length: 0",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A: a\rb",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A: ab\r",
+        "HTTP/1.1 200 O\rK\r\nContent-Length: 0",
+        "HTTP/1.1 200 O\nK\r\nContent-Length: 0",
+        "HTTP/1.1 200 OK\nX-A: 1",
+      ]
+    ) badResponse(text);
+  });
+});

@@ -7,6 +7,7 @@
 // deno-lint-ignore-file no-explicit-any
 import type { ByteStream } from "../contracts.ts";
 import { ReceiveQueue } from "../shared/receive_queue.ts";
+import { toConnectFailure } from "../shared/node_socket.ts";
 
 /** One handler set for every socket; per-socket state is the socket's `data`. */
 const HANDLERS = {
@@ -30,9 +31,14 @@ const HANDLERS = {
   },
 };
 
+/** Connects to `host:port` (no delay); rejects with a ConnectFailure (classified by `code`). */
 export async function connectBunSocket(Bun: any, host: string, port: number): Promise<ByteStream> {
   const stream = new BunByteStream();
-  stream.socket = await Bun.connect({ hostname: host, port, socket: HANDLERS, data: stream });
+  try {
+    stream.socket = await Bun.connect({ hostname: host, port, socket: HANDLERS, data: stream });
+  } catch (error) {
+    throw toConnectFailure(error);
+  }
   stream.socket.setNoDelay?.(true);
   return stream;
 }
@@ -80,7 +86,16 @@ class BunByteStream implements ByteStream {
     }
   }
 
+  watchIdle(onActivity: () => void): void {
+    this.received.watch(onActivity);
+  }
+
+  unwatchIdle(): void {
+    this.received.unwatch();
+  }
+
   close(): void {
+    this.received.unwatch();
     this.received.end();
     this.socket?.end();
   }

@@ -2,33 +2,145 @@
  * A {@link ByteStream} over `Deno.connect`: the HTTP/1.1 client's plain socket on Deno. Part of
  * the runtime seam, so `any` stands for Deno's untyped globals.
  *
+ * `Deno.Conn` is pull-style: nothing tells of bytes or an end that arrive while nobody reads. So
+ * watching an idle connection (ByteStream.watchIdle) starts a read, into a buffer the stream
+ * keeps; what it returns is told to the watcher and kept for the next `read`, so nothing is lost.
+ *
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
-import type { ByteStream } from "../contracts.ts";
+import { type ByteStream, ConnectFailure } from "../contracts.ts";
+import { toConnectFailure } from "../shared/node_socket.ts";
 
-/** Connects to `host:port` (no delay) and wraps the connection. */
+/** Size of the read started while a connection idles (a response head fits, usually). */
+const IDLE_READ_SIZE = 16 * 1024;
+
+/** Connects to `host:port` (no delay) and wraps the connection; rejects with a ConnectFailure. */
 export async function connectDenoSocket(
   Deno: any,
   host: string,
   port: number,
 ): Promise<ByteStream> {
-  const conn = await Deno.connect({ hostname: host, port });
+  let conn: any;
+  try {
+    conn = await Deno.connect({ hostname: host, port });
+  } catch (error) {
+    throw denoConnectFailure(Deno, error);
+  }
   conn.setNoDelay(true);
-  return {
-    read: (into) => conn.read(into),
-    async readChunk(max) {
+  return new DenoByteStream(conn);
+}
+
+/** Deno's error classes first (they are what Deno documents), then the `code` it also sets. */
+function denoConnectFailure(Deno: any, error: unknown): ConnectFailure {
+  const errors = Deno.errors;
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof errors.ConnectionRefused) {
+    return new ConnectFailure("refused", message, { cause: error });
+  }
+  if (error instanceof errors.TimedOut) {
+    return new ConnectFailure("timeout", message, { cause: error });
+  }
+  if (error instanceof errors.NetworkUnreachable || error instanceof errors.AddrNotAvailable) {
+    return new ConnectFailure("unreachable", message, { cause: error });
+  }
+  return toConnectFailure(error);
+}
+
+/** The result of the read started while idle: a count, null (end), or the error it threw. */
+type IdleRead = { n: number | null; error?: undefined } | { n: null; error: unknown };
+
+class DenoByteStream implements ByteStream {
+  readonly #conn: any;
+  /** The read started while idle, until a `read` takes its result. */
+  #pending: Promise<IdleRead> | undefined;
+  #idleBuffer: Uint8Array | undefined;
+  /** Bytes of `#idleBuffer` a read returned and nobody took yet: `#idleStart..#idleEnd`. */
+  #idleStart = 0;
+  #idleEnd = 0;
+  #onActivity: (() => void) | undefined;
+
+  constructor(conn: any) {
+    this.#conn = conn;
+  }
+
+  async read(into: Uint8Array): Promise<number | null> {
+    if (this.#pending === undefined && this.#idleStart === this.#idleEnd) {
+      return await this.#conn.read(into);
+    }
+    const kept = await this.#takeKept();
+    if (kept === null) return null;
+    const n = Math.min(into.length, this.#idleEnd - this.#idleStart);
+    into.set(this.#idleBuffer!.subarray(this.#idleStart, this.#idleStart + n));
+    this.#idleStart += n;
+    return n;
+  }
+
+  async readChunk(max: number): Promise<Uint8Array | null> {
+    if (this.#pending === undefined && this.#idleStart === this.#idleEnd) {
       // Deno reads into memory the caller provides: a fresh array per chunk, since the
       // chunk is handed on (to the response body) and cannot be reused.
       const chunk = new Uint8Array(max);
-      const n = await conn.read(chunk);
+      const n = await this.#conn.read(chunk);
       return n === null ? null : chunk.subarray(0, n);
-    },
-    async write(data) {
-      for (let offset = 0; offset < data.length;) {
-        offset += await conn.write(data.subarray(offset));
-      }
-    },
-    close: () => conn.close(),
-  };
+    }
+    const kept = await this.#takeKept();
+    if (kept === null) return null;
+    const n = Math.min(max, this.#idleEnd - this.#idleStart);
+    const chunk = this.#idleBuffer!.slice(this.#idleStart, this.#idleStart + n);
+    this.#idleStart += n;
+    return chunk;
+  }
+
+  /** Waits for the idle read; null at end of stream, else bytes are kept (throws its error). */
+  async #takeKept(): Promise<true | null> {
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      const result = await pending;
+      this.#pending = undefined;
+      if (result.error !== undefined) throw result.error;
+      if (result.n === null) return null;
+      this.#idleStart = 0;
+      this.#idleEnd = result.n;
+    }
+    return true;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < data.length;) {
+      offset += await this.#conn.write(data.subarray(offset));
+    }
+  }
+
+  watchIdle(onActivity: () => void): void {
+    if (this.#idleStart !== this.#idleEnd) return onActivity();
+    this.#onActivity = onActivity;
+    if (this.#pending !== undefined) return;
+    const into = this.#idleBuffer ??= new Uint8Array(IDLE_READ_SIZE);
+    this.#pending = (this.#conn.read(into) as Promise<number | null>).then(
+      (n): IdleRead => {
+        this.#activity();
+        return { n };
+      },
+      (error: unknown): IdleRead => {
+        this.#activity();
+        return { n: null, error: error ?? new Error("read failed") };
+      },
+    );
+  }
+
+  unwatchIdle(): void {
+    this.#onActivity = undefined;
+  }
+
+  #activity(): void {
+    const onActivity = this.#onActivity;
+    this.#onActivity = undefined;
+    onActivity?.();
+  }
+
+  close(): void {
+    this.#onActivity = undefined;
+    this.#conn.close();
+  }
 }

@@ -1,22 +1,50 @@
 /**
  * A {@link ByteStream} over `node:net`, which Deno and Bun both provide (used by the unit tests
- * of the HTTP/1.1 client on either runtime).
+ * of the HTTP/1.1 client on either runtime), and the classification of node's (and Bun's)
+ * connect error codes.
  *
  * @module
  */
 import { connect as netConnect, type Socket } from "node:net";
-import type { ByteStream } from "../contracts.ts";
+import { type ByteStream, ConnectFailure, type ConnectFailureKind } from "../contracts.ts";
 import { ReceiveQueue } from "./receive_queue.ts";
 
+/** Connects to `host:port` (no delay); rejects with a {@link ConnectFailure}. */
 export function connectNodeSocket(host: string, port: number): Promise<ByteStream> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host, port, noDelay: true });
-    socket.once("error", reject);
+    const fail = (error: Error) => reject(toConnectFailure(error));
+    socket.once("error", fail);
     socket.once("connect", () => {
-      socket.off("error", reject);
+      socket.off("error", fail);
       resolve(new NodeByteStream(socket));
     });
   });
+}
+
+/** What a system error code (`error.code`: node, Bun, Deno) says about a failed connect. */
+const CODE_KINDS: Readonly<Record<string, ConnectFailureKind>> = {
+  ECONNREFUSED: "refused",
+  EHOSTUNREACH: "unreachable",
+  ENETUNREACH: "unreachable",
+  EHOSTDOWN: "unreachable",
+  ENETDOWN: "unreachable",
+  ENOTFOUND: "unreachable",
+  EAI_AGAIN: "unreachable",
+  EADDRNOTAVAIL: "unreachable",
+  ETIMEDOUT: "timeout",
+};
+
+/** A runtime's connect error as the seam's {@link ConnectFailure}, classified by its code. */
+export function toConnectFailure(error: unknown): ConnectFailure {
+  if (error instanceof ConnectFailure) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const kind = typeof code === "string" ? CODE_KINDS[code] ?? "other" : "other";
+  const message = error instanceof Error ? error.message : String(error);
+  const text = typeof code === "string" && !message.includes(code)
+    ? `${code}: ${message}`
+    : message;
+  return new ConnectFailure(kind, text, { cause: error });
 }
 
 /** Also wraps the `node:tls` sockets of upstream HTTPS (`tls.ts`). */
@@ -50,7 +78,16 @@ export class NodeByteStream implements ByteStream {
     });
   }
 
+  watchIdle(onActivity: () => void): void {
+    this.#received.watch(onActivity);
+  }
+
+  unwatchIdle(): void {
+    this.#received.unwatch();
+  }
+
   close(): void {
+    this.#received.unwatch();
     this.#socket.destroy();
   }
 }

@@ -16,6 +16,8 @@ export class ReceiveQueue {
   #ended = false;
   #error: Error | undefined;
   #wakeReader: (() => void) | undefined;
+  /** Told of anything that arrives while the stream idles in a pool (ByteStream.watchIdle). */
+  #onActivity: (() => void) | undefined;
 
   constructor(readonly pause: () => void, readonly resume: () => void) {}
 
@@ -25,6 +27,16 @@ export class ReceiveQueue {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** Calls `onActivity` once when anything arrives (at once if something already has). */
+  watch(onActivity: () => void): void {
+    if (this.#chunks.length > 0 || this.#ended || this.#error !== undefined) return onActivity();
+    this.#onActivity = onActivity;
+  }
+
+  unwatch(): void {
+    this.#onActivity = undefined;
   }
 
   push(chunk: Uint8Array): void {
@@ -92,6 +104,11 @@ export class ReceiveQueue {
   }
 
   #wake(): void {
+    const onActivity = this.#onActivity;
+    if (onActivity !== undefined) {
+      this.#onActivity = undefined;
+      onActivity();
+    }
     const wake = this.#wakeReader;
     this.#wakeReader = undefined;
     wake?.();

@@ -15,10 +15,9 @@
 // deno-lint-ignore-file no-explicit-any
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import type { ServerTls, UpstreamTls } from "../../config/mod.ts";
-import { UpstreamError } from "../../proxy/errors.ts";
 import type { FetchTransportOptions } from "../../proxy/fetch.ts";
-import type { ByteStream } from "../contracts.ts";
-import { NodeByteStream } from "./node_socket.ts";
+import { type ByteStream, ConnectFailure } from "../contracts.ts";
+import { NodeByteStream, toConnectFailure } from "./node_socket.ts";
 
 /**
  * `Deno.serve` options for HTTPS. Deno offers h2 and http/1.1 by ALPN whenever it has a
@@ -41,7 +40,8 @@ export function bunServeTls(tls: ServerTls | undefined): Record<string, unknown>
  * A TLS connection to an upstream server for the HTTP/1.1 client: verified against `ca` (or
  * the runtime's roots), `sni` sent and checked when set (otherwise the host when it is a name),
  * ALPN `http/1.1` so that an h2-capable server answers in HTTP/1.1. Resolves after the
- * handshake; a failed handshake rejects with `upstream_tls`.
+ * handshake; rejects with a ConnectFailure: of kind `tls` once the TCP connect succeeded,
+ * classified by the error's code before.
  */
 export function connectTlsSocket(
   host: string,
@@ -61,8 +61,12 @@ export function connectTlsSocket(
     let connected = false;
     const fail = (error: Error) => {
       socket.destroy();
-      // Before the TCP connect: refused, unreachable (errors.ts maps those); after it: TLS.
-      reject(connected ? new UpstreamError("upstream_tls", describeTlsError(error)) : error);
+      // Before the TCP connect: refused, unreachable...; after it: the TLS handshake failed.
+      reject(
+        connected
+          ? new ConnectFailure("tls", describeTlsError(error), { cause: error })
+          : toConnectFailure(error),
+      );
     };
     const closed = () => fail(new Error("connection closed during the TLS handshake"));
     socket.once("connect", () => {
