@@ -77,8 +77,15 @@ export interface ListenOptions {
   readonly tls?: ServerTls;
   /** `idle_timeout`: Bun closes connections idle that long between requests (bun_limits.ts). */
   readonly idleTimeoutMs?: number;
-  /** `client_max_header_size`: Bun's parser is raised above it (bun_limits.ts). */
+  /** `client_max_header_size`: the front's head cap is derived from it (front/head.ts); Bun's
+   * parser is raised above it on TLS listeners (bun/limits.ts). */
   readonly clientMaxHeaderSize?: number;
+  /** `client_header_timeout` of the HTTP/1.1 front (plain-HTTP listeners): 408 past it. */
+  readonly clientHeaderTimeoutMs?: number;
+  /** `keepalive_timeout` of the front: idle keep-alive connections closed past it; 0 = never. */
+  readonly keepaliveTimeoutMs?: number;
+  /** `max_connections` of the front, per listener; 0 = no limit. */
+  readonly maxConnections?: number;
 }
 
 export interface Runtime {

@@ -50,6 +50,9 @@ export async function startInstance(
     tls: config.server.tls,
     idleTimeoutMs: config.server.idleTimeoutMs,
     clientMaxHeaderSize: config.server.clientMaxHeaderSize,
+    clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,
+    keepaliveTimeoutMs: config.server.keepaliveTimeoutMs,
+    maxConnections: config.server.maxConnections,
   });
   return {
     listener,

@@ -9,7 +9,7 @@
 // deno-lint-ignore-file no-explicit-any
 import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import type { Runtime, UpgradeWebSocket } from "./contracts.ts";
+import type { Handler, ListenOptions, Runtime, UpgradeWebSocket } from "./contracts.ts";
 export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
 import { connectBunSocket } from "./bun/socket.ts";
 import { connectDenoSocket } from "./deno/socket.ts";
@@ -23,6 +23,11 @@ import {
 } from "./shared/tls.ts";
 import { BUN_WEBSOCKET_HANDLERS, bunUpgrade } from "./bun/websocket.ts";
 import { denoUpgrade } from "./deno/websocket.ts";
+import { denoFrontListen } from "./deno/front_socket.ts";
+import { bunFrontListen } from "./bun/front_socket.ts";
+import { type FrontOptions, listenFront } from "./front/server.ts";
+import type { FrontListen } from "./front/socket.ts";
+import { failureResponse } from "../proxy/errors.ts";
 
 const g = globalThis as any;
 
@@ -36,10 +41,46 @@ function internalError(error: unknown): Response {
   // A response body the proxy cut on purpose (idle_timeout) ends with no reason: logged already.
   if (error === undefined) return new Response(null, { status: 500 });
   console.error(`sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`);
-  return new Response("500 Internal Server Error\n", {
-    status: 500,
-    headers: { "content-type": "text/plain" },
-  });
+  return failureResponse("internal_error");
+}
+
+/** The front's settings; the defaults are the config's (`[server]`). */
+function frontOptions(options: ListenOptions): FrontOptions {
+  return {
+    clientHeaderTimeoutMs: options.clientHeaderTimeoutMs ?? 60_000,
+    keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 75_000,
+    maxConnections: options.maxConnections ?? 10_000,
+    clientMaxHeaderSize: options.clientMaxHeaderSize ?? 32 * 1024,
+    reusePort: options.reusePort ?? false,
+  };
+}
+
+/** Plain-HTTP listeners: our own HTTP/1.1 server on the runtime's raw sockets (front/). */
+function listenPlain(
+  listen: FrontListen,
+  address: { host: string; port: number },
+  handler: Handler,
+  options: ListenOptions,
+) {
+  return listenFront(listen, address.host, address.port, handler, frontOptions(options));
+}
+
+/**
+ * What the front refuses and the runtimes' servers (TLS listeners) let through: a Host header
+ * with a comma (Bun merges two Host headers into one), and a GET or HEAD that declares a body
+ * the runtime dropped (never forwarded without its bytes).
+ */
+function refuseOnTls(request: Request): Response | undefined {
+  const headers = request.headers;
+  if (headers.get("host")?.includes(",")) return failureResponse("bad_request");
+  const method = request.method;
+  if ((method === "GET" || method === "HEAD") && request.body === null) {
+    const length = headers.get("content-length");
+    if ((length !== null && length !== "0") || headers.has("transfer-encoding")) {
+      return failureResponse("bad_request");
+    }
+  }
+  return undefined;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -52,6 +93,9 @@ function denoRuntime(Deno: any): Runtime {
     name: "deno",
     version: Deno.version.deno,
     listen(address, handler, options = {}) {
+      if (options.tls === undefined) {
+        return listenPlain(denoFrontListen(Deno), address, handler, options);
+      }
       return new Promise((resolve, reject) => {
         try {
           const server = Deno.serve(
@@ -72,9 +116,9 @@ function denoRuntime(Deno: any): Runtime {
               onError: internalError,
             },
             (request: Request, info: any) =>
-              handler(request, {
+              refuseOnTls(request) ?? handler(request, {
                 remoteAddress: info.remoteAddr.hostname,
-                protocol: options.tls === undefined ? "http" : "https",
+                protocol: "https",
                 upgrade,
               }),
           );
@@ -104,6 +148,9 @@ function bunRuntime(Bun: any): Runtime {
     name: "bun",
     version: Bun.version,
     async listen(address, handler, options = {}) {
+      if (options.tls === undefined) {
+        return listenPlain(bunFrontListen(Bun), address, handler, options);
+      }
       const upgrade: UpgradeWebSocket = (request, upgradeOptions) =>
         bunUpgrade(server, request, upgradeOptions);
       if (options.clientMaxHeaderSize !== undefined) {
@@ -121,10 +168,12 @@ function bunRuntime(Bun: any): Runtime {
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         ...bunServeTls(options.tls),
         fetch(request: Request, srv: any) {
+          const refused = refuseOnTls(request);
+          if (refused !== undefined) return refused;
           if (idleSeconds !== 0) srv.timeout(request, 0);
           return handler(request, {
             remoteAddress: srv.requestIP(request)?.address ?? "",
-            protocol: options.tls === undefined ? "http" : "https",
+            protocol: "https",
             upgrade,
           });
         },

@@ -1,0 +1,94 @@
+/**
+ * The HTTP/1.1 front's sockets on Deno: `Deno.listen` (with SO_REUSEPORT for worker threads)
+ * and its connections as {@link FrontSocket}s. Part of the runtime seam, so `any` stands for
+ * Deno's untyped globals.
+ *
+ * @module
+ */
+// deno-lint-ignore-file no-explicit-any
+import type { FrontAcceptor, FrontListen, FrontSocket } from "../front/socket.ts";
+
+/** {@link FrontListen} on `Deno.listen`. */
+export function denoFrontListen(Deno: any): FrontListen {
+  return (host, port, reusePort, onSocket) => {
+    const listener = Deno.listen({ hostname: host, port, reusePort, transport: "tcp" });
+    const acceptor: FrontAcceptor = {
+      host: listener.addr.hostname,
+      port: listener.addr.port,
+      close() {
+        try {
+          listener.close();
+        } catch {
+          // closed already
+        }
+      },
+    };
+    acceptLoop(Deno, listener, onSocket);
+    return Promise.resolve(acceptor);
+  };
+}
+
+async function acceptLoop(
+  Deno: any,
+  listener: any,
+  onSocket: (socket: FrontSocket) => void,
+): Promise<void> {
+  for (;;) {
+    let conn: any;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      // Closed (stop), or a transient failure such as EMFILE: wait a little and go on.
+      if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
+    try {
+      conn.setNoDelay(true);
+    } catch {
+      // gone already
+    }
+    onSocket(new DenoFrontSocket(conn));
+  }
+}
+
+class DenoFrontSocket implements FrontSocket {
+  readonly remoteAddress: string;
+  #closed = false;
+
+  constructor(readonly conn: any) {
+    this.remoteAddress = conn.remoteAddr.hostname;
+  }
+
+  read(into: Uint8Array): Promise<number | null> {
+    return this.conn.read(into);
+  }
+
+  async readChunk(max: number): Promise<Uint8Array | null> {
+    // A fresh array per chunk: it is handed on (the request body) and cannot be reused.
+    const chunk = new Uint8Array(max);
+    const n = await this.conn.read(chunk);
+    return n === null ? null : chunk.subarray(0, n);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let offset = await this.conn.write(data);
+    while (offset < data.length) offset += await this.conn.write(data.subarray(offset));
+  }
+
+  closeWrite(): void {
+    this.conn.closeWrite().catch(() => {});
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // closed already
+    }
+  }
+}

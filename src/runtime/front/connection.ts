@@ -1,0 +1,553 @@
+/**
+ * One client connection of the HTTP/1.1 front: heads parsed (head.ts), a Web `Request` built
+ * with a pull-based body (body.ts), the handler called, its `Response` written with exact framing
+ * (response.ts), requests answered strictly in order (pipelined bytes wait in the buffer), and a
+ * WebSocket handed the raw connection after its 101 (upgrade.ts). Timeouts are not here: the
+ * server's one sweep reads {@link Connection.phase} and the clock fields (server.ts).
+ *
+ * @module
+ */
+import type { ClientInfo, Handler, UpgradeOptions, WebSocketLike } from "../contracts.ts";
+import type { FailureCode } from "../../proxy/errors.ts";
+import { failureResponse } from "../../proxy/errors.ts";
+import { findHeadEnd, type HeadFailure, parseHead, type RequestHead } from "./head.ts";
+import { BodyError, BodyReader, type BufferedInput } from "./body.ts";
+import {
+  CHUNKED_BODY,
+  encodeChunk,
+  encodeHead,
+  type Framing,
+  LAST_CHUNK,
+  LENGTH,
+  NO_BODY,
+  responseFraming,
+  responseHead,
+} from "./response.ts";
+import { handshakeKey, switchingHead } from "./upgrade.ts";
+import { createServerWebSocket } from "./websocket.ts";
+import { type FrontSocket, socketStream } from "./socket.ts";
+
+/** What a connection needs from its server (server.ts). */
+export interface ConnectionHost {
+  readonly handler: Handler;
+  /** `host:port` for requests without a Host header (HTTP/1.0). */
+  readonly authority: string;
+  /** The hard cap on a head (head.ts `headCap`). */
+  readonly maxHead: number;
+  /** At most this much unread request body is read and dropped after a response. */
+  readonly discardLimit: number;
+  /** True once the listener is stopping: no more keep-alive. */
+  readonly stopping: boolean;
+  /** The connection is over (closed, or handed to a WebSocket). */
+  release(connection: Connection): void;
+}
+
+/** Waiting for a head (the sweep applies client_header_timeout or keepalive_timeout). */
+export const WAITING = 0;
+/** A request is being handled. */
+export const BUSY = 1;
+/** Reading and dropping a body nobody read (client_header_timeout bounds it). */
+export const DISCARDING = 2;
+/** FIN sent, reading until the client closes (bounded by the sweep). */
+export const LINGERING = 3;
+export const CLOSED = 4;
+
+const INITIAL_BUFFER = 4096;
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
+
+/** `request.signal` of the front: made on first read (the proxy reads it for slow exchanges). */
+class FrontRequest extends Request {
+  connection!: Connection;
+}
+Object.defineProperty(FrontRequest.prototype, "signal", {
+  get(this: FrontRequest): AbortSignal {
+    return this.connection.signal();
+  },
+});
+
+/** `ClientInfo.upgrade` of the front: one function for all connections. */
+function upgrade(
+  request: Request,
+  options: UpgradeOptions,
+): { socket: WebSocketLike; response: Response } {
+  if (!(request instanceof FrontRequest)) throw new TypeError("not a request of this server");
+  return request.connection.upgrade(request, options);
+}
+
+interface PendingUpgrade {
+  readonly key: string;
+  readonly options: UpgradeOptions;
+  readonly socket: WebSocketLike & { open(): void };
+  /** What the handler returns to accept the handshake. */
+  readonly response: Response;
+}
+
+/** The request body as a pull-based stream: the socket is read only when the body is pulled. */
+class BodySource implements UnderlyingDefaultSource<Uint8Array> {
+  constructor(readonly connection: Connection, readonly reader: BodyReader) {}
+
+  pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    return this.connection.pullBody(this.reader, controller);
+  }
+}
+
+export class Connection implements BufferedInput {
+  buf = new Uint8Array(INITIAL_BUFFER);
+  start = 0;
+  end = 0;
+  phase = WAITING;
+  /** When the current head began (first byte; the connection's start for the first one). */
+  headSince = Date.now();
+  /** When the connection went idle (the last response ended). */
+  idleSince = 0;
+  /** Requests read on this connection. */
+  requests = 0;
+  readonly client: ClientInfo;
+  /** Bytes of the head being waited for that were scanned already. */
+  #scanned = 0;
+  /** A read begun early (to notice the client leaving, or pipelined bytes). */
+  #readAhead: Promise<boolean> | undefined;
+  #controller: AbortController | undefined;
+  /** The client went away (EOF or an error) before its exchange was over. */
+  #gone = false;
+  #body: BodyReader | undefined;
+  #bodyPull: Promise<void> | undefined;
+  #bodyFailed = false;
+  #bodyPulled = false;
+  #expectContinue = false;
+  #upgrade: PendingUpgrade | undefined;
+
+  constructor(readonly host: ConnectionHost, readonly socket: FrontSocket) {
+    this.client = { remoteAddress: socket.remoteAddress, protocol: "http", upgrade };
+  }
+
+  /** Serves requests until the connection ends; never rejects. */
+  async run(): Promise<void> {
+    try {
+      while (await this.#serveOne());
+    } catch (error) {
+      if (this.phase !== CLOSED) this.#onGone(error);
+    }
+    if (this.phase === LINGERING) await this.#drain().catch(() => {});
+    // A no-op once the connection was handed to a WebSocket (CLOSED already).
+    this.close();
+  }
+
+  /** Ends the connection at once. */
+  close(): void {
+    if (this.phase === CLOSED) return;
+    const busy = this.phase === BUSY;
+    this.phase = CLOSED;
+    try {
+      this.socket.close();
+    } catch {
+      // closed already
+    }
+    if (busy) this.#abort();
+    this.host.release(this);
+  }
+
+  /** The sweep's 408: a head that did not arrive whole in time (the read loop stops at once). */
+  timeOut(): void {
+    if (this.phase !== WAITING) return this.close();
+    this.phase = LINGERING;
+    this.headSince = Date.now();
+    this.#answer(failureResponse("request_timeout"))
+      .then(() => this.socket.closeWrite())
+      .catch(() => this.close());
+  }
+
+  /** The client's request signal (see {@link FrontRequest}). */
+  signal(): AbortSignal {
+    if (this.#gone) return AbortSignal.abort();
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  /** Accepts a WebSocket handshake on this connection ({@link ClientInfo.upgrade}). */
+  upgrade(
+    request: FrontRequest,
+    options: UpgradeOptions,
+  ): { socket: WebSocketLike; response: Response } {
+    const key = handshakeKey(request);
+    if (this.#upgrade !== undefined || this.phase !== BUSY) throw new TypeError("already upgraded");
+    // No read-ahead runs on a request that asks for an upgrade: the bytes buffered after the head
+    // now are all the client sent after it.
+    const socket = createServerWebSocket(
+      socketStream(this.socket),
+      this.buf.slice(this.start, this.end),
+    );
+    const response = new Response(null, { status: 200 });
+    this.#upgrade = { key, options, socket, response };
+    return { socket, response };
+  }
+
+  // -- reading --
+
+  /** {@link BufferedInput.fill}: reads more after the unread bytes (moving or growing the buffer). */
+  async fill(): Promise<boolean> {
+    const ahead = this.#readAhead;
+    if (ahead !== undefined) {
+      this.#readAhead = undefined;
+      return await ahead;
+    }
+    return await this.#read();
+  }
+
+  async #read(): Promise<boolean> {
+    if (this.start === this.end) this.start = this.end = 0;
+    else if (this.end === this.buf.length) {
+      const unread = this.end - this.start;
+      if (this.start > 0 && unread <= this.buf.length / 2) {
+        this.buf.copyWithin(0, this.start, this.end);
+      } else {
+        const grown = new Uint8Array(Math.min(this.buf.length * 2, this.host.maxHead + 4096));
+        grown.set(this.buf.subarray(this.start, this.end));
+        this.buf = grown;
+      }
+      this.start = 0;
+      this.end = unread;
+    }
+    if (this.end === this.buf.length) return false;
+    const n = await this.socket.read(this.buf.subarray(this.end));
+    if (n === null) return false;
+    this.end += n;
+    return true;
+  }
+
+  /** {@link BufferedInput.readChunk}. */
+  readChunk(max: number): Promise<Uint8Array | null> {
+    return this.socket.readChunk(max);
+  }
+
+  /** Reads on while the handler runs: notices a client that leaves, keeps pipelined bytes. */
+  #startReadAhead(): void {
+    if (this.#readAhead !== undefined || this.end - this.start >= this.host.maxHead) return;
+    const ahead = this.#read();
+    this.#readAhead = ahead;
+    ahead.then((more) => {
+      if (!more && this.#readAhead === ahead) this.#onGone();
+    }, (error) => {
+      if (this.#readAhead === ahead) this.#onGone(error);
+    });
+  }
+
+  /** The next head: parsed, a failure to answer, or null when the connection ended cleanly. */
+  async #readHead(): Promise<RequestHead | HeadFailure | null> {
+    const maxHead = this.host.maxHead;
+    for (;;) {
+      // Empty lines before a request line are skipped (RFC 9112 §2.2).
+      while (
+        this.end - this.start >= 2 && this.buf[this.start] === 13 && this.buf[this.start + 1] === 10
+      ) {
+        this.start += 2;
+      }
+      const start = this.start;
+      const from = Math.max(start, start + this.#scanned - 3);
+      const end = findHeadEnd(this.buf, start, this.end, from);
+      if (end === -2) return "bad_request";
+      if (end > 0) {
+        this.#scanned = 0;
+        if (end - start > maxHead) return "headers_too_large";
+        this.start = end;
+        return parseHead(this.buf, start, end);
+      }
+      this.#scanned = this.end - start;
+      if (this.#scanned > maxHead) return "headers_too_large";
+      const hadBytes = this.end > this.start;
+      if (!(await this.fill()) || this.phase !== WAITING) {
+        // EOF: fine between requests; inside a head there is nobody left to answer. Or the
+        // sweep timed the head out (phase LINGERING).
+        return null;
+      }
+      if (!hadBytes && this.requests > 0) this.headSince = Date.now();
+    }
+  }
+
+  // -- one exchange --
+
+  async #serveOne(): Promise<boolean> {
+    const head = await this.#readHead();
+    if (head === null || this.phase === CLOSED) return false;
+    if (typeof head === "string") return this.#fail(head);
+    this.requests++;
+    this.phase = BUSY;
+    const request = this.#request(head);
+    if (request === undefined) return this.#fail("bad_request");
+    if (this.#body === undefined && !head.upgrade) this.#startReadAhead();
+    let response: Response;
+    try {
+      response = await this.host.handler(request, this.client);
+    } catch (error) {
+      console.error(
+        `sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`,
+      );
+      response = failureResponse("internal_error");
+    }
+    if (this.phase === CLOSED) {
+      response.body?.cancel().catch(() => {});
+      return false;
+    }
+    const pending = this.#upgrade;
+    if (pending !== undefined && response === pending.response) return await this.#switch(pending);
+    this.#upgrade = undefined;
+    if (this.#bodyFailed && !this.#bodyPulledToEnd()) {
+      // A malformed or cut-short body: the handler's answer (if any) is replaced.
+      response.body?.cancel().catch(() => {});
+      return this.#fail("bad_request");
+    }
+    const body = this.#body;
+    const canContinue = head.keepAlive && !this.host.stopping && !this.#bodyFailed &&
+      (body === undefined || body.done ||
+        (this.#bodyPulled || !head.expectContinue) && head.bodyLength <= this.host.discardLimit);
+    const complete = await this.#writeResponse(response, head, !canContinue);
+    if (!complete || !canContinue) {
+      if (complete) this.#linger();
+      return false;
+    }
+    if (body !== undefined && !body.done) {
+      this.phase = DISCARDING;
+      this.headSince = Date.now();
+      await this.#bodyPull?.catch(() => {});
+      if (!(await body.discard(this.host.discardLimit).catch(() => false))) return false;
+    }
+    this.#body = undefined;
+    this.#bodyPull = undefined;
+    if (this.phase === CLOSED || this.host.stopping) return false;
+    this.phase = WAITING;
+    this.idleSince = this.headSince = Date.now();
+    return true;
+  }
+
+  #bodyPulledToEnd(): boolean {
+    return this.#body !== undefined && this.#body.done;
+  }
+
+  /** The Web `Request` for `head`; undefined when the runtime refuses it (method, URL). */
+  #request(head: RequestHead): FrontRequest | undefined {
+    const target = head.target;
+    const authority = head.host || this.host.authority;
+    const url = target.charCodeAt(0) === 47
+      ? `http://${authority}${target}`
+      : target === "*"
+      ? `http://${authority}/*`
+      : target;
+    this.#body = undefined;
+    this.#bodyFailed = false;
+    this.#bodyPulled = false;
+    this.#expectContinue = head.expectContinue;
+    let request: FrontRequest;
+    try {
+      if (head.bodyLength === 0) {
+        request = head.method === "GET"
+          ? new FrontRequest(url)
+          : new FrontRequest(url, { method: head.method });
+      } else {
+        const reader = new BodyReader(this, head.bodyLength);
+        this.#body = reader;
+        const body = new ReadableStream(new BodySource(this, reader), { highWaterMark: 0 });
+        request = new FrontRequest(
+          url,
+          { method: head.method, body, duplex: "half" } as RequestInit,
+        );
+      }
+      const headers = request.headers;
+      const pairs = head.headers;
+      for (let i = 0; i < pairs.length; i += 2) headers.append(pairs[i], pairs[i + 1]);
+    } catch {
+      return undefined;
+    }
+    request.connection = this;
+    return request;
+  }
+
+  /** {@link BodySource.pull}. */
+  pullBody(
+    reader: BodyReader,
+    controller: ReadableStreamDefaultController<Uint8Array>,
+  ): Promise<void> {
+    const pull = this.#pullBody(reader, controller);
+    if (reader === this.#body) this.#bodyPull = pull;
+    return pull;
+  }
+
+  async #pullBody(
+    reader: BodyReader,
+    controller: ReadableStreamDefaultController<Uint8Array>,
+  ): Promise<void> {
+    if (reader !== this.#body || this.phase !== BUSY) {
+      controller.error(new BodyError("the exchange is over"));
+      return;
+    }
+    this.#bodyPulled = true;
+    try {
+      if (this.#expectContinue) {
+        this.#expectContinue = false;
+        await this.socket.write(CONTINUE);
+      }
+      const piece = await reader.next();
+      if (piece === null) {
+        controller.close();
+        if (this.phase === BUSY && !this.#upgrade) this.#startReadAhead();
+      } else {
+        controller.enqueue(piece);
+      }
+    } catch (error) {
+      this.#bodyFailed = true;
+      if (!(error instanceof BodyError) || error.message.startsWith("the connection ended")) {
+        this.#onGone(error);
+      }
+      controller.error(error);
+    }
+  }
+
+  // -- writing --
+
+  /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
+  async #writeResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
+    const stream = response.body;
+    const framing = responseFraming(
+      head.method,
+      head.minor,
+      response.status,
+      response.headers.get("content-length"),
+      stream !== null,
+    );
+    const keepAliveHeader = head.minor === 0 && !close;
+    const text = responseHead(
+      response,
+      framing,
+      close || framing.kind === 3,
+      keepAliveHeader,
+      head.method === "HEAD",
+    );
+    if (framing.kind === NO_BODY || stream === null) {
+      stream?.cancel().catch(() => {});
+      await this.socket.write(encodeHead(text));
+      return framing.kind === NO_BODY;
+    }
+    const reader = stream.getReader();
+    try {
+      return await this.#writeBody(reader, text, framing);
+    } catch (error) {
+      reader.cancel(error).catch(() => {});
+      throw error;
+    }
+  }
+
+  async #writeBody(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    text: string,
+    framing: Framing,
+  ): Promise<boolean> {
+    const socket = this.socket;
+    if (framing.kind !== LENGTH) {
+      await socket.write(encodeHead(text));
+      for (;;) {
+        const { done, value } = await this.#readBody(reader);
+        if (done) break;
+        if (value.length === 0) continue;
+        await socket.write(framing.kind === CHUNKED_BODY ? encodeChunk(value) : value);
+      }
+      if (framing.kind === CHUNKED_BODY) await socket.write(LAST_CHUNK);
+      return framing.kind === CHUNKED_BODY;
+    }
+    // With a length, the head and the first piece go out in one write.
+    let left = framing.length;
+    const first = await this.#readBody(reader);
+    const firstPiece = first.done ? undefined : first.value;
+    const taken = firstPiece === undefined ? 0 : Math.min(firstPiece.length, left);
+    await socket.write(encodeHead(text, firstPiece, taken));
+    left -= taken;
+    if (firstPiece !== undefined && taken < firstPiece.length) return this.#overrun(reader);
+    if (first.done) return left === 0;
+    while (left > 0) {
+      const { done, value } = await this.#readBody(reader);
+      if (done) return false;
+      if (value.length > left) {
+        await socket.write(value.subarray(0, left));
+        return this.#overrun(reader);
+      }
+      await socket.write(value);
+      left -= value.length;
+    }
+    // The body must end here: one more read tells (and lets the upstream connection be pooled).
+    const { done } = await this.#readBody(reader);
+    if (!done) return this.#overrun(reader);
+    return true;
+  }
+
+  /** A response body that failed ends the connection (its framing is broken). */
+  async #readBody(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+  ): Promise<ReadableStreamReadResult<Uint8Array>> {
+    try {
+      return await reader.read();
+    } catch {
+      return { done: true, value: undefined };
+    }
+  }
+
+  #overrun(reader: ReadableStreamDefaultReader<Uint8Array>): boolean {
+    reader.cancel().catch(() => {});
+    return false;
+  }
+
+  /** Answers a failure and closes (lingering so that the client can read the answer). */
+  async #fail(code: FailureCode): Promise<boolean> {
+    if (this.phase === CLOSED) return false;
+    await this.#answer(failureResponse(code));
+    this.#linger();
+    return false;
+  }
+
+  /** Writes one of the gateway's own short answers, with `connection: close`. */
+  async #answer(response: Response): Promise<void> {
+    const text = await response.text();
+    const head = responseHead(response, { kind: LENGTH, length: text.length }, true, false);
+    await this.socket.write(encodeHead(head + text));
+  }
+
+  /** Sends FIN; {@link run} then drops what the client still sends until it closes. */
+  #linger(): void {
+    if (this.phase === CLOSED) return;
+    this.phase = LINGERING;
+    this.headSince = Date.now();
+    this.socket.closeWrite();
+  }
+
+  /** The lingering close's reading: until EOF, at most `discardLimit` bytes (the sweep bounds
+   * its time). Closing the socket with unread bytes would send RST, which can destroy the
+   * answer before the client reads it. */
+  async #drain(): Promise<void> {
+    let dropped = 0;
+    while (this.phase === LINGERING && dropped < this.host.discardLimit) {
+      dropped += this.end - this.start;
+      this.start = this.end = 0;
+      if (!(await this.fill())) break;
+    }
+  }
+
+  /** Writes the 101 and hands the connection to the WebSocket. */
+  async #switch(pending: PendingUpgrade): Promise<boolean> {
+    this.#upgrade = pending;
+    await this.socket.write(encodeHead(switchingHead(pending.key, pending.options)));
+    this.phase = CLOSED;
+    this.host.release(this);
+    pending.socket.open();
+    return false;
+  }
+
+  // -- the client going away --
+
+  #onGone(_error?: unknown): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#abort();
+  }
+
+  #abort(): void {
+    this.#gone = true;
+    this.#controller?.abort();
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Our own HTTP/1.1 server for plain-HTTP listeners, on raw sockets, the same on Deno and Bun
+ * (the runtime only accepts connections: {@link FrontListen}). It owns what the runtimes' servers
+ * cannot give exactly: request framing, Host rules, pipelining, Content-Length kept, and the
+ * client limits: `client_header_timeout` (408), `keepalive_timeout` (silent close),
+ * `max_connections` (503). One interval sweeps every connection's clock: no timer per request.
+ *
+ * @module
+ */
+import type { Handler, Listener } from "../contracts.ts";
+import { failureResponse } from "../../proxy/errors.ts";
+import { headCap } from "./head.ts";
+import { Connection, type ConnectionHost, DISCARDING, LINGERING, WAITING } from "./connection.ts";
+import { encodeHead, LENGTH, responseHead } from "./response.ts";
+import type { FrontAcceptor, FrontListen, FrontSocket } from "./socket.ts";
+
+/** The front's settings (ListenOptions, from `[server]`). */
+export interface FrontOptions {
+  /** `client_header_timeout`; 0 = none. */
+  readonly clientHeaderTimeoutMs: number;
+  /** `keepalive_timeout`; 0 = never. */
+  readonly keepaliveTimeoutMs: number;
+  /** `max_connections`; 0 = no limit. */
+  readonly maxConnections: number;
+  /** `client_max_header_size` (the hard head cap is derived from it). */
+  readonly clientMaxHeaderSize: number;
+  readonly reusePort: boolean;
+}
+
+/** How often the sweep looks at the connections' clocks. */
+const SWEEP_MS = 250;
+/** How long a lingering close waits for the client to close its side. */
+const LINGER_MS = 2000;
+/** Unread request body read and dropped after a response, at most (more: the connection closes). */
+const DISCARD_LIMIT = 1 << 20;
+
+/** Starts the front on `host:port`. */
+export async function listenFront(
+  listen: FrontListen,
+  host: string,
+  port: number,
+  handler: Handler,
+  options: FrontOptions,
+): Promise<Listener> {
+  const server = new FrontServer(handler, options);
+  const acceptor = await listen(host, port, options.reusePort, (socket) => server.accept(socket));
+  server.acceptor = acceptor;
+  server.authority = acceptor.host.includes(":")
+    ? `[${acceptor.host}]:${acceptor.port}`
+    : `${acceptor.host}:${acceptor.port}`;
+  return {
+    host: acceptor.host,
+    port: acceptor.port,
+    stop: (graceMs) => server.stop(graceMs),
+  };
+}
+
+class FrontServer implements ConnectionHost {
+  readonly connections = new Set<Connection>();
+  readonly maxHead: number;
+  readonly discardLimit = DISCARD_LIMIT;
+  authority = "";
+  acceptor: FrontAcceptor | undefined;
+  stopping = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #stopped: (() => void) | undefined;
+
+  constructor(readonly handler: Handler, readonly options: FrontOptions) {
+    this.maxHead = headCap(options.clientMaxHeaderSize);
+  }
+
+  accept(socket: FrontSocket): void {
+    if (this.stopping) return socket.close();
+    const max = this.options.maxConnections;
+    if (max > 0 && this.connections.size >= max) return refuse(socket);
+    const connection = new Connection(this, socket);
+    this.connections.add(connection);
+    this.#timer ??= setInterval(this.#sweep, SWEEP_MS);
+    connection.run();
+  }
+
+  release(connection: Connection): void {
+    this.connections.delete(connection);
+    if (this.connections.size === 0) this.#stopped?.();
+  }
+
+  /** Stops accepting, closes idle connections, lets the others finish for up to `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.acceptor?.close();
+    for (const connection of this.connections) {
+      if (connection.phase === WAITING) connection.close();
+    }
+    if (this.connections.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#stopped = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
+      clearTimeout(timer);
+    }
+    for (const connection of this.connections) connection.close();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #sweep = (): void => {
+    if (this.connections.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    const now = Date.now();
+    const headerMs = this.options.clientHeaderTimeoutMs;
+    const keepaliveMs = this.options.keepaliveTimeoutMs;
+    for (const connection of this.connections) {
+      switch (connection.phase) {
+        case WAITING: {
+          const partial = connection.end > connection.start;
+          if (partial || connection.requests === 0) {
+            if (headerMs > 0 && now - connection.headSince >= headerMs) {
+              // Nothing at all sent: closed silently (as nginx does); a partial head gets 408.
+              if (partial) connection.timeOut();
+              else connection.close();
+            }
+          } else if (keepaliveMs > 0 && now - connection.idleSince >= keepaliveMs) {
+            connection.close();
+          }
+          break;
+        }
+        case DISCARDING:
+          if (headerMs > 0 && now - connection.headSince >= headerMs) connection.close();
+          break;
+        case LINGERING:
+          if (now - connection.headSince >= LINGER_MS) connection.close();
+      }
+    }
+  };
+}
+
+/** A connection over `max_connections`: 503 and closed. */
+function refuse(socket: FrontSocket): void {
+  const response = failureResponse("too_many_connections");
+  response.text().then(async (text) => {
+    const head = responseHead(response, { kind: LENGTH, length: text.length }, true, false);
+    await socket.write(encodeHead(head + text));
+    socket.closeWrite();
+    // Give the client a moment to read the answer before the socket goes (no RST on top of it).
+    setTimeout(() => socket.close(), 1000);
+  }).catch(() => socket.close());
+}
