@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { loadConfigFile } from "./config/mod.ts";
 import { currentRuntime } from "./runtime/runtime.ts";
 import { type Instance, startInstance } from "./runtime/instance.ts";
+import { loadServableConfig } from "./serve.ts";
 
 export type WorkerCommand = { type: "start"; file: string; port: number } | { type: "stop" };
 export type WorkerReport = { type: "ready" } | { type: "failed"; message: string } | {
@@ -29,8 +29,10 @@ self.onmessage = async (event) => {
   const command = event.data;
   if (command.type === "start") {
     try {
-      const config = loadConfigFile(command.file);
-      instance = await startInstance(config, currentRuntime(), {
+      // The same checks as the main thread's: the file may have changed since it started.
+      const runtime = currentRuntime();
+      const config = loadServableConfig(command.file, runtime);
+      instance = await startInstance(config, runtime, {
         ...config.server.listen,
         port: command.port,
       });

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
-import { ROOT, runGateway, stopAllGateways, writeTempFile } from "../support/gateway.ts";
+import {
+  GATEWAY_RUNTIME,
+  ROOT,
+  runGateway,
+  stopAllGateways,
+  writeTempFile,
+} from "../support/gateway.ts";
 import { md5, sha1 } from "../support/http.ts";
 
 const VERSION =
@@ -153,6 +159,110 @@ no_fallback = true
     assert.match(out, /api\.example\.com\/api -> idx \(no_fallback\)/);
     assert.doesNotMatch(out, /listening/);
     assert.equal(result.stderr, "");
+  });
+
+  it("--check prints every [server] limit, with 0 spelled out", async () => {
+    const file = writeTempFile(
+      "limits.toml",
+      `
+[server]
+idle_timeout = 0
+client_max_body_size = "1g"
+client_max_header_size = "64k"
+client_header_timeout = "1m 30s"
+keepalive_timeout = 0
+max_connections = 500
+[upstreams.app]
+servers = ["127.0.0.1:9001"]
+`,
+    );
+    const result = await runGateway(["--config", file, "--check"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^limits: idle_timeout 0 \(none\), client_max_body_size 1g, client_max_header_size 64k, client_header_timeout 1m30s, keepalive_timeout 0 \(never\), max_connections 500$/m,
+    );
+    const defaults = writeTempFile(
+      "defaults.toml",
+      `[upstreams.app]\nservers = ["127.0.0.1:9001"]\n`,
+    );
+    const byDefault = await runGateway(["--config", defaults, "--check"]);
+    assert.match(
+      byDefault.stdout,
+      /^limits: idle_timeout 5m, client_max_body_size 100m, client_max_header_size 32k, client_header_timeout 1m, keepalive_timeout 1m15s, max_connections 10000$/m,
+    );
+  });
+
+  // --check and start go through one validation, runtime capabilities included: --check used to
+  // print "ok" for this on Deno, and start then exited 2.
+  it(`upstream_client = "fetch" with sni: --check fails exactly where start would (${GATEWAY_RUNTIME})`, async () => {
+    const file = writeTempFile(
+      "fetch-sni.toml",
+      `
+[server]
+listen = "127.0.0.1:0"
+workers = 1
+upstream_client = "fetch"
+[upstreams.app]
+servers = ["127.0.0.1:9443"]
+tls = true
+sni = "backend.example"
+`,
+    );
+    const check = await runGateway(["--config", file, "--check"]);
+    if (GATEWAY_RUNTIME === "deno") {
+      const expected = [
+        `${file}: upstreams.app.sni: is not possible with Deno's fetch, which sends the URL's host as SNI; upstream_client = "fetch" on Deno cannot honour it; use upstream_client = "http1" (the default)`,
+      ];
+      assert.equal(check.code, 2, check.stdout);
+      assert.deepEqual(lines(check.stderr), expected);
+      assert.equal(check.stdout, "");
+      const start = await runGateway(["--config", file]);
+      assert.equal(start.code, 2);
+      assert.deepEqual(lines(start.stderr), expected);
+    } else {
+      // Bun's fetch takes a servername: the same config is fine there.
+      assert.equal(check.code, 0, check.stderr);
+      assert.match(
+        check.stdout,
+        /https: certificate verified against the runtime's root CAs, sni backend\.example/,
+      );
+    }
+  });
+
+  it("a cookie path outside ASCII exits 2 at --check and at start, giving the path to write", async () => {
+    const file = writeTempFile(
+      "utf8-path.toml",
+      `
+[server]
+listen = "127.0.0.1:0"
+workers = 1
+[upstreams.app]
+servers = ["127.0.0.1:9001", "127.0.0.1:9002"]
+[upstreams.app.sticky]
+path = "/日本"
+`,
+    );
+    const expected = [
+      `${file}: upstreams.app.sticky.path: "/日本" has characters outside ASCII, which a Set-Cookie header cannot carry (browsers match it against the percent-encoded request path); write path = "/%E6%97%A5%E6%9C%AC"`,
+    ];
+    for (const args of [["--check"], []]) {
+      const result = await runGateway(["--config", file, ...args]);
+      assert.equal(result.code, 2, result.stdout);
+      assert.deepEqual(lines(result.stderr), expected);
+    }
+  });
+
+  it('partitioned without secure and samesite = "None" exits 2 naming the key and the fix', async () => {
+    const file = writeTempFile(
+      "partitioned.toml",
+      `[upstreams.app]\nservers = ["127.0.0.1:9001"]\n[upstreams.app.sticky]\npartitioned = true\nsecure = true\n`,
+    );
+    const result = await runGateway(["--config", file, "--check"]);
+    assert.equal(result.code, 2, result.stdout);
+    assert.deepEqual(lines(result.stderr), [
+      `${file}: upstreams.app.sticky.partitioned: needs secure = true and samesite = "None": a partitioned cookie is for cross-site iframes, where browsers send only SameSite=None cookies, and they drop Partitioned ones without Secure; set samesite = "None", or remove partitioned`,
+    ]);
   });
 
   it("--check on a bad config exits 2 with the problems", async () => {

@@ -1,0 +1,82 @@
+/**
+ * What `--check` prints for a valid config: the normalized settings, each upstream's servers with
+ * their cookie values, and the routes.
+ *
+ * @module
+ */
+import { formatDuration } from "./duration.ts";
+import { formatSize } from "./size.ts";
+import type { GatewayConfig, ServerSettings, Upstream, UpstreamTls } from "./types.ts";
+
+/** The `--check` summary, one line per setting group, server and route (no trailing newline). */
+export function checkSummary(config: GatewayConfig): string {
+  const s = config.server;
+  const lines = [
+    `${config.file}: ok`,
+    `listen ${s.listen.text} (workers ${s.workers}, connect_timeout ${
+      formatDuration(s.connectTimeoutMs)
+    }, read_timeout ${formatDuration(s.readTimeoutMs)}, grace_period ${
+      formatDuration(s.gracePeriodMs)
+    }, upstream_client ${s.upstreamClient})`,
+    limitsLine(s),
+  ];
+  if (s.tls !== undefined) {
+    lines.push(
+      `tls cert ${s.tls.certFile}, key ${s.tls.keyFile} (HTTPS; HTTP/2 where the runtime offers it)`,
+    );
+  }
+  for (const upstream of config.upstreams.values()) lines.push(...upstreamLines(upstream));
+  lines.push("routes:");
+  for (const route of config.routes.list) {
+    lines.push(
+      `  ${route.host ?? "*"}${route.path} -> ${route.upstream.name}${
+        route.noFallback ? " (no_fallback)" : ""
+      }`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function limitsLine(s: ServerSettings): string {
+  const duration = (ms: number, zero: string) => ms === 0 ? `0 (${zero})` : formatDuration(ms);
+  return `limits: idle_timeout ${duration(s.idleTimeoutMs, "none")}, client_max_body_size ${
+    s.clientMaxBodySize === 0 ? "0 (none)" : formatSize(s.clientMaxBodySize)
+  }, client_max_header_size ${formatSize(s.clientMaxHeaderSize)}, client_header_timeout ${
+    formatDuration(s.clientHeaderTimeoutMs)
+  }, keepalive_timeout ${duration(s.keepaliveTimeoutMs, "never")}, max_connections ${
+    s.maxConnections === 0 ? "0 (none)" : s.maxConnections
+  }`;
+}
+
+function upstreamLines(upstream: Upstream): string[] {
+  const sticky = upstream.sticky;
+  const lines = [
+    `upstream ${upstream.name}: ${
+      sticky === undefined
+        ? "round robin (no sticky)"
+        : `sticky cookie "${sticky.name}" (${sticky.mode}${
+          sticky.noFallback ? ", no_fallback" : ""
+        })`
+    }`,
+  ];
+  if (upstream.tls !== undefined) lines.push(`  ${describeUpstreamTls(upstream.tls)}`);
+  for (const server of upstream.servers) {
+    const flags = [
+      `weight=${server.weight}`,
+      `max_fails=${server.maxFails}`,
+      `fail_timeout=${formatDuration(server.failTimeoutMs)}`,
+    ];
+    if (server.backup) flags.push("backup");
+    if (server.down) flags.push("down");
+    const cookie = sticky === undefined ? "" : `  ${sticky.name}=${server.cookieValue}`;
+    lines.push(`  ${server.address.text}  ${flags.join(" ")}${cookie}`);
+  }
+  return lines;
+}
+
+function describeUpstreamTls(tls: UpstreamTls): string {
+  const verify = tls.insecure
+    ? "certificate NOT verified (insecure)"
+    : `certificate verified against ${tls.caFile ?? "the runtime's root CAs"}`;
+  return `https: ${verify}${tls.sni === undefined ? "" : `, sni ${tls.sni}`}`;
+}

@@ -1,0 +1,148 @@
+/**
+ * The process lifecycle: the one validation both `--check` and start go through, then serving
+ * (demo upstreams, the main thread's instance, worker threads), signals and the graceful stop.
+ *
+ * @module
+ */
+import process from "node:process";
+import pkg from "../package.json" with { type: "json" };
+import { ConfigError, formatDuration, type GatewayConfig, loadConfigFile } from "./config/mod.ts";
+import { startDemoUpstreams } from "./demo.ts";
+import { unsupportedFetchTls } from "./proxy/fetch.ts";
+import type { Listener, Runtime } from "./runtime/runtime.ts";
+import { type Instance, startInstance } from "./runtime/instance.ts";
+import type { WorkerCommand, WorkerReport } from "./worker.ts";
+
+/**
+ * Every check a config gets before it serves: the file → a valid snapshot, then what this
+ * runtime can honour (the TLS keys its `fetch` lacks under `upstream_client = "fetch"`). Used by
+ * `--check`, by start and by each worker thread, so `--check` fails exactly where start would.
+ * Throws {@link ConfigError} (exit 2).
+ */
+export function loadServableConfig(file: string, runtime: Runtime): GatewayConfig {
+  const config = loadConfigFile(file);
+  if (config.server.upstreamClient === "fetch") {
+    const problems = unsupportedFetchTls(config, runtime.fetchOptions);
+    if (problems.length > 0) throw new ConfigError(config.file, problems);
+  }
+  return config;
+}
+
+/** How to serve, from the command line. */
+export interface ServeOptions {
+  /** The config file, which worker threads load again. */
+  readonly file: string;
+  /** Also start demo upstreams on the config's loopback addresses. */
+  readonly demo: boolean;
+}
+
+/**
+ * Serves `config` until SIGTERM/SIGINT, then stops gracefully. Resolves to the exit status:
+ * 0 after a normal stop, 1 when it cannot start, 2 for a config the runtime refuses.
+ */
+export async function serve(
+  config: GatewayConfig,
+  runtime: Runtime,
+  options: ServeOptions,
+): Promise<number> {
+  // Signal handlers go in before anything listens: a SIGTERM that arrives while starting (or right
+  // after the "listening" line, before a lazily installed handler would be) still exits 0.
+  const shutdown: { serving?: (signal: string) => Promise<void> } = {};
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      if (shutdown.serving === undefined) process.exit(0);
+      await shutdown.serving(signal);
+      resolve(0);
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+  });
+
+  const demoListeners: Listener[] = [];
+  if (options.demo) {
+    try {
+      demoListeners.push(...await startDemoUpstreams(config, runtime));
+    } catch (error) {
+      process.stderr.write(
+        `sticky-gateway: cannot start demo upstreams: ${(error as Error).message}\n`,
+      );
+      return 1;
+    }
+  }
+  let instance: Instance;
+  let workers: Worker[];
+  try {
+    instance = await startInstance(config, runtime);
+  } catch (error) {
+    // loadServableConfig has checked what the runtime can honour; this stays as a safety net.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(
+      `sticky-gateway: cannot listen on ${config.server.listen.text}: ${
+        (error as Error).message
+      }\n`,
+    );
+    return 1;
+  }
+  const { host, port } = instance.listener;
+  try {
+    workers = await startWorkers(options.file, port, config.server.workers - 1);
+  } catch (error) {
+    process.stderr.write(
+      `sticky-gateway: cannot start worker threads: ${(error as Error).message}\n`,
+    );
+    return 1;
+  }
+  const shown = host.includes(":") ? `[${host}]` : host;
+  console.log(
+    `sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}, ${config.server.workers} worker${
+      config.server.workers > 1 ? "s" : ""
+    }) listening on ${config.server.tls === undefined ? "http" : "https"}://${shown}:${port}`,
+  );
+
+  shutdown.serving = async (signal) => {
+    console.log(
+      `sticky-gateway: ${signal}: finishing in-flight requests (up to ${
+        formatDuration(config.server.gracePeriodMs)
+      })`,
+    );
+    await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
+    await Promise.all(demoListeners.map((l) => l.stop(0)));
+  };
+  return await stopped;
+}
+
+/** Starts `count` worker threads serving the config on `port`; resolves once all listen. */
+async function startWorkers(file: string, port: number, count: number): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  for (let i = 0; i < count; i++) {
+    const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    workers.push(worker);
+    const report = await new Promise<WorkerReport>((resolve) => {
+      worker.onmessage = (event: MessageEvent<WorkerReport>) => resolve(event.data);
+      worker.onerror = (event) => resolve({ type: "failed", message: String(event.message) });
+      worker.postMessage({ type: "start", file, port } satisfies WorkerCommand);
+    });
+    if (report.type === "failed") throw new Error(`worker ${i + 1}: ${report.message}`);
+  }
+  return workers;
+}
+
+/** Asks each worker to finish its in-flight requests and waits (bounded) before terminating it. */
+async function stopWorkers(workers: readonly Worker[], graceMs: number): Promise<void> {
+  await Promise.all(workers.map((worker) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, graceMs + 1000);
+      worker.onmessage = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      worker.postMessage({ type: "stop" } satisfies WorkerCommand);
+    }).then(() => worker.terminate())
+  ));
+}
