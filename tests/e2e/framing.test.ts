@@ -44,6 +44,15 @@ function answered(conversation: RawConversation): string[] {
   );
 }
 
+/** deepEqual with both sides printed whole: both test runners cut long diffs short. */
+function same<T>(actual: T, expected: T): void {
+  assert.deepEqual(
+    actual,
+    expected,
+    `\n  got:      ${JSON.stringify(actual)}\n  expected: ${JSON.stringify(expected)}`,
+  );
+}
+
 /** Everything a case decides, compared at once so a failure shows every difference. */
 interface Verdict {
   /** The client's responses. */
@@ -79,6 +88,18 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
     await stopAllGateways();
     await U?.close();
   });
+
+  /**
+   * Waits until no new request has reached the upstream for 300 ms (at most 3 s): a case that
+   * failed can leave requests in flight, which must not land in the next case's record.
+   */
+  async function quiet(): Promise<void> {
+    const deadline = Date.now() + 3000;
+    for (let count = -1; count !== U.requests().length && Date.now() < deadline;) {
+      count = U.requests().length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
 
   /** A new client's `GET /probe-K`, answered as `status body` (or what went wrong). */
   async function probe(): Promise<{ path: string; answer: string }> {
@@ -128,7 +149,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
     heads: boolean[] = [],
   ): Promise<void> {
     const { verdict, probeLine, probeAnswer } = await run(bytes, heads);
-    assert.deepEqual(verdict, {
+    same(verdict, {
       answers: [`${status} ${code}`],
       rest: "",
       closed: true,
@@ -145,7 +166,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
   ): Promise<SeenRequest[]> {
     const mark = U.requests().length;
     const { verdict, probeLine, probeAnswer } = await run(bytes);
-    assert.deepEqual(verdict, {
+    same(verdict, {
       answers: expected.answers(mark),
       rest: "",
       closed: expected.closed,
@@ -164,12 +185,12 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         `lo`,
         `GET /direct-2 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,
       ]);
-      assert.deepEqual(answered(talk), [
+      same(answered(talk), [
         `200 seen ${mark + 1}: POST /direct-1`,
         `200 seen ${mark + 2}: GET /direct-2`,
       ]);
       assert.equal(talk.closed, true);
-      assert.deepEqual(U.requests().slice(mark).map(seen), [
+      same(U.requests().slice(mark).map(seen), [
         'POST /direct-1 body="hello"',
         "GET /direct-2",
       ]);
@@ -183,7 +204,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         `POST /direct-bad HTTP/1.1\r\n${HOST}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
       );
       assert.equal(talk.closed, true);
-      assert.deepEqual(talk.responses, []);
+      same(talk.responses, []);
       assert.equal(U.requests().length, mark);
       assert.equal(U.violations().length, before + 1);
       assert.match(U.violations()[before], /Content-Length with Transfer-Encoding/);
@@ -318,15 +339,15 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
       // What the upstream gets as the target is not specified: origin-form or the URL as sent.
       const target = U.requests()[mark]?.target;
       assert.ok(target === "/abs" || target === "http://gw.test/abs", `target ${target}`);
-      assert.deepEqual(verdict.answers, [`200 seen ${mark + 1}: GET ${target}`]);
-      assert.deepEqual(verdict.violations, []);
+      same(verdict.answers, [`200 seen ${mark + 1}: GET ${target}`]);
+      same(verdict.violations, []);
       assert.equal(verdict.upstream.length, 2);
     });
     it("OPTIONS * is accepted (not 400)", async () => {
       const { verdict } = await run(`OPTIONS * HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`);
       assert.equal(verdict.answers.length, 1, JSON.stringify(verdict));
       assert.doesNotMatch(verdict.answers[0], /^400 /);
-      assert.deepEqual(verdict.violations, []);
+      same(verdict.violations, []);
       // Forwarded or answered by the gateway itself (not specified); never as something else.
       assert.ok(
         verdict.upstream.length === 1 || verdict.upstream[0] === "OPTIONS *",
@@ -340,7 +361,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
       const { verdict, probeLine } = await run(
         `GET /hosts HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n`,
       );
-      assert.deepEqual([verdict.answers, verdict.upstream, verdict.violations], [
+      same([verdict.answers, verdict.upstream, verdict.violations], [
         ["400 bad_request"],
         [probeLine],
         [],
@@ -351,7 +372,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
       const { verdict, probeLine } = await run(
         `GET /hosts HTTP/1.0\r\nHost: a.test\r\nHost: a.test\r\n\r\n`,
       );
-      assert.deepEqual([verdict.answers, verdict.upstream, verdict.violations], [
+      same([verdict.answers, verdict.upstream, verdict.violations], [
         ["400 bad_request"],
         [probeLine],
         [],
@@ -361,7 +382,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
       const { verdict, probeLine } = await run(
         `GET /no-host HTTP/1.1\r\nConnection: close\r\n\r\n`,
       );
-      assert.deepEqual([verdict.answers, verdict.upstream, verdict.violations], [
+      same([verdict.answers, verdict.upstream, verdict.violations], [
         ["400 bad_request"],
         [probeLine],
         [],
@@ -427,7 +448,8 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         timeoutMs: 4000,
       });
       const [a, b] = await Promise.all([first, second]);
-      assert.deepEqual(
+      await quiet();
+      same(
         {
           first: answered(a),
           firstClosed: a.closed,
@@ -469,7 +491,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         const { verdict, probeLine, probeAnswer } = await run(
           `POST ${target} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n${body}${SMUGGLED}`,
         );
-        assert.deepEqual(verdict, {
+        same(verdict, {
           answers: ["400 bad_request"],
           rest: "",
           closed: true,
@@ -482,7 +504,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         const carried = U.connections.filter((c) => c.bytes().includes(target));
         await eventually(() => carried.every((c) => c.closed), 3000, "upstream connections closed")
           .catch(() => {});
-        assert.deepEqual(
+        same(
           carried.map((c) => ({ closed: c.closed, requests: c.requests.map(seen) })),
           carried.map(() => ({ closed: true, requests: [] })),
         );
@@ -499,35 +521,41 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         `GET ${p} HTTP/1.1\r\n${HOST}${i === 2 ? "Connection: close\r\n" : ""}\r\n`
       ).join("");
       const talk = await converse(port, bytes, { timeoutMs: 6000 });
+      await quiet();
       const upstream = U.requests().slice(mark);
       // Each answer is the one for its own request (the upstream numbers them as they arrive).
       const expected = paths.map((p) => {
         const n = upstream.find((r) => r.target === p)?.n;
         return `200 seen ${n}: GET ${p}`;
       });
-      assert.deepEqual(
+      same(
         { answers: answered(talk), closed: talk.closed, rest: talk.rest.toString("latin1") },
         { answers: expected, closed: true, rest: "" },
       );
-      assert.deepEqual(upstream.map(seen).sort(), paths.map((p) => `GET ${p}`).sort());
-      assert.deepEqual(U.violations().slice(violationsBefore), []);
+      same(upstream.map(seen).sort(), paths.map((p) => `GET ${p}`).sort());
+      same(U.violations().slice(violationsBefore), []);
     });
     it("pipelined POST (Content-Length), GET, POST (chunked): each body arrives byte-exact, answers in order", async () => {
       const chunkedBody = "3\r\nabc\r\n4\r\n\r\n0\r\r\n0\r\n\r\n";
-      await assertServed(
-        `POST /pp-1 HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhello` +
-          `GET /pp-2 HTTP/1.1\r\n${HOST}\r\n` +
-          `POST /pp-3 HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunkedBody}`,
-        {
-          answers: (m) => [
-            `200 seen ${m + 1}: POST /pp-1`,
-            `200 seen ${m + 2}: GET /pp-2`,
-            `200 seen ${m + 3}: POST /pp-3`,
-          ],
-          upstream: ['POST /pp-1 body="hello"', "GET /pp-2", 'POST /pp-3 body="abc\\r\\n0\\r"'],
-          closed: true,
-        },
-      );
+      try {
+        await assertServed(
+          `POST /pp-1 HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhello` +
+            `GET /pp-2 HTTP/1.1\r\n${HOST}\r\n` +
+            `POST /pp-3 HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunkedBody}`,
+          {
+            answers: (m) => [
+              `200 seen ${m + 1}: POST /pp-1`,
+              `200 seen ${m + 2}: GET /pp-2`,
+              `200 seen ${m + 3}: POST /pp-3`,
+            ],
+            upstream: ['POST /pp-1 body="hello"', "GET /pp-2", 'POST /pp-3 body="abc\\r\\n0\\r"'],
+            closed: true,
+          },
+        );
+      } finally {
+        // Stragglers of a failed case must not land in the next one.
+        await quiet();
+      }
     });
   });
 
@@ -543,7 +571,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         },
       );
       assert.equal(request.framing, "length");
-      assert.deepEqual(
+      same(
         request.headers.filter(([n]) => n.toLowerCase() === "content-length").map(([, v]) => v),
         [String(body.length)],
       );
