@@ -7,6 +7,7 @@
 import { type GatewayConfig, isLoopback } from "./config/mod.ts";
 import type { Listener, Runtime } from "./runtime/runtime.ts";
 
+/** Starts one demo upstream per loopback address of the config (not `down`), each once. */
 export async function startDemoUpstreams(
   config: GatewayConfig,
   runtime: Runtime,

@@ -9,11 +9,13 @@ import type { Problems } from "./problems.ts";
 
 export type TomlTable = Record<string, unknown>;
 
+/** Whether a TOML value is a table (not an array or a date). */
 export function isTable(value: unknown): value is TomlTable {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     !(value instanceof Date);
 }
 
+/** A TOML value as a message shows it: strings quoted, arrays and tables named. */
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (Array.isArray(value)) return "an array";
