@@ -140,11 +140,10 @@ function readUpstream(
     const setCookie = setCookieTemplate(stickyDraft.attributes, value);
     const problem = setCookieProblem(setCookie);
     if (problem !== undefined) {
-      // Only a raw value comes from the server's entry; the rest is the sticky table's.
-      problems.add(
-        stickyDraft.mode === "raw" ? `${fields.keyPath("servers")}[${id}]` : stickyFields!.path,
-        problem,
-      );
+      // Only a raw value comes from the server's address; the rest is the sticky table's.
+      if (stickyDraft.mode === "raw") {
+        problems.add(fields.keyPath("servers"), `${draft.address.text}: ${problem}`);
+      } else problems.add(stickyFields!.path, problem);
     }
     return Object.freeze({ ...draft, ...withTls, id, cookieValue: value, setCookie });
   });
