@@ -68,7 +68,9 @@ class Front {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
       socket.setNoDelay(true);
-      this.#accept(new NodeByteStream(socket)).catch(() => socket.destroy());
+      // With closeWrite, as the front's sockets have it.
+      const stream = Object.assign(new NodeByteStream(socket), { closeWrite: () => socket.end() });
+      this.#accept(stream).catch(() => socket.destroy());
     });
   }
 
@@ -385,6 +387,23 @@ describe("createServerWebSocket over loopback TCP", () => {
       await client.ended;
     });
   }
+
+  it("after a protocol error the server sends FIN: a client waiting for it is not kept", async () => {
+    front.closeTimeoutMs = 60_000; // out of reach: only the FIN can end this in time
+    try {
+      const client = await rawClient(front.port);
+      const end = await front.sessions.next();
+      client.write(encodeFrame(OPCODE.binary, new Uint8Array(3), "server"));
+      const answer = await client.frames.next();
+      assert.equal(answer.type === "close" && answer.code, 1002);
+      // node:net's client ends its side when the server's ends (allowHalfOpen false), like a
+      // browser closing after the server.
+      await withTimeout(client.ended, 10_000, "the server's FIN");
+      await closedOnce(end, 1002);
+    } finally {
+      front.closeTimeoutMs = 5000;
+    }
+  });
 
   it("frames that came with the handshake are read first", async () => {
     front.echo = false;

@@ -39,6 +39,10 @@ export type ServerWebSocket = WebSocketLike & {
   open(): void;
 };
 
+/** The client's connection; with `closeWrite` (the front's sockets), a protocol error ends in a
+ * lingering close: FIN after our close frame, the client's last bytes read and dropped. */
+export type ClientStream = ByteStream & { closeWrite?(): void };
+
 export interface ServerWebSocketOptions {
   /** Default 5 s; tests shorten it. */
   readonly closeTimeoutMs?: number;
@@ -49,7 +53,7 @@ export interface ServerWebSocketOptions {
  * `leftover` (handed over: it is unmasked in place). Nothing is read or written before `open()`.
  */
 export function createServerWebSocket(
-  stream: ByteStream,
+  stream: ClientStream,
   leftover: Uint8Array,
   options: ServerWebSocketOptions = {},
 ): ServerWebSocket {
@@ -61,7 +65,7 @@ class FrontWebSocket implements ServerWebSocket {
   onmessage?: (data: string | Uint8Array) => void;
   onpong?: (data: Uint8Array) => void;
   onclose?: (code: number, reason: string) => void;
-  readonly #stream: ByteStream;
+  readonly #stream: ClientStream;
   readonly #reader = new FrameReader(MAX_MESSAGE_BYTES, "server");
   readonly #closeTimeoutMs: number;
   /** Frames not handed to `stream.write` yet, in order. */
@@ -76,12 +80,14 @@ class FrontWebSocket implements ServerWebSocket {
   #closeReceived = false;
   /** The connection ends once the outbox is written (the close handshake is done). */
   #endWhenFlushed = false;
+  /** Our side of the connection is shut once the outbox is written (a protocol error). */
+  #shutWhenFlushed = false;
   /** What `onclose` reports, once known: the client's close, or the protocol error sent. */
   #result: [code: number, reason: string] | undefined;
   #finished = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(stream: ByteStream, leftover: Uint8Array, closeTimeoutMs: number) {
+  constructor(stream: ClientStream, leftover: Uint8Array, closeTimeoutMs: number) {
     this.#stream = stream;
     this.#closeTimeoutMs = closeTimeoutMs;
     this.#reader.push(leftover);
@@ -159,9 +165,10 @@ class FrontWebSocket implements ServerWebSocket {
         if (chunk === null) return this.#finish();
         this.#reader.push(chunk);
       }
-      // The client broke the protocol and was sent a close frame: what it still sends is
-      // discarded until it ends the connection (or the close timer fires). Closing at once
-      // could reset the connection before the client has read why.
+      // The client broke the protocol and was sent a close frame, then FIN where the stream
+      // can (clients wait for the server to close first): what it still sends is discarded
+      // until it ends the connection (or the close timer fires). Closing at once could reset
+      // the connection before the client has read why.
       while (!this.#finished && (await this.#stream.readChunk(READ_SIZE)) !== null);
       this.#finishWhenFlushed();
     } catch {
@@ -182,6 +189,8 @@ class FrontWebSocket implements ServerWebSocket {
       if (!(error instanceof FrameError)) throw error;
       this.#result ??= [error.code, error.message];
       this.#sendClose(error.code, error.message);
+      this.#shutWhenFlushed = true;
+      if (!this.#writing && this.#outbox.length === 0) this.#shut();
       return false;
     }
   }
@@ -237,6 +246,16 @@ class FrontWebSocket implements ServerWebSocket {
       this.#writing = false;
     }
     if (this.#endWhenFlushed) this.#finish();
+    else if (this.#shutWhenFlushed) this.#shut();
+  }
+
+  /** Sends FIN (our close frame is out), where the stream can. */
+  #shut(): void {
+    try {
+      this.#stream.closeWrite?.();
+    } catch {
+      // closed already
+    }
   }
 
   /** The first queued frame, joined with the small ones behind it. */
