@@ -31,7 +31,7 @@ export interface Attempt<T> {
 /** How an attempt ended: the server that answered and its answer, or the failure to answer. */
 export type Outcome<T> =
   | { readonly server: Server; readonly value: T; readonly failure?: undefined }
-  | { readonly failure: FailureCode; readonly server?: undefined };
+  | { readonly failure: FailureCode; readonly server?: undefined; readonly value?: undefined };
 
 /** Logs one failed upstream attempt. */
 export type UpstreamErrorLog = (server: Server, code: FailureCode, detail: string) => void;
