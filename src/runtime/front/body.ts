@@ -127,8 +127,9 @@ export class BodyReader {
     let size = 0;
     let i = start;
     for (; i < end && HEX[buf[i]] >= 0; i++) {
+      // Checked before the step: past 2^53 the sum would round and pass.
+      if (size >= MAX_CHUNK_SIZE / 16) throw new BodyError("chunk size over 2^53");
       size = size * 16 + HEX[buf[i]];
-      if (size > MAX_CHUNK_SIZE) throw new BodyError("chunk size over 2^53");
     }
     if (i === start) throw new BodyError("bad chunk size line");
     // Optional BWS then chunk extensions (`;name[=value]`), which are ignored.

@@ -103,6 +103,8 @@ export class Connection implements BufferedInput {
   /** Requests read on this connection. */
   requests = 0;
   readonly client: ClientInfo;
+  /** Where the head being read starts in `buf`. */
+  #headStart = 0;
   /** Bytes of the head being waited for that were scanned already. */
   #scanned = 0;
   /** A read begun early (to notice the client leaving, or pipelined bytes). */
@@ -243,6 +245,7 @@ export class Connection implements BufferedInput {
         this.start += 2;
       }
       const start = this.start;
+      this.#headStart = start;
       const from = Math.max(start, start + this.#scanned - 3);
       const end = findHeadEnd(this.buf, start, this.end, from);
       if (end === -2) return "bad_request";
@@ -269,15 +272,19 @@ export class Connection implements BufferedInput {
   async #serveOne(): Promise<boolean> {
     const head = await this.#readHead();
     if (head === null || this.phase === CLOSED) return false;
-    if (typeof head === "string") return this.#fail(head);
+    if (typeof head === "string") return this.#fail(head, this.#headIsHead);
     this.requests++;
     this.phase = BUSY;
     const request = this.#request(head);
-    if (request === undefined) return this.#fail("bad_request");
+    if (request === undefined) return this.#fail("bad_request", head.method === "HEAD");
     if (this.#body === undefined && !head.upgrade) this.#startReadAhead();
     let response: Response;
     try {
-      response = await this.host.handler(request, this.client);
+      // `OPTIONS *` asks about the server, not a resource: answered here (the URL has no room
+      // for `*`, it would reach the upstream as `/*`).
+      response = head.target === "*"
+        ? new Response(null, { headers: { allow: "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS" } })
+        : await this.host.handler(request, this.client);
     } catch (error) {
       console.error(
         `sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`,
@@ -294,7 +301,7 @@ export class Connection implements BufferedInput {
     if (this.#bodyFailed && !this.#bodyPulledToEnd()) {
       // A malformed or cut-short body: the handler's answer (if any) is replaced.
       response.body?.cancel().catch(() => {});
-      return this.#fail("bad_request");
+      return this.#fail("bad_request", false);
     }
     const body = this.#body;
     const canContinue = head.keepAlive && !this.host.stopping && !this.#bodyFailed &&
@@ -351,9 +358,7 @@ export class Connection implements BufferedInput {
           { method: head.method, body, duplex: "half" } as RequestInit,
         );
       }
-      const headers = request.headers;
-      const pairs = head.headers;
-      for (let i = 0; i < pairs.length; i += 2) headers.append(pairs[i], pairs[i + 1]);
+      appendHeaders(request.headers, head.headers);
     } catch {
       return undefined;
     }
@@ -406,54 +411,93 @@ export class Connection implements BufferedInput {
   /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
   async #writeResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
     const stream = response.body;
-    const framing = responseFraming(
+    let framing = responseFraming(
       head.method,
       head.minor,
       response.status,
       response.headers.get("content-length"),
       stream !== null,
     );
-    const keepAliveHeader = head.minor === 0 && !close;
-    const text = responseHead(
-      response,
-      framing,
-      close || framing.kind === 3,
-      keepAliveHeader,
-      head.method === "HEAD",
-    );
+    const headText = (framing: Framing) =>
+      responseHead(
+        response,
+        framing,
+        close || framing.kind === 3,
+        head.minor === 0 && !close,
+        head.method === "HEAD",
+      );
     if (framing.kind === NO_BODY || stream === null) {
       stream?.cancel().catch(() => {});
-      await this.socket.write(encodeHead(text));
+      await this.socket.write(encodeHead(headText(framing)));
       return framing.kind === NO_BODY;
     }
     const reader = stream.getReader();
     try {
-      return await this.#writeBody(reader, text, framing);
+      if (framing.kind === LENGTH) {
+        return await this.#writeLength(reader, headText(framing), framing.length);
+      }
+      // Without a length: a body that is there whole at once (the gateway's own answers) goes
+      // with a Content-Length; a stream goes chunked at once, its head not held back.
+      let first = reader.read();
+      const ready = await settledSoon(first);
+      if (ready !== undefined && ready.done) {
+        await this.socket.write(encodeHead(headText({ kind: NO_BODY, length: 0 })));
+        return true;
+      }
+      if (ready !== undefined) {
+        const next = reader.read();
+        const end = await settledSoon(next);
+        if (end !== undefined && end.done) {
+          const piece = ready.value;
+          await this.socket.write(
+            encodeHead(headText({ kind: LENGTH, length: piece.length }), piece),
+          );
+          return true;
+        }
+        await this.socket.write(encodeHead(headText(framing)));
+        if (framing.kind === CHUNKED_BODY) await this.socket.write(encodeChunk(chunkOf(ready)));
+        else await this.socket.write(chunkOf(ready));
+        first = next;
+      } else {
+        await this.socket.write(encodeHead(headText(framing)));
+      }
+      return await this.#writeStream(reader, first, framing);
     } catch (error) {
       reader.cancel(error).catch(() => {});
       throw error;
     }
   }
 
-  async #writeBody(
+  /** A body without a length: chunked (HTTP/1.1) or until the connection closes (HTTP/1.0). */
+  async #writeStream(
     reader: ReadableStreamDefaultReader<Uint8Array>,
-    text: string,
+    pending: Promise<ReadableStreamReadResult<Uint8Array>>,
     framing: Framing,
   ): Promise<boolean> {
     const socket = this.socket;
-    if (framing.kind !== LENGTH) {
-      await socket.write(encodeHead(text));
-      for (;;) {
-        const { done, value } = await this.#readBody(reader);
-        if (done) break;
-        if (value.length === 0) continue;
-        await socket.write(framing.kind === CHUNKED_BODY ? encodeChunk(value) : value);
+    for (let read = pending;; read = reader.read()) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await read;
+      } catch {
+        return false;
       }
-      if (framing.kind === CHUNKED_BODY) await socket.write(LAST_CHUNK);
-      return framing.kind === CHUNKED_BODY;
+      if (result.done) break;
+      if (result.value.length === 0) continue;
+      await socket.write(framing.kind === CHUNKED_BODY ? encodeChunk(result.value) : result.value);
     }
-    // With a length, the head and the first piece go out in one write.
-    let left = framing.length;
+    if (framing.kind === CHUNKED_BODY) await socket.write(LAST_CHUNK);
+    return framing.kind === CHUNKED_BODY;
+  }
+
+  /** A body of exactly `length` bytes; the head and the first piece go out in one write. */
+  async #writeLength(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    text: string,
+    length: number,
+  ): Promise<boolean> {
+    const socket = this.socket;
+    let left = length;
     const first = await this.#readBody(reader);
     const firstPiece = first.done ? undefined : first.value;
     const taken = firstPiece === undefined ? 0 : Math.min(firstPiece.length, left);
@@ -494,18 +538,27 @@ export class Connection implements BufferedInput {
   }
 
   /** Answers a failure and closes (lingering so that the client can read the answer). */
-  async #fail(code: FailureCode): Promise<boolean> {
+  async #fail(code: FailureCode, toHead: boolean): Promise<boolean> {
     if (this.phase === CLOSED) return false;
-    await this.#answer(failureResponse(code));
+    await this.#answer(failureResponse(code), toHead);
     this.#linger();
     return false;
   }
 
   /** Writes one of the gateway's own short answers, with `connection: close`. */
-  async #answer(response: Response): Promise<void> {
+  async #answer(response: Response, toHead = false): Promise<void> {
     const text = await response.text();
     const head = responseHead(response, { kind: LENGTH, length: text.length }, true, false);
-    await this.socket.write(encodeHead(head + text));
+    // The answer to a HEAD has no body (the client would read it as the next response).
+    await this.socket.write(encodeHead(toHead ? head : head + text));
+  }
+
+  /** Whether the head that failed to parse is a HEAD request's. */
+  get #headIsHead(): boolean {
+    const buf = this.buf;
+    const i = this.#headStart;
+    return buf[i] === 72 && buf[i + 1] === 69 && buf[i + 2] === 65 && buf[i + 3] === 68 &&
+      buf[i + 4] === 32;
   }
 
   /** Sends FIN; {@link run} then drops what the client still sends until it closes. */
@@ -550,4 +603,37 @@ export class Connection implements BufferedInput {
     this.#gone = true;
     this.#controller?.abort();
   }
+}
+
+/**
+ * The head's headers into a `Headers`. Several Cookie headers become one, joined with "; " (as
+ * HTTP/2 does, RFC 9113 §8.2.3): `Headers` would join them with ", ", which breaks cookie values.
+ */
+function appendHeaders(headers: Headers, pairs: readonly string[]): void {
+  let cookie: string | undefined;
+  let cookies = 0;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i];
+    if (name.length === 6 && name.toLowerCase() === "cookie") {
+      cookie = cookies++ === 0 ? pairs[i + 1] : `${cookie}; ${pairs[i + 1]}`;
+      continue;
+    }
+    headers.append(name, pairs[i + 1]);
+  }
+  if (cookie !== undefined) headers.append("cookie", cookie);
+}
+
+function chunkOf(result: ReadableStreamReadResult<Uint8Array>): Uint8Array {
+  return result.done ? new Uint8Array(0) : result.value;
+}
+
+/**
+ * What `promise` resolved to if it settles within a few microtasks (a body already there),
+ * else undefined (also when it rejects: the caller awaits it again and sees the error).
+ */
+async function settledSoon<T>(promise: Promise<T>): Promise<T | undefined> {
+  let result: T | undefined;
+  promise.then((value) => result = value, () => {});
+  for (let i = 0; i < 4 && result === undefined; i++) await undefined;
+  return result;
 }
