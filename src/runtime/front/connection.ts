@@ -411,7 +411,7 @@ export class Connection implements BufferedInput {
   /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
   async #writeResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
     const stream = response.body;
-    let framing = responseFraming(
+    const framing = responseFraming(
       head.method,
       head.minor,
       response.status,
