@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { startGateway, stopAllGateways } from "../support/gateway.ts";
 import { header } from "../support/http.ts";
-import { converse, type RawConversation } from "../support/raw_client.ts";
+import { converse, type RawConversation, type Sendable } from "../support/raw_client.ts";
 import {
   type RecordingUpstream,
   type SeenRequest,
@@ -28,6 +28,8 @@ const HOST = "Host: gw.test\r\n";
 const SMUGGLED = `GET /SMUGGLED HTTP/1.1\r\n${HOST}\r\n`;
 /** "GET /SMUGGLED HTTP/1.1" is exactly 22 bytes: the body of a GET with Content-Length: 22. */
 const SMUGGLED_LINE = "GET /SMUGGLED HTTP/1.1";
+/** A request's bytes as the data of a valid body: must arrive as body bytes, nothing else. */
+const IN_BODY = `GET /IN-BODY HTTP/1.1\r\n${HOST}\r\n`;
 
 /** A request as the upstream saw it: `METHOD target`, and its body when it has one. */
 function seen(request: SeenRequest): string {
@@ -118,7 +120,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
    * probes. Returns the verdict and what the probe's expected entries are.
    */
   async function run(
-    bytes: string | Uint8Array | (string | Uint8Array)[],
+    bytes: Sendable,
     heads: boolean[] = [],
   ): Promise<{ verdict: Verdict; probeLine: string; probeAnswer: (n: number) => string }> {
     const mark = U.requests().length;
@@ -143,7 +145,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
 
   /** The case must be refused with `status code`, closed, and nothing of it reach the upstream. */
   async function assertRefused(
-    bytes: string | Uint8Array | (string | Uint8Array)[],
+    bytes: Sendable,
     status: number,
     code: string,
     heads: boolean[] = [],
@@ -161,7 +163,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
 
   /** The case must be served: `answers` from the upstream, which saw exactly `upstream`. */
   async function assertServed(
-    bytes: string | Uint8Array | (string | Uint8Array)[],
+    bytes: Sendable,
     expected: { answers: (n: number) => string[]; upstream: string[]; closed: boolean },
   ): Promise<SeenRequest[]> {
     const mark = U.requests().length;
@@ -209,6 +211,40 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
       assert.equal(U.violations().length, before + 1);
       assert.match(U.violations()[before], /Content-Length with Transfer-Encoding/);
     });
+
+    const refusedDirectly: [string, string][] = [
+      ["bare LF", `GET /d HTTP/1.1\n${HOST}\r\n`],
+      ["obs-fold", `GET /d HTTP/1.1\r\n${HOST}X-A: a\r\n b\r\n\r\n`],
+      [
+        "two Content-Lengths",
+        `POST /d HTTP/1.1\r\n${HOST}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx`,
+      ],
+      ["Content-Length: 1,1", `POST /d HTTP/1.1\r\n${HOST}Content-Length: 1,1\r\n\r\nx`],
+      [
+        "Transfer-Encoding: gzip, chunked",
+        `POST /d HTTP/1.1\r\n${HOST}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`,
+      ],
+      ["HTTP/1.1 without Host", `GET /d HTTP/1.1\r\n\r\n`],
+      ["two Host headers", `GET /d HTTP/1.1\r\n${HOST}${HOST}\r\n`],
+      ["a bad chunk size", `POST /d HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\nzz\r\n`],
+      [
+        "chunk data without CRLF",
+        `POST /d HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n`,
+      ],
+      ["a space in the target", `GET /a b HTTP/1.1\r\n${HOST}\r\n`],
+    ];
+    for (const [name, bytes] of refusedDirectly) {
+      it(`the recording upstream refuses ${name} (so the gateway cannot pass it unseen)`, async () => {
+        const mark = U.requests().length;
+        const before = U.violations().length;
+        const talk = await converse(U.port, bytes);
+        same(
+          { closed: talk.closed, answers: talk.responses.length, requests: U.requests().length },
+          { closed: true, answers: 0, requests: mark },
+        );
+        assert.equal(U.violations().length, before + 1);
+      });
+    }
 
     it("a plain GET through the gateway reaches the upstream as sent and is answered", async () => {
       await assertServed(`GET /plain?q=1 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`, {
@@ -433,6 +469,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
     });
     it("a second client's request, sent while the first client's connection is still open, gets its own answer and nothing smuggled reaches the upstream", async () => {
       const mark = U.requests().length;
+      const violationsBefore = U.violations().length;
       const first = converse(
         port,
         `GET /get-body HTTP/1.1\r\n${HOST}Content-Length: 22\r\n\r\n${SMUGGLED_LINE}\r\n${HOST}\r\n${SMUGGLED}`,
@@ -455,7 +492,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
           firstClosed: a.closed,
           second: answered(b).map((s) => s.replace(/seen \d+/, "seen N")),
           upstream: U.requests().slice(mark).map(seen),
-          violations: U.violations().filter((v) => v.includes("SMUGGLED")),
+          violations: U.violations().slice(violationsBefore),
         },
         {
           first: ["400 bad_request"],
@@ -479,17 +516,28 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
   });
 
   describe("7. malformed chunked body → 400, closed, the upstream connection destroyed", () => {
-    const cases: [string, string][] = [
-      ["a bad size line", "5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"],
-      ["no CRLF after the chunk data", "5\r\nhelloXX\r\n0\r\n\r\n"],
-      ["a size over 2^53", "20000000000001\r\nhello\r\n0\r\n\r\n"],
-      ["a size line with a space inside", "5 5\r\nhello\r\n0\r\n\r\n"],
+    // [name, valid start, malformed rest]: the rest goes once the upstream has the request's
+    // first bytes (or after 1.5 s), so an upstream connection is mid-body when the error comes.
+    // A null start: head and malformed body in one write.
+    const cases: [string, string | null, string][] = [
+      ["a bad size line", "5\r\nhello\r\n", "zz\r\nmore\r\n0\r\n\r\n"],
+      ["a bad size line, in one write with the head", null, "5\r\nhello\r\nzz\r\n0\r\n\r\n"],
+      ["a bad size line as the first chunk", "", "zz\r\nmore\r\n0\r\n\r\n"],
+      ["no CRLF after the chunk data", "5\r\nhello\r\n", "3\r\nabcXX\r\n0\r\n\r\n"],
+      ["a size over 2^53", "5\r\nhello\r\n", "20000000000001\r\nhello\r\n0\r\n\r\n"],
+      ["a size line with a space inside", "5\r\nhello\r\n", "5 5\r\nhello\r\n0\r\n\r\n"],
     ];
-    for (const [name, body] of cases) {
+    for (const [name, start, rest] of cases) {
       it(name, async () => {
-        const target = `/chunk-bad-${name.replaceAll(" ", "-")}`;
+        const target = `/chunk-bad-${name.replace(/[^a-z0-9]+/gi, "-")}`;
+        const carrying = () => U.connections.filter((c) => c.bytes().includes(target));
+        const head = `POST ${target} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n`;
         const { verdict, probeLine, probeAnswer } = await run(
-          `POST ${target} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n${body}${SMUGGLED}`,
+          start === null ? `${head}${rest}${SMUGGLED}` : [
+            `${head}${start}`,
+            () => eventually(() => carrying().length > 0, 1500, "the POST upstream"),
+            `${rest}${SMUGGLED}`,
+          ],
         );
         same(verdict, {
           answers: ["400 bad_request"],
@@ -500,13 +548,17 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
           violations: [],
           probe: probeAnswer(0),
         });
-        // Every upstream connection that carried any of it is closed, and none served the probe.
-        const carried = U.connections.filter((c) => c.bytes().includes(target));
+        // Every upstream connection that carried any of it is closed, and nothing came on it
+        // after the POST began (never pooled: the probe would have been read as its body).
+        const carried = carrying();
         await eventually(() => carried.every((c) => c.closed), 3000, "upstream connections closed")
           .catch(() => {});
         same(
-          carried.map((c) => ({ closed: c.closed, requests: c.requests.map(seen) })),
-          carried.map(() => ({ closed: true, requests: [] })),
+          carried.map((c) => {
+            const start = c.bytes().indexOf(`POST ${target}`);
+            return { closed: c.closed, after: c.requests.filter((r) => r.at > start).map(seen) };
+          }),
+          carried.map(() => ({ closed: true, after: [] })),
         );
       });
     }
@@ -559,9 +611,27 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
     });
   });
 
+  describe("8. pipelining behind a malformed request", () => {
+    it("a good request, then a malformed one: the first answered, then 400 and close; nothing more reaches the upstream", async () => {
+      const mark = U.requests().length;
+      const { verdict, probeLine, probeAnswer } = await run(
+        `GET /pipe-ok HTTP/1.1\r\n${HOST}\r\n` +
+          `GET /pipe-bad HTTP/1.1\r\n${HOST}X-A: a\r\n b\r\n\r\n${SMUGGLED}`,
+      );
+      same(verdict, {
+        answers: [`200 seen ${mark + 1}: GET /pipe-ok`, "400 bad_request"],
+        rest: "",
+        closed: true,
+        upstream: ["GET /pipe-ok", probeLine],
+        violations: [],
+        probe: probeAnswer(1),
+      });
+    });
+  });
+
   describe("valid bodies arrive byte-exact, framed by the gateway", () => {
     it("a Content-Length POST: exactly its bytes, with exactly that Content-Length", async () => {
-      const body = `hello\r\n\r\n${SMUGGLED}`;
+      const body = `hello\r\n\r\n${IN_BODY}`;
       const [request] = await assertServed(
         `POST /cl-post HTTP/1.1\r\n${HOST}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
         {
@@ -577,7 +647,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
       );
     });
     it("a chunked POST (in several writes, data that looks like framing): exactly its bytes", async () => {
-      const pieces = ["abc", `0\r\n\r\n${SMUGGLED}`, "\x00\xff\r\n"];
+      const pieces = ["abc", `0\r\n\r\n${IN_BODY}`, "\x00\xff\r\n"];
       const wire = pieces.map((p) => `${Buffer.byteLength(p, "latin1").toString(16)}\r\n${p}\r\n`);
       const [request] = await assertServed(
         [
@@ -592,6 +662,22 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         },
       );
       assert.notEqual(request.framing, "none");
+    });
+  });
+
+  describe("over the whole file", () => {
+    it("no byte of a /SMUGGLED request ever reached the upstream, in any case above", async () => {
+      await quiet();
+      const leaked = U.connections
+        .filter((c) => c.bytes().includes("/SMUGGLED"))
+        .map((c) => {
+          const text = c.bytes().toString("latin1");
+          const at = text.indexOf("/SMUGGLED");
+          return `connection ${c.id}: …${
+            JSON.stringify(text.slice(Math.max(0, at - 300), at + 60))
+          }`;
+        });
+      same(leaked, []);
     });
   });
 });

@@ -38,17 +38,24 @@ export interface ConverseOptions {
   readonly heads?: readonly boolean[];
 }
 
+/** Between two writes: the client waits for this before sending the rest. */
+export type Pause = () => Promise<unknown>;
+
+/** What `converse` sends: bytes, or pieces written one by one (with pauses between them). */
+export type Sendable = string | Uint8Array | readonly (string | Uint8Array | Pause)[];
+
 /**
- * Connects to 127.0.0.1:`port`, writes `bytes` (an array: one write each, a macrotask apart) and
- * reads as `options` say. Never rejects for what the server does: a refused connection is
- * `closed` with no bytes.
+ * Connects to 127.0.0.1:`port`, writes `bytes` (an array: one write each, a macrotask apart, and
+ * a Pause is awaited where it stands) and reads as `options` say. Never rejects for what the
+ * server does: a refused connection is `closed` with no bytes.
  */
 export function converse(
   port: number,
-  bytes: string | Uint8Array | readonly (string | Uint8Array)[],
+  bytes: Sendable,
   options: ConverseOptions = {},
 ): Promise<RawConversation> {
-  const writes = (Array.isArray(bytes) ? bytes : [bytes]).map((b) => Buffer.from(b));
+  const writes = (typeof bytes === "string" || bytes instanceof Uint8Array ? [bytes] : bytes)
+    .map((b) => typeof b === "function" ? b : Buffer.from(b));
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve) => {
     const socket = connect({ host: "127.0.0.1", port });
@@ -67,9 +74,10 @@ export function converse(
     const timer = setTimeout(() => finish(false), timeoutMs);
     socket.on("connect", async () => {
       for (const [i, chunk] of writes.entries()) {
-        if (i > 0) await new Promise((r) => setTimeout(r, 0));
+        if (typeof chunk === "function") await chunk().catch(() => {});
+        else if (i > 0) await new Promise((r) => setTimeout(r, 0));
         if (socket.destroyed) return;
-        socket.write(chunk);
+        if (typeof chunk !== "function") socket.write(chunk);
       }
     });
     socket.on("data", (chunk: Buffer) => {

@@ -28,6 +28,8 @@ export interface SeenRequest {
   readonly n: number;
   /** Which connection (UpstreamConnection.id) it came on. */
   readonly connection: number;
+  /** Offset of its first byte in that connection's bytes. */
+  readonly at: number;
   readonly method: string;
   readonly target: string;
   /** "HTTP/1.1" or "HTTP/1.0". */
@@ -259,6 +261,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
     sockets.add(socket);
     const received: Buffer[] = [];
     let unparsed = Buffer.alloc(0);
+    let consumed = 0;
     // Answers go out one after another, in request order, whatever each one waits for.
     let answering = Promise.resolve();
     const connection: UpstreamConnection = {
@@ -288,6 +291,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
           const request: SeenRequest = {
             n: all.length + 1,
             connection: connection.id,
+            at: consumed,
             method: head.method,
             target: head.target,
             version: head.version,
@@ -295,6 +299,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
             framing: head.framing,
             body,
           };
+          consumed += parsed.used;
           all.push(request);
           connection.requests.push(request);
           answering = answering.then(() => answer(socket, request)).catch(() => {
