@@ -193,8 +193,12 @@ export class FrameReader {
     return this.#buffered;
   }
 
+  /** Hands `chunk` over (it is kept until parsed, and unmasked in place in the server role). */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
+    // A small view of a large buffer (a short read into a fresh 64 KiB array) is copied: kept
+    // as it is, a peer trickling bytes could make each byte of a message pin a whole buffer.
+    if (chunk.length * 2 < chunk.buffer.byteLength) chunk = chunk.slice();
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
   }

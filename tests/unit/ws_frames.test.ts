@@ -120,6 +120,20 @@ describe("FrameReader (server → client)", () => {
     assert.equal(reader.buffered, 0);
   });
 
+  it("a small view of a large buffer is copied, not kept (a trickle cannot pin buffers)", () => {
+    const reader = new FrameReader(1 << 20);
+    const frame = serverFrame(OPCODE.binary, new Uint8Array(10_000));
+    const views: Uint8Array[] = [];
+    for (let at = 0; at < frame.length; at += 1000) {
+      const large = new Uint8Array(64 * 1024);
+      large.set(frame.subarray(at, at + 1000));
+      views.push(large.subarray(0, Math.min(1000, frame.length - at)));
+      reader.push(views[views.length - 1]);
+    }
+    for (const view of views) view.fill(0xee); // the reader must not see this
+    assert.deepEqual(readAll(reader), [{ type: "binary", data: new Uint8Array(10_000) }]);
+  });
+
   it("fragments are joined, with control frames between them; UTF-8 split across fragments", () => {
     const reader = new FrameReader(1 << 20);
     const bytes = new TextEncoder().encode("a✓b");
