@@ -328,6 +328,30 @@ describe("createServerWebSocket over loopback TCP", () => {
     await closedOnce(end, 1000);
   });
 
+  it("pings from a client that does not read: one pong waits, answering the latest", async () => {
+    front.echo = false;
+    const client = await rawClient(front.port);
+    const end = await front.sessions.next();
+    client.socket.pause();
+    for (let k = 0; k < 32; k++) end.ws.send(pattern(1024 * 1024, k));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const before = end.ws.bufferedAmount;
+    for (let k = 0; k < 1000; k++) client.write(clientFrame(OPCODE.ping, `ping ${k}`.padEnd(125)));
+    client.write(clientFrame(OPCODE.text, "after the pings"));
+    assert.equal(await end.messages.next(), "after the pings");
+    assert.ok(
+      end.ws.bufferedAmount <= before + 127,
+      `${end.ws.bufferedAmount - before} more bytes`,
+    );
+    client.socket.resume();
+    for (let k = 0; k < 32; k++) assert.equal((await client.frames.next()).type, "binary");
+    const pong = await client.frames.next();
+    assert.equal(pong.type, "pong");
+    assert.equal(new TextDecoder().decode((pong as { data: Uint8Array }).data).trim(), "ping 999");
+    client.socket.destroy();
+    await closedOnce(end, 1006);
+  });
+
   it("the client's close code and reason reach onclose, and the echo carries the code", async () => {
     const client = await runtimeClient(front.port);
     const end = await front.sessions.next();

@@ -73,6 +73,9 @@ class FrontWebSocket implements ServerWebSocket {
   /** Bytes queued or being written. */
   #buffered = 0;
   #writing = false;
+  /** Our answer to the client's last ping while it waits in the outbox: a newer ping replaces
+   * it (RFC 6455 §5.5.3), so a client that pings without reading cannot grow the outbox. */
+  #queuedPong: Uint8Array | undefined;
   #drainWaiters: (() => void)[] = [];
   #opened = false;
   /** A close frame was queued: no message may follow it. */
@@ -203,7 +206,7 @@ class FrontWebSocket implements ServerWebSocket {
         if (!this.#closeSent) this.onmessage?.(incoming.data);
         return;
       case "ping":
-        if (!this.#closeSent) this.#enqueue(encodeFrame(OPCODE.pong, incoming.data, "server"));
+        if (!this.#closeSent) this.#answerPing(incoming.data);
         return;
       case "pong":
         if (!this.#closeSent) this.onpong?.(incoming.data);
@@ -217,6 +220,18 @@ class FrontWebSocket implements ServerWebSocket {
         this.#finishWhenFlushed();
         return;
     }
+  }
+
+  #answerPing(data: Uint8Array): void {
+    const pong = encodeFrame(OPCODE.pong, data, "server");
+    const queued = this.#queuedPong;
+    const at = queued === undefined ? -1 : this.#outbox.lastIndexOf(queued);
+    if (at < 0) this.#enqueue(pong);
+    else {
+      this.#outbox[at] = pong;
+      this.#buffered += pong.length - queued!.length;
+    }
+    this.#queuedPong = pong;
   }
 
   // -- writing --
@@ -261,6 +276,8 @@ class FrontWebSocket implements ServerWebSocket {
   /** The first queued frame, joined with the small ones behind it. */
   #takeBatch(): Uint8Array {
     const first = this.#outbox.shift()!;
+    // Whatever is taken now is out of reach of a newer ping.
+    this.#queuedPong = undefined;
     let count = 0;
     let length = first.length;
     while (
