@@ -62,6 +62,7 @@ class Front {
   readonly #sockets = new Set<Socket>();
   echo = true;
   closeTimeoutMs = 5000;
+  idleTimeoutMs = 120_000;
 
   constructor() {
     this.#server = createServer((socket) => {
@@ -103,7 +104,10 @@ class Front {
         `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
     ));
     const leftover = received.subarray(end + 4);
-    const ws = createServerWebSocket(stream, leftover, { closeTimeoutMs: this.closeTimeoutMs });
+    const ws = createServerWebSocket(stream, leftover, {
+      closeTimeoutMs: this.closeTimeoutMs,
+      idleTimeoutMs: this.idleTimeoutMs,
+    });
     const messages = new Inbox<string | Uint8Array>();
     const pongs = new Inbox<Uint8Array>();
     const closes: [number, string][] = [];
@@ -466,6 +470,36 @@ describe("createServerWebSocket over loopback TCP", () => {
       await closedOnce(end, 1006);
     } finally {
       front.closeTimeoutMs = 5000;
+    }
+  });
+
+  it("a silent client is pinged, and dropped (1006) if it stays silent", async () => {
+    front.idleTimeoutMs = 100;
+    try {
+      const client = await rawClient(front.port); // which never answers a ping
+      const end = await front.sessions.next();
+      assert.deepEqual(await client.frames.next(), { type: "ping", data: new Uint8Array(0) });
+      await withTimeout(client.ended, 10_000, "dropped");
+      await closedOnce(end, 1006);
+    } finally {
+      front.idleTimeoutMs = 120_000;
+    }
+  });
+
+  it("a client that answers the idle pings stays, however long it is silent", async () => {
+    front.idleTimeoutMs = 50;
+    front.echo = true;
+    try {
+      const client = await wsClient(front.port); // ws answers pings
+      const end = await front.sessions.next();
+      await new Promise((resolve) => setTimeout(resolve, 500)); // ten idle periods
+      client.ws.send("still here");
+      assert.equal(await client.messages.next(), "still here");
+      assert.deepEqual(end.closes, []);
+      client.ws.close(1000);
+      await closedOnce(end, 1000);
+    } finally {
+      front.idleTimeoutMs = 120_000;
     }
   });
 

@@ -5,8 +5,10 @@
  * {@link WebSocketLike}, for the proxy's bridge.
  *
  * As on Bun, the client's pings are answered here, and `ping`/`pong` send control frames while
- * `onpong` reports the client's pongs, so the bridge relays pings end to end. Unlike the
- * runtimes' servers, idle clients are not pinged here (the upstream's pings reach them).
+ * `onpong` reports the client's pongs, so the bridge relays pings end to end. As Bun's server
+ * does (`idleTimeout` 120 s, `sendPings`), a client silent for the idle time is pinged, and
+ * dropped (1006) if it stays silent as long again: a client that vanished without a FIN does
+ * not hold its upstream connection forever.
  *
  * @module
  */
@@ -28,6 +30,8 @@ import {
 /** How long a close handshake (close frame sent → the client's close or end → flushed) may take
  * before the connection is dropped. */
 const CLOSE_TIMEOUT_MS = 5000;
+/** Silence from the client after which it is pinged, and after the ping dropped. */
+const IDLE_TIMEOUT_MS = 120_000;
 const READ_SIZE = 64 * 1024;
 /** Small frames queued together go out in one write, up to this many bytes. */
 const BATCH_BYTES = 64 * 1024;
@@ -46,6 +50,8 @@ export type ClientStream = ByteStream & { closeWrite?(): void };
 export interface ServerWebSocketOptions {
   /** Default 5 s; tests shorten it. */
   readonly closeTimeoutMs?: number;
+  /** Default 120 s; tests shorten it. */
+  readonly idleTimeoutMs?: number;
 }
 
 /**
@@ -57,7 +63,10 @@ export function createServerWebSocket(
   leftover: Uint8Array,
   options: ServerWebSocketOptions = {},
 ): ServerWebSocket {
-  return new FrontWebSocket(stream, leftover, options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS);
+  return new FrontWebSocket(stream, leftover, {
+    closeTimeoutMs: options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+  });
 }
 
 class FrontWebSocket implements ServerWebSocket {
@@ -68,6 +77,7 @@ class FrontWebSocket implements ServerWebSocket {
   readonly #stream: ClientStream;
   readonly #reader = new FrameReader(MAX_MESSAGE_BYTES, "server");
   readonly #closeTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
   /** Frames not handed to `stream.write` yet, in order. */
   readonly #outbox: Uint8Array[] = [];
   /** Bytes queued or being written. */
@@ -89,10 +99,20 @@ class FrontWebSocket implements ServerWebSocket {
   #result: [code: number, reason: string] | undefined;
   #finished = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bytes came from the client since the idle timer was last armed. */
+  #heard = false;
+  /** The idle ping was sent and nothing came since. */
+  #pinged = false;
 
-  constructor(stream: ClientStream, leftover: Uint8Array, closeTimeoutMs: number) {
+  constructor(
+    stream: ClientStream,
+    leftover: Uint8Array,
+    timeouts: Required<ServerWebSocketOptions>,
+  ) {
     this.#stream = stream;
-    this.#closeTimeoutMs = closeTimeoutMs;
+    this.#closeTimeoutMs = timeouts.closeTimeoutMs;
+    this.#idleTimeoutMs = timeouts.idleTimeoutMs;
     this.#reader.push(leftover);
   }
 
@@ -105,6 +125,7 @@ class FrontWebSocket implements ServerWebSocket {
     this.#opened = true;
     this.onopen?.();
     if (this.#outbox.length > 0 && !this.#writing) void this.#flush();
+    this.#idleTimer = setTimeout(() => this.#checkIdle(), this.#idleTimeoutMs);
     void this.#read();
   }
 
@@ -166,6 +187,7 @@ class FrontWebSocket implements ServerWebSocket {
         const chunk = await this.#stream.readChunk(READ_SIZE);
         if (this.#finished) return;
         if (chunk === null) return this.#finish();
+        this.#heard = true;
         this.#reader.push(chunk);
       }
       // The client broke the protocol and was sent a close frame, then FIN where the stream
@@ -232,6 +254,19 @@ class FrontWebSocket implements ServerWebSocket {
       this.#buffered += pong.length - queued!.length;
     }
     this.#queuedPong = pong;
+  }
+
+  /** The idle timer: silence for a period brings a ping, silence for one more the end. */
+  #checkIdle(): void {
+    if (this.#finished) return;
+    if (this.#heard) {
+      this.#heard = false;
+      this.#pinged = false;
+    } else if (!this.#pinged) {
+      this.#pinged = true;
+      this.ping(new Uint8Array(0));
+    } else return this.#finish();
+    this.#idleTimer = setTimeout(() => this.#checkIdle(), this.#idleTimeoutMs);
   }
 
   // -- writing --
@@ -313,6 +348,7 @@ class FrontWebSocket implements ServerWebSocket {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#idleTimer);
     this.#outbox.length = 0;
     this.#buffered = 0;
     try {
