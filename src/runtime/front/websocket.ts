@@ -124,6 +124,7 @@ class FrontWebSocket implements ServerWebSocket {
     if (this.#opened || this.#finished) return;
     this.#opened = true;
     this.onopen?.();
+    if (this.#finished) return; // aborted by the handler
     if (this.#outbox.length > 0 && !this.#writing) void this.#flush();
     this.#idleTimer = setTimeout(() => this.#checkIdle(), this.#idleTimeoutMs);
     void this.#read();
