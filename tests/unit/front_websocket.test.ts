@@ -24,6 +24,8 @@ import {
 import { withTimeout } from "../support/gateway.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** Tests that move tens of MiB: beyond bun test's default 5 s on a loaded machine. */
+const HEAVY = { timeout: 30_000 };
 const encoder = new TextEncoder();
 
 /** Items arriving one at a time. */
@@ -254,29 +256,33 @@ describe("createServerWebSocket over loopback TCP", () => {
     await closedOnce(end, 1000);
   });
 
-  it("64 KiB and 16 MiB (the limit) messages, text and binary, arrive whole both ways", async () => {
-    front.echo = true;
-    const client = await wsClient(front.port);
-    const end = await front.sessions.next();
-    const text = "x✓".repeat(16 * 1024); // 64 KiB of UTF-8
-    const medium = pattern(64 * 1024, 1);
-    const large = pattern(MAX_MESSAGE_BYTES, 2);
-    client.ws.send(text);
-    client.ws.send(medium);
-    client.ws.send(large);
-    assert.equal(await end.messages.next(), text);
-    sameBytes(await end.messages.next(), medium);
-    sameBytes(await end.messages.next(), large);
-    assert.equal(await client.messages.next(), text);
-    sameBytes(await client.messages.next(), medium);
-    sameBytes(await client.messages.next(), large);
-    client.ws.close(1000, "done");
-    assert.deepEqual(await client.closed, [1000, ""]);
-    await closedOnce(end, 1000);
-    assert.deepEqual(end.closes[0], [1000, "done"]);
-  });
+  it(
+    "64 KiB and 16 MiB (the limit) messages, text and binary, arrive whole both ways",
+    HEAVY,
+    async () => {
+      front.echo = true;
+      const client = await wsClient(front.port);
+      const end = await front.sessions.next();
+      const text = "x✓".repeat(16 * 1024); // 64 KiB of UTF-8
+      const medium = pattern(64 * 1024, 1);
+      const large = pattern(MAX_MESSAGE_BYTES, 2);
+      client.ws.send(text);
+      client.ws.send(medium);
+      client.ws.send(large);
+      assert.equal(await end.messages.next(), text);
+      sameBytes(await end.messages.next(), medium);
+      sameBytes(await end.messages.next(), large);
+      assert.equal(await client.messages.next(), text);
+      sameBytes(await client.messages.next(), medium);
+      sameBytes(await client.messages.next(), large);
+      client.ws.close(1000, "done");
+      assert.deepEqual(await client.closed, [1000, ""]);
+      await closedOnce(end, 1000);
+      assert.deepEqual(end.closes[0], [1000, "done"]);
+    },
+  );
 
-  it("a message of 16 MiB + 1 byte → close 1009 to the client, onclose 1009", async () => {
+  it("a message of 16 MiB + 1 byte → close 1009 to the client, onclose 1009", HEAVY, async () => {
     front.echo = false;
     const client = await wsClient(front.port);
     const end = await front.sessions.next();
@@ -332,29 +338,40 @@ describe("createServerWebSocket over loopback TCP", () => {
     await closedOnce(end, 1000);
   });
 
-  it("pings from a client that does not read: one pong waits, answering the latest", async () => {
-    front.echo = false;
-    const client = await rawClient(front.port);
-    const end = await front.sessions.next();
-    client.socket.pause();
-    for (let k = 0; k < 32; k++) end.ws.send(pattern(1024 * 1024, k));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const before = end.ws.bufferedAmount;
-    for (let k = 0; k < 1000; k++) client.write(clientFrame(OPCODE.ping, `ping ${k}`.padEnd(125)));
-    client.write(clientFrame(OPCODE.text, "after the pings"));
-    assert.equal(await end.messages.next(), "after the pings");
-    assert.ok(
-      end.ws.bufferedAmount <= before + 127,
-      `${end.ws.bufferedAmount - before} more bytes`,
-    );
-    client.socket.resume();
-    for (let k = 0; k < 32; k++) assert.equal((await client.frames.next()).type, "binary");
-    const pong = await client.frames.next();
-    assert.equal(pong.type, "pong");
-    assert.equal(new TextDecoder().decode((pong as { data: Uint8Array }).data).trim(), "ping 999");
-    client.socket.destroy();
-    await closedOnce(end, 1006);
-  });
+  it(
+    "pings from a client that does not read: one pong waits, answering the latest",
+    HEAVY,
+    async () => {
+      front.echo = false;
+      const client = await rawClient(front.port);
+      const end = await front.sessions.next();
+      client.socket.pause();
+      for (let k = 0; k < 32; k++) end.ws.send(pattern(1024 * 1024, k));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const before = end.ws.bufferedAmount;
+      for (let k = 0; k < 1000; k++) {
+        client.write(
+          clientFrame(OPCODE.ping, `ping ${k}`.padEnd(125)),
+        );
+      }
+      client.write(clientFrame(OPCODE.text, "after the pings"));
+      assert.equal(await end.messages.next(), "after the pings");
+      assert.ok(
+        end.ws.bufferedAmount <= before + 127,
+        `${end.ws.bufferedAmount - before} more bytes`,
+      );
+      client.socket.resume();
+      for (let k = 0; k < 32; k++) assert.equal((await client.frames.next()).type, "binary");
+      const pong = await client.frames.next();
+      assert.equal(pong.type, "pong");
+      assert.equal(
+        new TextDecoder().decode((pong as { data: Uint8Array }).data).trim(),
+        "ping 999",
+      );
+      client.socket.destroy();
+      await closedOnce(end, 1006);
+    },
+  );
 
   it("the client's close code and reason reach onclose, and the echo carries the code", async () => {
     const client = await runtimeClient(front.port);
@@ -416,22 +433,26 @@ describe("createServerWebSocket over loopback TCP", () => {
     });
   }
 
-  it("after a protocol error the server sends FIN: a client waiting for it is not kept", async () => {
-    front.closeTimeoutMs = 60_000; // out of reach: only the FIN can end this in time
-    try {
-      const client = await rawClient(front.port);
-      const end = await front.sessions.next();
-      client.write(encodeFrame(OPCODE.binary, new Uint8Array(3), "server"));
-      const answer = await client.frames.next();
-      assert.equal(answer.type === "close" && answer.code, 1002);
-      // node:net's client ends its side when the server's ends (allowHalfOpen false), like a
-      // browser closing after the server.
-      await withTimeout(client.ended, 10_000, "the server's FIN");
-      await closedOnce(end, 1002);
-    } finally {
-      front.closeTimeoutMs = 5000;
-    }
-  });
+  it(
+    "after a protocol error the server sends FIN: a client waiting for it is not kept",
+    HEAVY,
+    async () => {
+      front.closeTimeoutMs = 60_000; // out of reach: only the FIN can end this in time
+      try {
+        const client = await rawClient(front.port);
+        const end = await front.sessions.next();
+        client.write(encodeFrame(OPCODE.binary, new Uint8Array(3), "server"));
+        const answer = await client.frames.next();
+        assert.equal(answer.type === "close" && answer.code, 1002);
+        // node:net's client ends its side when the server's ends (allowHalfOpen false), like a
+        // browser closing after the server.
+        await withTimeout(client.ended, 10_000, "the server's FIN");
+        await closedOnce(end, 1002);
+      } finally {
+        front.closeTimeoutMs = 5000;
+      }
+    },
+  );
 
   it("frames that came with the handshake are read first", async () => {
     front.echo = false;
@@ -503,29 +524,33 @@ describe("createServerWebSocket over loopback TCP", () => {
     }
   });
 
-  it("bufferedAmount counts what the client has not taken; drained() follows it down", async () => {
-    front.echo = false;
-    const client = await rawClient(front.port);
-    const end = await front.sessions.next();
-    client.socket.pause();
-    const count = 32;
-    for (let k = 0; k < count; k++) end.ws.send(pattern(1024 * 1024, k));
-    // The kernel holds a few MiB of a paused connection at most; the rest waits here.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.ok(end.ws.bufferedAmount > 16 * 1024 * 1024, `${end.ws.bufferedAmount} bytes`);
-    client.socket.resume();
-    let last = end.ws.bufferedAmount;
-    while (end.ws.bufferedAmount > 0) {
-      await withTimeout(end.ws.drained(), 10_000, "drained");
-      assert.ok(end.ws.bufferedAmount < last, "drained() resolves once it went down");
-      last = end.ws.bufferedAmount;
-    }
-    for (let k = 0; k < count; k++) {
-      const frame = await client.frames.next();
-      assert.equal(frame.type, "binary");
-      sameBytes(frame.type === "binary" ? frame.data : "", pattern(1024 * 1024, k));
-    }
-    client.socket.destroy();
-    await closedOnce(end, 1006);
-  });
+  it(
+    "bufferedAmount counts what the client has not taken; drained() follows it down",
+    HEAVY,
+    async () => {
+      front.echo = false;
+      const client = await rawClient(front.port);
+      const end = await front.sessions.next();
+      client.socket.pause();
+      const count = 32;
+      for (let k = 0; k < count; k++) end.ws.send(pattern(1024 * 1024, k));
+      // The kernel holds a few MiB of a paused connection at most; the rest waits here.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(end.ws.bufferedAmount > 16 * 1024 * 1024, `${end.ws.bufferedAmount} bytes`);
+      client.socket.resume();
+      let last = end.ws.bufferedAmount;
+      while (end.ws.bufferedAmount > 0) {
+        await withTimeout(end.ws.drained(), 10_000, "drained");
+        assert.ok(end.ws.bufferedAmount < last, "drained() resolves once it went down");
+        last = end.ws.bufferedAmount;
+      }
+      for (let k = 0; k < count; k++) {
+        const frame = await client.frames.next();
+        assert.equal(frame.type, "binary");
+        sameBytes(frame.type === "binary" ? frame.data : "", pattern(1024 * 1024, k));
+      }
+      client.socket.destroy();
+      await closedOnce(end, 1006);
+    },
+  );
 });
