@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { startGateway, stopAllGateways } from "../support/gateway.ts";
-import { header } from "../support/http.ts";
+import { header, sha256 } from "../support/http.ts";
 import { converse, type RawConversation, type Sendable } from "../support/raw_client.ts";
 import {
   type RecordingUpstream,
@@ -22,6 +22,7 @@ import {
   startRecordingUpstream,
 } from "../support/recording_upstream.ts";
 import { eventually } from "../support/realtime.ts";
+import { PATTERN } from "../support/upstreams.ts";
 
 const HOST = "Host: gw.test\r\n";
 /** A complete request that must never reach the upstream when it rides in another's bytes. */
@@ -33,10 +34,14 @@ const IN_BODY = `GET /IN-BODY HTTP/1.1\r\n${HOST}\r\n`;
 
 /** A request as the upstream saw it: `METHOD target`, and its body when it has one. */
 function seen(request: SeenRequest): string {
-  const body = request.body.length > 0
-    ? ` body=${JSON.stringify(request.body.toString("latin1"))}`
-    : "";
+  const body = request.body.length > 0 ? ` body=${bodyText(request.body)}` : "";
   return `${request.method} ${request.target}${body}`;
+}
+
+/** A body as text: short ones as a JSON string, long ones by length and sha256. */
+function bodyText(body: Uint8Array): string {
+  if (body.length <= 200) return JSON.stringify(Buffer.from(body).toString("latin1"));
+  return `<${body.length} bytes, sha256 ${sha256(body).slice(0, 16)}>`;
 }
 
 /** A response as `status code-or-body`: the gateway's errors by code, the upstream's by body. */
@@ -645,6 +650,71 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
         request.headers.filter(([n]) => n.toLowerCase() === "content-length").map(([, v]) => v),
         [String(body.length)],
       );
+    });
+    it("Content-Length: 007 (1*DIGIT with leading zeros) is 7", async () => {
+      await assertServed(
+        `POST /cl-zeros HTTP/1.1\r\n${HOST}Content-Length: 007\r\nConnection: close\r\n\r\nsevenB!`,
+        {
+          answers: (m) => [`200 seen ${m + 1}: POST /cl-zeros`],
+          upstream: ['POST /cl-zeros body="sevenB!"'],
+          closed: true,
+        },
+      );
+    });
+    it("a 1 MiB Content-Length POST, written in pieces cut mid-body: exactly its bytes", async () => {
+      const body = PATTERN.subarray(0, 1 << 20);
+      const head =
+        `POST /big-cl HTTP/1.1\r\n${HOST}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      await assertServed(
+        [
+          Buffer.concat([Buffer.from(head), body.subarray(0, 1)]),
+          body.subarray(1, 65_537),
+          body.subarray(65_537),
+        ],
+        {
+          answers: (m) => [`200 seen ${m + 1}: POST /big-cl`],
+          upstream: [`POST /big-cl body=${bodyText(body)}`],
+          closed: true,
+        },
+      );
+    });
+    it("a 1 MiB chunked POST of uneven chunks, written in pieces that cut through size lines and CRLFs", async () => {
+      const body = PATTERN.subarray(0, 1 << 20);
+      const parts: Buffer[] = [];
+      const sizes = [1, 1000, 4096, 2, 65_536, 333];
+      for (let at = 0, i = 0; at < body.length; i++) {
+        const size = Math.min(sizes[i % sizes.length], body.length - at);
+        parts.push(
+          Buffer.from(`${size.toString(16)}\r\n`),
+          body.subarray(at, at + size),
+          Buffer.from("\r\n"),
+        );
+        at += size;
+      }
+      parts.push(Buffer.from("0\r\n\r\n"));
+      const wire = Buffer.concat([
+        Buffer.from(
+          `POST /big-chunked HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
+        ),
+        ...parts,
+      ]);
+      const writes: Buffer[] = [];
+      for (let at = 0; at < wire.length; at += 7777) writes.push(wire.subarray(at, at + 7777));
+      await assertServed(writes, {
+        answers: (m) => [`200 seen ${m + 1}: POST /big-chunked`],
+        upstream: [`POST /big-chunked body=${bodyText(body)}`],
+        closed: true,
+      });
+    });
+    it("a chunked POST and a GET behind it, written one byte at a time", async () => {
+      const wire = `POST /bytewise HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n` +
+        `3\r\nabc\r\n2\r\n\r\n\r\n0\r\n\r\n` +
+        `GET /bytewise-2 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`;
+      await assertServed([...wire], {
+        answers: (m) => [`200 seen ${m + 1}: POST /bytewise`, `200 seen ${m + 2}: GET /bytewise-2`],
+        upstream: ['POST /bytewise body="abc\\r\\n"', "GET /bytewise-2"],
+        closed: true,
+      });
     });
     it("a chunked POST (in several writes, data that looks like framing): exactly its bytes", async () => {
       const pieces = ["abc", `0\r\n\r\n${IN_BODY}`, "\x00\xff\r\n"];
