@@ -47,29 +47,42 @@ function denoConnectFailure(Deno: any, error: unknown): ConnectFailure {
   return toConnectFailure(error);
 }
 
-/** The result of the read started while idle: a count, null (end), or the error it threw. */
-type IdleRead = { n: number | null; error?: undefined } | { n: null; error: unknown };
-
 class DenoByteStream implements ByteStream {
   readonly #conn: any;
-  /** The read started while idle, until a `read` takes its result. */
-  #pending: Promise<IdleRead> | undefined;
+  /** The read started while idle, until a `read` takes its result (`#idleCount`/`#idleError`). */
+  #pending: Promise<void> | undefined;
+  #idleCount: number | null = null;
+  #idleError: unknown;
   #idleBuffer: Uint8Array | undefined;
   /** Bytes of `#idleBuffer` a read returned and nobody took yet: `#idleStart..#idleEnd`. */
   #idleStart = 0;
   #idleEnd = 0;
   #onActivity: (() => void) | undefined;
+  // Made once per stream: watching costs no closure per request.
+  readonly #idleRead = (n: number | null): void => {
+    this.#idleCount = n;
+    this.#activity();
+  };
+  readonly #idleFailed = (error: unknown): void => {
+    this.#idleError = error ?? new Error("read failed");
+    this.#activity();
+  };
 
   constructor(conn: any) {
     this.#conn = conn;
   }
 
-  async read(into: Uint8Array): Promise<number | null> {
+  /** Not async: the usual read passes straight through (an async wrapper costs a promise and a
+   * microtask per read). */
+  read(into: Uint8Array): Promise<number | null> {
     if (this.#pending === undefined && this.#idleStart === this.#idleEnd) {
-      return await this.#conn.read(into);
+      return this.#conn.read(into);
     }
-    const kept = await this.#takeKept();
-    if (kept === null) return null;
+    return this.#readKept(into);
+  }
+
+  async #readKept(into: Uint8Array): Promise<number | null> {
+    if (!(await this.#takeKept())) return null;
     const n = Math.min(into.length, this.#idleEnd - this.#idleStart);
     into.set(this.#idleBuffer!.subarray(this.#idleStart, this.#idleStart + n));
     this.#idleStart += n;
@@ -84,24 +97,27 @@ class DenoByteStream implements ByteStream {
       const n = await this.#conn.read(chunk);
       return n === null ? null : chunk.subarray(0, n);
     }
-    const kept = await this.#takeKept();
-    if (kept === null) return null;
+    if (!(await this.#takeKept())) return null;
     const n = Math.min(max, this.#idleEnd - this.#idleStart);
     const chunk = this.#idleBuffer!.slice(this.#idleStart, this.#idleStart + n);
     this.#idleStart += n;
     return chunk;
   }
 
-  /** Waits for the idle read; null at end of stream, else bytes are kept (throws its error). */
-  async #takeKept(): Promise<true | null> {
+  /** Waits for the idle read: false at end of stream, else bytes are kept (throws its error). */
+  async #takeKept(): Promise<boolean> {
     const pending = this.#pending;
     if (pending !== undefined) {
-      const result = await pending;
+      await pending;
       this.#pending = undefined;
-      if (result.error !== undefined) throw result.error;
-      if (result.n === null) return null;
+      const error = this.#idleError;
+      if (error !== undefined) {
+        this.#idleError = undefined;
+        throw error;
+      }
+      if (this.#idleCount === null) return false;
       this.#idleStart = 0;
-      this.#idleEnd = result.n;
+      this.#idleEnd = this.#idleCount;
     }
     return true;
   }
@@ -118,14 +134,8 @@ class DenoByteStream implements ByteStream {
     if (this.#pending !== undefined) return;
     const into = this.#idleBuffer ??= new Uint8Array(IDLE_READ_SIZE);
     this.#pending = (this.#conn.read(into) as Promise<number | null>).then(
-      (n): IdleRead => {
-        this.#activity();
-        return { n };
-      },
-      (error: unknown): IdleRead => {
-        this.#activity();
-        return { n: null, error: error ?? new Error("read failed") };
-      },
+      this.#idleRead,
+      this.#idleFailed,
     );
   }
 
