@@ -616,6 +616,40 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
     });
   });
 
+  describe("8. pipelining with HEAD", () => {
+    it("HEAD, GET, HEAD pipelined: the HEAD answers carry no body, each answer is its own request's", async () => {
+      const mark = U.requests().length;
+      const talk = await converse(
+        port,
+        `HEAD /ph-1 HTTP/1.1\r\n${HOST}\r\nGET /ph-2 HTTP/1.1\r\n${HOST}\r\n` +
+          `HEAD /ph-3 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,
+        { heads: [true, false, true] },
+      );
+      await quiet();
+      const upstream = U.requests().slice(mark);
+      // X-Seen names the upstream request an answer belongs to.
+      const n = (target: string) => upstream.find((r) => r.target === target)?.n;
+      same(
+        {
+          answers: talk.responses.map((r) => `${r.status} x-seen=${header(r, "x-seen")} ${r.body}`),
+          rest: talk.rest.toString("latin1"),
+          closed: talk.closed,
+          upstream: upstream.map(seen).sort(),
+        },
+        {
+          answers: [
+            `200 x-seen=${n("/ph-1")} `,
+            `200 x-seen=${n("/ph-2")} seen ${n("/ph-2")}: GET /ph-2`,
+            `200 x-seen=${n("/ph-3")} `,
+          ],
+          rest: "",
+          closed: true,
+          upstream: ["GET /ph-2", "HEAD /ph-1", "HEAD /ph-3"],
+        },
+      );
+    });
+  });
+
   describe("8. pipelining behind a malformed request", () => {
     it("a good request, then a malformed one: the first answered, then 400 and close; nothing more reaches the upstream", async () => {
       const mark = U.requests().length;
