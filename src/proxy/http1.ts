@@ -21,7 +21,7 @@ import type { Server } from "../config/mod.ts";
 import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
-import { parseResponseHead } from "./response_head.ts";
+import { findHeadEnd, parseResponseHead } from "./response_head.ts";
 import { type Watch, Watchdog } from "./watchdog.ts";
 import type {
   RequestBody,
@@ -411,7 +411,7 @@ async function readResponseHead(
   request: UpstreamRequest,
 ): Promise<ResponseHead> {
   for (;;) {
-    const headEnd = await findHeadEnd(connection);
+    const headEnd = await readHeadEnd(connection);
     const text = Buffer.from(
       connection.buffer.buffer,
       connection.buffer.byteOffset + connection.start,
@@ -427,23 +427,18 @@ async function readResponseHead(
 }
 
 /** Index of the "\r\n\r\n" that ends the head, reading as needed. */
-async function findHeadEnd(connection: Connection): Promise<number> {
+async function readHeadEnd(connection: Connection): Promise<number> {
   // Bytes after `start` already scanned; relative, because fill() may move the buffered bytes.
   let scanned = 0;
   for (;;) {
-    const buffer = connection.buffer;
-    // Byte by byte: a TypedArray's native indexOf from CR to CR was slower on Deno, in the
-    // process (3-5 µs a request) even more than in a micro-benchmark (docs/benchmarks.md).
-    for (let i = connection.start + scanned; i + 3 < connection.end; i++) {
-      if (
-        buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10
-      ) {
-        // A head that arrived whole in one read is only measured here.
-        if (i - connection.start > HEAD_LIMIT) {
-          throw new UpstreamError("bad_response", "response head larger than 64 KiB");
-        }
-        return i;
+    const start = connection.start;
+    const end = findHeadEnd(connection.buffer, start, start + scanned, connection.end);
+    if (end >= 0) {
+      // A head that arrived whole in one read is only measured here.
+      if (end - start > HEAD_LIMIT) {
+        throw new UpstreamError("bad_response", "response head larger than 64 KiB");
       }
+      return end;
     }
     scanned = Math.max(0, connection.buffered - 3);
     if (connection.buffered > HEAD_LIMIT) {

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parseResponseHead } from "../../src/proxy/response_head.ts";
+import { Buffer } from "node:buffer";
+import { findHeadEnd, parseResponseHead } from "../../src/proxy/response_head.ts";
 import { UpstreamError } from "../../src/proxy/errors.ts";
 
 function badResponse(text: string): void {
@@ -105,7 +106,7 @@ describe("parseResponseHead: what must not reach a client (spec 14)", () => {
     ]]);
   });
 
-  it("refuses a NUL, a bare CR or a bare LF in a value, the reason or the last line", () => {
+  it("findHeadEnd refuses a NUL, a bare CR or a bare LF in a value, the reason or the last line", () => {
     for (
       const text of [
         "HTTP/1.1 200 OK\r\nX-A: a\u0000b\r\nContent-Length: 0",
@@ -116,7 +117,24 @@ describe("parseResponseHead: what must not reach a client (spec 14)", () => {
         "HTTP/1.1 200 O\rK\r\nContent-Length: 0",
         "HTTP/1.1 200 O\nK\r\nContent-Length: 0",
         "HTTP/1.1 200 OK\nX-A: 1",
+        "\nHTTP/1.1 200 OK",
       ]
-    ) badResponse(text);
+    ) {
+      const bytes = Buffer.from(`${text}\r\n\r\nbody`, "latin1");
+      assert.throws(
+        () => findHeadEnd(bytes, 0, 0, bytes.length),
+        (error: unknown) => error instanceof UpstreamError && error.code === "bad_response",
+        JSON.stringify(text),
+      );
+    }
+  });
+
+  it("findHeadEnd finds the end of a good head, from where it left off, and waits for more", () => {
+    const text = "HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nbody\r\n";
+    const bytes = Buffer.from(text, "latin1");
+    const end = text.indexOf("\r\n\r\n");
+    assert.equal(findHeadEnd(bytes, 0, 0, bytes.length), end);
+    assert.equal(findHeadEnd(bytes, 0, 10, bytes.length), end);
+    assert.equal(findHeadEnd(bytes, 0, 0, end + 3), -1);
   });
 });
