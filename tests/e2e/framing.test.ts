@@ -184,7 +184,7 @@ servers = [{ address = "${U.address}", max_fails = 0 }]
     return U.requests().slice(mark, mark + expected.upstream.length);
   }
 
-  describe("positive controls (pass today: the tools work)", () => {
+  describe("positive controls (the tools work: these pass with or without the fix)", () => {
     it("the recording upstream and the raw client, without the gateway: two pipelined requests, in order, then closed", async () => {
       const mark = U.requests().length;
       const talk = await converse(U.port, [
