@@ -240,14 +240,27 @@ const STATUS_TEXT: Readonly<Record<FailureSpec["status"], string>> = {
   504: "Gateway Timeout",
 };
 
-/** The gateway's own short plain-text answer for a failure. */
+/** Each failure's answer text and its length in bytes, made once. */
+const ANSWERS = new Map<FailureCode, { readonly text: string; readonly length: string }>();
+
+/**
+ * The gateway's own short plain-text answer for a failure, with its Content-Length (as the
+ * runtimes' servers sent it; the raw-socket front keeps a given length instead of chunking).
+ */
 export function failureResponse(code: FailureCode): Response {
-  const spec = FAILURES[code];
-  return new Response(
-    `${spec.status} ${STATUS_TEXT[spec.status]}: ${spec.message}\n`,
-    {
-      status: spec.status,
-      headers: { "content-type": "text/plain; charset=utf-8", "x-gateway-error": code },
+  let answer = ANSWERS.get(code);
+  if (answer === undefined) {
+    const spec = FAILURES[code];
+    const text = `${spec.status} ${STATUS_TEXT[spec.status]}: ${spec.message}\n`;
+    answer = { text, length: String(new TextEncoder().encode(text).length) };
+    ANSWERS.set(code, answer);
+  }
+  return new Response(answer.text, {
+    status: FAILURES[code].status,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": answer.length,
+      "x-gateway-error": code,
     },
-  );
+  });
 }
