@@ -10,7 +10,7 @@
 import type { ClientInfo, Handler, UpgradeOptions, WebSocketLike } from "../contracts.ts";
 import type { FailureCode } from "../../proxy/errors.ts";
 import { failureResponse } from "../../proxy/errors.ts";
-import { findHeadEnd, type HeadFailure, parseHead, type RequestHead } from "./head.ts";
+import { findHeadEnd, type HeadFailure, parseHead, parseLength, type RequestHead } from "./head.ts";
 import { BodyError, BodyReader, type BufferedInput } from "./body.ts";
 import {
   CHUNKED_BODY,
@@ -53,6 +53,10 @@ export const LINGERING = 3;
 export const CLOSED = 4;
 
 const INITIAL_BUFFER = 4096;
+/** The reused output buffer of a connection (response heads with small bodies). */
+const OUT_BUFFER = 4096;
+/** Bodies with a Content-Length up to this size are read whole before the head goes out. */
+const WHOLE_BODY_MAX = 64 * 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** `request.signal` of the front: made on first read (the proxy reads it for slow exchanges). */
@@ -118,6 +122,7 @@ export class Connection implements BufferedInput {
   #bodyPulled = false;
   #expectContinue = false;
   #upgrade: PendingUpgrade | undefined;
+  #out: Uint8Array | undefined;
 
   constructor(readonly host: ConnectionHost, readonly socket: FrontSocket) {
     this.client = { remoteAddress: socket.remoteAddress, protocol: "http", upgrade };
@@ -227,12 +232,17 @@ export class Connection implements BufferedInput {
     if (this.#readAhead !== undefined || this.end - this.start >= this.host.maxHead) return;
     const ahead = this.#read();
     this.#readAhead = ahead;
-    ahead.then((more) => {
-      if (!more && this.#readAhead === ahead) this.#onGone();
-    }, (error) => {
-      if (this.#readAhead === ahead) this.#onGone(error);
-    });
+    ahead.then(this.#aheadRead, this.#aheadFailed);
   }
+
+  // Bound once per connection (no closures per request). The end of the stream while an
+  // exchange is on is the client leaving; between exchanges, the read loop handles it.
+  #aheadRead = (more: boolean): void => {
+    if (!more && this.phase === BUSY) this.#onGone();
+  };
+  #aheadFailed = (error: unknown): void => {
+    if (this.phase === BUSY) this.#onGone(error);
+  };
 
   /** The next head: parsed, a failure to answer, or null when the connection ended cleanly. */
   async #readHead(): Promise<RequestHead | HeadFailure | null> {
@@ -410,12 +420,31 @@ export class Connection implements BufferedInput {
 
   /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
   async #writeResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
+    const contentLength = response.headers.get("content-length");
+    const status = response.status;
+    if (
+      contentLength !== null && head.method !== "HEAD" && status >= 200 && status !== 204 &&
+      status !== 304
+    ) {
+      // The usual proxied answer, before `response.body` is touched: on Deno that getter makes a
+      // ReadableStream (~7 µs) even for bytes the response already holds.
+      const length = parseLength(contentLength);
+      if (length > 0 && length <= WHOLE_BODY_MAX) {
+        const text = responseHead(
+          response,
+          { kind: LENGTH, length },
+          close,
+          head.minor === 0 && !close,
+        );
+        return await this.#writeWhole(response, text, length);
+      }
+    }
     const stream = response.body;
     const framing = responseFraming(
       head.method,
       head.minor,
-      response.status,
-      response.headers.get("content-length"),
+      status,
+      contentLength,
       stream !== null,
     );
     const headText = (framing: Framing) =>
@@ -428,7 +457,7 @@ export class Connection implements BufferedInput {
       );
     if (framing.kind === NO_BODY || stream === null) {
       stream?.cancel().catch(() => {});
-      await this.socket.write(encodeHead(headText(framing)));
+      await this.socket.write(this.#encode(headText(framing)));
       return framing.kind === NO_BODY;
     }
     const reader = stream.getReader();
@@ -441,7 +470,7 @@ export class Connection implements BufferedInput {
       let first = reader.read();
       const ready = await settledSoon(first);
       if (ready !== undefined && ready.done) {
-        await this.socket.write(encodeHead(headText({ kind: NO_BODY, length: 0 })));
+        await this.socket.write(this.#encode(headText({ kind: NO_BODY, length: 0 })));
         return true;
       }
       if (ready !== undefined) {
@@ -450,16 +479,16 @@ export class Connection implements BufferedInput {
         if (end !== undefined && end.done) {
           const piece = ready.value;
           await this.socket.write(
-            encodeHead(headText({ kind: LENGTH, length: piece.length }), piece),
+            this.#encode(headText({ kind: LENGTH, length: piece.length }), piece),
           );
           return true;
         }
-        await this.socket.write(encodeHead(headText(framing)));
+        await this.socket.write(this.#encode(headText(framing)));
         if (framing.kind === CHUNKED_BODY) await this.socket.write(encodeChunk(chunkOf(ready)));
         else await this.socket.write(chunkOf(ready));
         first = next;
       } else {
-        await this.socket.write(encodeHead(headText(framing)));
+        await this.socket.write(this.#encode(headText(framing)));
       }
       return await this.#writeStream(reader, first, framing);
     } catch (error) {
@@ -490,6 +519,23 @@ export class Connection implements BufferedInput {
     return framing.kind === CHUNKED_BODY;
   }
 
+  /**
+   * A small body of `length` bytes, read whole (`bytes()`: no stream is made for bytes the
+   * response already holds, the usual case) and written with the head in one write.
+   */
+  async #writeWhole(response: Response, text: string, length: number): Promise<boolean> {
+    let data: Uint8Array;
+    try {
+      data = await response.bytes();
+    } catch {
+      // The body failed before anything was written: nothing sensible can follow.
+      return false;
+    }
+    const taken = Math.min(data.length, length);
+    await this.socket.write(this.#encode(text, data, taken));
+    return taken === length && data.length === length;
+  }
+
   /** A body of exactly `length` bytes; the head and the first piece go out in one write. */
   async #writeLength(
     reader: ReadableStreamDefaultReader<Uint8Array>,
@@ -501,7 +547,7 @@ export class Connection implements BufferedInput {
     const first = await this.#readBody(reader);
     const firstPiece = first.done ? undefined : first.value;
     const taken = firstPiece === undefined ? 0 : Math.min(firstPiece.length, left);
-    await socket.write(encodeHead(text, firstPiece, taken));
+    await socket.write(this.#encode(text, firstPiece, taken));
     left -= taken;
     if (firstPiece !== undefined && taken < firstPiece.length) return this.#overrun(reader);
     if (first.done) return left === 0;
@@ -519,6 +565,16 @@ export class Connection implements BufferedInput {
     const { done } = await this.#readBody(reader);
     if (!done) return this.#overrun(reader);
     return true;
+  }
+
+  /**
+   * The head (and body bytes) to write, in the connection's reused output buffer when they fit:
+   * every write is awaited before the next, so the buffer is free again by then, and a fresh
+   * array per response would cost an off-heap allocation and its sweeping.
+   */
+  #encode(head: string, body?: Uint8Array, bodyLength = body?.length ?? 0): Uint8Array {
+    this.#out ??= new Uint8Array(OUT_BUFFER);
+    return encodeHead(head, body, bodyLength, this.#out);
   }
 
   /** A response body that failed ends the connection (its framing is broken). */

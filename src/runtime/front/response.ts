@@ -166,25 +166,25 @@ function needsZeroLength(response: Response, status: number): boolean {
     !response.headers.has("content-length");
 }
 
-const encoder = new TextEncoder();
-
 /**
- * `head` (latin1 text) followed by `body`, as one array to write: one write, one packet for the
- * usual small response.
+ * `head` (latin1 text: one byte per character) followed by the first `bodyLength` bytes of
+ * `body`, as one array to write: one write, one packet for the usual small response. A plain
+ * loop: cheaper than TextEncoder for a few hundred characters, and exact for latin1. Written
+ * into `into` when it is large enough (a connection's reused buffer: no allocation).
  */
 export function encodeHead(
   head: string,
   body?: Uint8Array,
   bodyLength = body?.length ?? 0,
+  into?: Uint8Array,
 ): Uint8Array {
-  const out = new Uint8Array(head.length + bodyLength);
-  const { read, written } = encoder.encodeInto(head, out);
-  if (read !== head.length || written !== head.length) {
-    // Not ASCII: header values are latin1 (one byte per character), not UTF-8.
-    for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
-  }
-  if (body !== undefined) {
-    out.set(bodyLength === body.length ? body : body.subarray(0, bodyLength), head.length);
+  const n = head.length;
+  const out = into !== undefined && into.length >= n + bodyLength
+    ? into.subarray(0, n + bodyLength)
+    : new Uint8Array(n + bodyLength);
+  for (let i = 0; i < n; i++) out[i] = head.charCodeAt(i);
+  if (body !== undefined && bodyLength > 0) {
+    out.set(bodyLength === body.length ? body : body.subarray(0, bodyLength), n);
   }
   return out;
 }
