@@ -222,7 +222,7 @@ describe("limits", () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(
       result.stdout,
-      /limits: idle_timeout 1s, client_max_body_size 1k, client_max_header_size 4k\n/,
+      /limits: idle_timeout 1s, client_max_body_size 1k, client_max_header_size 4k, client_header_timeout 1m, keepalive_timeout 1m15s, max_connections 10000\n/,
     );
   });
 

@@ -8,13 +8,7 @@
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import {
-  GATEWAY_RUNTIME,
-  sleep,
-  startGateway,
-  stopAllGateways,
-  withTimeout,
-} from "../support/gateway.ts";
+import { sleep, startGateway, stopAllGateways, withTimeout } from "../support/gateway.ts";
 import { header, headerValues, md5 } from "../support/http.ts";
 import { closedPort, startHangingServer } from "../support/upstreams.ts";
 import {
@@ -318,23 +312,20 @@ describe("WebSocket proxying", () => {
     await hanging.close();
   });
 
-  it("upstream pings are answered (Deno: by the gateway; Bun: end to end by the client)", async () => {
+  it("upstream pings reach the client end to end (the gateway's own WebSocket server on plain HTTP)", async () => {
     const gw = await startGateway(stickyConfig([A()]));
     const ws = await openWebSocket(`ws://127.0.0.1:${gw.port}/`);
     const next = inbox(ws);
     ws.send("ping heartbeat-1");
     assert.equal(await next(), "pong heartbeat-1", "the upstream got its pong with the payload");
     ws.close();
-    // The raw client sees the ping itself only where the runtime relays it.
+    // The raw client sees the ping itself: plain-HTTP listeners are served by the gateway's own
+    // WebSocket end on both runtimes (src/runtime/front/websocket.ts), which relays pings.
     const raw = await rawWebSocket(gw.port);
     raw.send("ping heartbeat-2");
     const frame = await raw.next();
-    if (GATEWAY_RUNTIME === "bun") {
-      assert.deepEqual(frame.type, "ping");
-      // The raw client does not answer: no pong reaches the upstream.
-    } else {
-      assert.deepEqual(frame, { type: "text", data: "pong heartbeat-2" });
-    }
+    assert.deepEqual(frame.type, "ping");
+    // The raw client does not answer: no pong reaches the upstream.
     raw.destroy();
   });
 
@@ -362,12 +353,13 @@ describe("WebSocket proxying", () => {
       "upstream close after the client vanished",
     );
     assert.equal(seen.code, 1006);
-    // The upstream drops its connection: the client is closed (Bun drops it too: 1006;
-    // Deno can only close it: 1011).
+    // The upstream drops its connection: the gateway drops the client's too, an abnormal closure
+    // (1006; Deno's WebSocket client reports it as code 0).
     const ws = await openWebSocket(`ws://127.0.0.1:${gw.port}/`);
     const done = closed(ws);
     ws.send("terminate");
-    assert.equal((await done).code, GATEWAY_RUNTIME === "bun" ? 1006 : 1011);
+    const code = (await done).code;
+    assert.ok(code === 1006 || ("Deno" in globalThis && code === 0), `close code ${code}`);
   });
 
   it("stopping the gateway closes open sessions with 1001 and does not wait for them", async () => {
