@@ -166,10 +166,11 @@ function needsZeroLength(response: Response, status: number): boolean {
     !response.headers.has("content-length");
 }
 
+const encoder = new TextEncoder();
+
 /**
  * `head` (latin1 text: one byte per character) followed by the first `bodyLength` bytes of
- * `body`, as one array to write: one write, one packet for the usual small response. A plain
- * loop: cheaper than TextEncoder for a few hundred characters, and exact for latin1. Written
+ * `body`, as one array to write: one write, one packet for the usual small response. Written
  * into `into` when it is large enough (a connection's reused buffer: no allocation).
  */
 export function encodeHead(
@@ -182,7 +183,11 @@ export function encodeHead(
   const out = into !== undefined && into.length >= n + bodyLength
     ? into.subarray(0, n + bodyLength)
     : new Uint8Array(n + bodyLength);
-  for (let i = 0; i < n; i++) out[i] = head.charCodeAt(i);
+  const { read, written } = encoder.encodeInto(head, out);
+  if (read !== n || written !== n) {
+    // Not ASCII: header values are latin1 (one byte per character), not UTF-8.
+    for (let i = 0; i < n; i++) out[i] = head.charCodeAt(i);
+  }
   if (body !== undefined && bodyLength > 0) {
     out.set(bodyLength === body.length ? body : body.subarray(0, bodyLength), n);
   }
