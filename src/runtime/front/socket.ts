@@ -38,12 +38,14 @@ export type FrontListen = (
   onSocket: (socket: FrontSocket) => void,
 ) => Promise<FrontAcceptor>;
 
-/** The connection as the {@link ByteStream} a WebSocket speaks over once its 101 is written. */
-export function socketStream(socket: FrontSocket): ByteStream {
+/** The connection as the {@link ByteStream} a WebSocket speaks over once its 101 is written
+ * (with `closeWrite`, which front/websocket.ts uses to end a protocol error with FIN). */
+export function socketStream(socket: FrontSocket): ByteStream & { closeWrite(): void } {
   return {
     read: (into) => socket.read(into),
     readChunk: (max) => socket.readChunk(max),
     write: (data) => socket.write(data),
+    closeWrite: () => socket.closeWrite(),
     close: () => socket.close(),
     watchIdle() {
       throw new Error("a client connection is never pooled");
