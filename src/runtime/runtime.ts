@@ -9,19 +9,12 @@
 // deno-lint-ignore-file no-explicit-any
 import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import type { Handler, ListenOptions, Runtime, UpgradeWebSocket } from "./contracts.ts";
+import type { Handler, ListenOptions, Runtime } from "./contracts.ts";
 export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
 import { connectBunSocket } from "./bun/socket.ts";
 import { connectDenoSocket } from "./deno/socket.ts";
-import { bunIdleSeconds, raiseBunHeadLimit } from "./bun/limits.ts";
-import {
-  bunFetchTls,
-  bunServeTls,
-  connectTlsSocket,
-  denoFetchTls,
-  denoServeTls,
-} from "./shared/tls.ts";
-import { BUN_WEBSOCKET_HANDLERS, bunUpgrade } from "./bun/websocket.ts";
+import { bunFetchTls, connectTlsSocket, denoFetchTls, denoServeTls } from "./shared/tls.ts";
+import { listenBunTls } from "./bun/tls_server.ts";
 import { denoUpgrade } from "./deno/websocket.ts";
 import { denoFrontListen } from "./deno/front_socket.ts";
 import { bunFrontListen } from "./bun/front_socket.ts";
@@ -151,43 +144,13 @@ function bunRuntime(Bun: any): Runtime {
       if (options.tls === undefined) {
         return listenPlain(bunFrontListen(Bun), address, handler, options);
       }
-      const upgrade: UpgradeWebSocket = (request, upgradeOptions) =>
-        bunUpgrade(server, request, upgradeOptions);
-      if (options.clientMaxHeaderSize !== undefined) {
-        await raiseBunHeadLimit(options.clientMaxHeaderSize);
-      }
-      const idleSeconds = bunIdleSeconds(options.idleTimeoutMs);
-      const server = Bun.serve({
-        hostname: address.host,
-        port: address.port,
-        reusePort: options.reusePort ?? false,
-        // Between requests only (Bun's default 10s would cut long polls and SSE): each request
-        // switches it off below, and the proxy watches in-flight exchanges (bun_limits.ts).
-        idleTimeout: idleSeconds,
-        // Bodies stream through; Bun's default 128 MiB cap would refuse large uploads.
-        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-        ...bunServeTls(options.tls),
-        fetch(request: Request, srv: any) {
-          const refused = refuseOnTls(request);
-          if (refused !== undefined) return refused;
-          if (idleSeconds !== 0) srv.timeout(request, 0);
-          return handler(request, {
-            remoteAddress: srv.requestIP(request)?.address ?? "",
-            protocol: "https",
-            upgrade,
-          });
-        },
-        websocket: BUN_WEBSOCKET_HANDLERS,
-        error: internalError,
-      });
-      return {
-        host: address.host,
-        port: server.port,
-        async stop(graceMs: number) {
-          await Promise.race([server.stop(false), sleep(graceMs)]);
-          server.stop(true);
-        },
-      };
+      // node:http2, not Bun.serve: Bun.serve drops the Content-Length of streamed bodies
+      // (oven-sh/bun#10507); see bun/tls_server.ts.
+      return listenBunTls(
+        address,
+        (request, client) => refuseOnTls(request) ?? handler(request, client),
+        options,
+      );
     },
     connect: (host: string, port: number, tls?: UpstreamTls) =>
       tls === undefined ? connectBunSocket(Bun, host, port) : connectTlsSocket(host, port, tls),

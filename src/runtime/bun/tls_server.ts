@@ -1,0 +1,174 @@
+/**
+ * Bun's TLS listener: `node:http2`'s `createSecureServer` with `allowHTTP1`, so ALPN offers h2
+ * and http/1.1 on one port, instead of `Bun.serve`. `Bun.serve` drops the Content-Length of
+ * every response whose body is a stream (oven-sh/bun#10507, Bun 1.4.5, no option fixes it), over
+ * HTTP/1.1 and HTTP/2 alike: proxied downloads lost their size. This server writes the head the
+ * gateway gives, Content-Length included (node_exchange.ts).
+ *
+ * Around node's server: WebSocket handshakes over HTTP/1.1 (tls_upgrade.ts), and the client
+ * connections' timeouts and the graceful stop, which Bun's node server does not do itself
+ * (tls_connections.ts). Part of the runtime seam, so `any` stands for node's compatibility
+ * objects.
+ *
+ * @module
+ */
+// deno-lint-ignore-file no-explicit-any
+import { createSecureServer } from "node:http2";
+import type { Socket } from "node:net";
+import type { Address } from "../../config/mod.ts";
+import type { Handler, Listener, ListenOptions } from "../contracts.ts";
+import { failureResponse } from "../../proxy/errors.ts";
+import { raiseBunHeadLimit } from "./limits.ts";
+import { type TlsConnection, TlsConnections } from "./tls_connections.ts";
+import {
+  hasBody,
+  requestBody,
+  requestHeaders,
+  requestUrl,
+  writeResponse,
+} from "./node_exchange.ts";
+import { respond, serveUpgrade } from "./tls_upgrade.ts";
+
+/** The client's address as text, without the IPv4-mapped prefix of a dual-stack socket. */
+function clientAddress(socket: any): string {
+  const address: string = socket?.remoteAddress ?? "";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+/**
+ * Listens with TLS on `address` (HTTP/2 and HTTP/1.1 by ALPN); resolves once listening. Before
+ * the handler: nothing (runtime.ts wraps it with the refusals of TLS listeners).
+ */
+export async function listenBunTls(
+  address: Pick<Address, "host" | "port">,
+  handler: Handler,
+  options: ListenOptions,
+): Promise<Listener> {
+  const tls = options.tls;
+  if (tls === undefined) throw new TypeError("listenBunTls needs options.tls");
+  if (options.clientMaxHeaderSize !== undefined) {
+    await raiseBunHeadLimit(options.clientMaxHeaderSize);
+  }
+  const keepaliveMs = options.keepaliveTimeoutMs ?? 75_000;
+  const connections = new TlsConnections({
+    headerMs: options.clientHeaderTimeoutMs ?? 60_000,
+    keepaliveMs,
+  });
+  const server: any = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: true });
+  // Bun does not close idle connections by it (tls_connections.ts does), but writes it in the
+  // Keep-Alive header of HTTP/1.1 answers, so clients know.
+  server.keepAliveTimeout = keepaliveMs;
+  const bySocket = new WeakMap<object, TlsConnection>();
+  const bySession = new WeakMap<object, TlsConnection>();
+  let authority = "";
+
+  server.on("connection", (socket: Socket) => {
+    const connection = connections.add((graceful) => graceful ? socket.end() : socket.destroy());
+    bySocket.set(socket, connection);
+    socket.on("close", () => connections.remove(connection));
+  });
+  server.on("session", (session: any) => {
+    const connection = connections.add((graceful) =>
+      graceful ? session.close() : session.destroy()
+    );
+    bySession.set(session, connection);
+    session.on("close", () => connections.remove(connection));
+  });
+  server.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
+    // An HTTP/2 connection is its session's from now on.
+    if (socket.alpnProtocol === "h2") untrack(bySocket, socket, connections);
+  });
+  server.on("request", (req: any, res: any) => {
+    const h2 = req.httpVersionMajor === 2;
+    const connection = h2 ? bySession.get(req.stream?.session) : bySocket.get(req.socket);
+    connection?.started();
+    const controller = new AbortController();
+    res.on("close", () => {
+      connection?.finished();
+      // The client went away before the response was over: the proxy stops (and cancels).
+      if (!res.writableFinished) controller.abort();
+    });
+    serve(req, res, controller.signal).catch((error) => {
+      // A head node refuses to write (a header value it finds invalid): nothing can be sent.
+      console.error(
+        `sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`,
+      );
+      res.destroy();
+    });
+  });
+  server.on("upgrade", (req: any, socket: Socket, head: Uint8Array) => {
+    // The connection is the WebSocket's (or closed after the answer) from now on.
+    untrack(bySocket, socket, connections);
+    void serveUpgrade(req, socket, head, handler, clientAddress(socket), authority);
+  });
+  // A TLS handshake that fails is the client's problem; node would report it as the server's.
+  server.on("tlsClientError", () => {});
+  server.on("sessionError", () => {});
+
+  async function serve(req: any, res: any, signal: AbortSignal): Promise<void> {
+    let response: Response;
+    const method: string = req.method;
+    const url = requestUrl(req, authority);
+    // HTTP/1.1 requires Host (RFC 9112 §3.2), as the plain-HTTP front does.
+    const hostless = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 &&
+      req.headers.host === undefined;
+    if (url === null || hostless) response = failureResponse("bad_request");
+    else {
+      let request: Request | undefined;
+      try {
+        request = new Request(url, {
+          method,
+          headers: requestHeaders(req.rawHeaders),
+          body: hasBody(req, method) ? requestBody(req) : null,
+          signal,
+          // @ts-ignore: a streamed request body (not in every version of the DOM types)
+          duplex: "half",
+        });
+      } catch {
+        // Header names or values `Headers` refuses.
+        response = failureResponse("bad_request");
+      }
+      response ??= await respond(handler, request!, {
+        remoteAddress: clientAddress(req.socket),
+        protocol: "https",
+      });
+    }
+    // A request refused for its framing: the connection's next bytes cannot be trusted.
+    const close = connections.stopping ||
+      (response.status === 400 && response.headers.has("x-gateway-error"));
+    await writeResponse(req, res, response, close);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(
+      { host: address.host, port: address.port, reusePort: options.reusePort ?? false },
+      () => {
+        server.off("error", reject);
+        resolve();
+      },
+    );
+  });
+  const port: number = server.address().port;
+  authority = address.host.includes(":") ? `[${address.host}]:${port}` : `${address.host}:${port}`;
+  return {
+    host: address.host,
+    port,
+    async stop(graceMs: number) {
+      server.close();
+      await connections.stop(graceMs);
+    },
+  };
+}
+
+/** Stops tracking a socket's connection (it became an HTTP/2 session, or a WebSocket). */
+function untrack(
+  bySocket: WeakMap<object, TlsConnection>,
+  socket: Socket,
+  connections: TlsConnections,
+): void {
+  const connection = bySocket.get(socket);
+  if (connection === undefined) return;
+  bySocket.delete(socket);
+  connections.remove(connection);
+}
