@@ -191,7 +191,7 @@ function loadScene(scenario: MicroScenario): Scene {
   const pinned = live[live.length - 1];
   // The cookie value computed here from the address text, not taken on trust from the loader.
   check(
-    pinned.cookieValue === cookieValue("md5", pinned.address.text, pinned.id) &&
+    pinned.cookieValue === cookieValue("md5", pinned.address.text, pinned.index) &&
       upstream.sticky?.serverByValue.get(pinned.cookieValue) === pinned,
     `${scenario}: cookie value of ${pinned.address.text} is not its md5`,
   );
@@ -213,8 +213,8 @@ function checkShape(
   check(config.routes.list.length === routes, `${scenario}: ${config.routes.list.length} routes`);
   if (scenario === "servers1000down") {
     check(
-      live.every((s, i) => s.id === LIVE_AT[i]),
-      `${scenario}: live servers at ${live.map((s) => s.id)}`,
+      live.every((s, i) => s.index === LIVE_AT[i]),
+      `${scenario}: live servers at ${live.map((s) => s.index)}`,
     );
   }
 }

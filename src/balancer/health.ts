@@ -17,26 +17,28 @@ export class PassiveHealth {
     this.#lastFailureAt = new Float64Array(upstream.servers.length);
   }
 
-  /** Not `down` and not failed (or failed longer than `failTimeout` ago). */
+  /** Not failed (or failed longer than `failTimeout` ago). The admin state (`down`, drain,
+   * maint) is the balancer's, beside this. */
   isAvailable(server: Server, nowMs: number): boolean {
-    if (server.down) return false;
     if (server.maxFails === 0) return true;
-    return this.#fails[server.id] < server.maxFails ||
-      nowMs - this.#lastFailureAt[server.id] >= server.failTimeoutMs;
+    return this.#fails[server.index] < server.maxFails ||
+      nowMs - this.#lastFailureAt[server.index] >= server.failTimeoutMs;
   }
 
   recordFailure(server: Server, nowMs: number): void {
-    if (nowMs - this.#lastFailureAt[server.id] >= server.failTimeoutMs) this.#fails[server.id] = 0;
-    this.#fails[server.id]++;
-    this.#lastFailureAt[server.id] = nowMs;
+    if (nowMs - this.#lastFailureAt[server.index] >= server.failTimeoutMs) {
+      this.#fails[server.index] = 0;
+    }
+    this.#fails[server.index]++;
+    this.#lastFailureAt[server.index] = nowMs;
   }
 
   recordSuccess(server: Server): void {
-    if (this.#fails[server.id] !== 0) this.#fails[server.id] = 0;
+    if (this.#fails[server.index] !== 0) this.#fails[server.index] = 0;
   }
 
   /** Failures counted for a server now (for tests and `--check`-style reports). */
   failures(server: Server): number {
-    return this.#fails[server.id];
+    return this.#fails[server.index];
   }
 }

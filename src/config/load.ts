@@ -13,7 +13,15 @@ import { readServerLimits } from "./limits.ts";
 import { Fields, isTable, type TomlTable } from "./fields.ts";
 import { ConfigError, Problems } from "./problems.ts";
 import { buildRouteTable } from "./routes.ts";
-import type { GatewayConfig, Route, Server, ServerSettings, Sticky, Upstream } from "./types.ts";
+import type {
+  GatewayConfig,
+  Route,
+  Server,
+  ServerSettings,
+  ServerState,
+  Sticky,
+  Upstream,
+} from "./types.ts";
 import { readSticky, setCookieProblem } from "./sticky.ts";
 import { cookieValue } from "../cookie/value.ts";
 import { setCookieTemplate } from "../cookie/set_cookie.ts";
@@ -101,10 +109,12 @@ function readUpstreams(root: Fields, problems: Problems, baseDir: string): Map<s
 
 interface ServerDraft {
   readonly address: Server["address"];
+  readonly id: string;
   readonly weight: number;
   readonly maxFails: number;
   readonly failTimeoutMs: number;
   readonly backup: boolean;
+  readonly state: ServerState;
   readonly down: boolean;
 }
 
@@ -131,12 +141,17 @@ function readUpstream(
   const primaryCount = drafts.filter((d) => !d.backup).length;
   let primarySeen = 0;
   let backupSeen = 0;
-  const servers: Server[] = drafts.map((draft, id) => {
-    const index = draft.backup ? primaryCount + backupSeen++ : primarySeen++;
+  const servers: Server[] = drafts.map((draft, index) => {
+    const valueIndex = draft.backup ? primaryCount + backupSeen++ : primarySeen++;
     if (stickyDraft === undefined) {
-      return Object.freeze({ ...draft, ...withTls, id, cookieValue: "" });
+      return Object.freeze({ ...draft, ...withTls, index, cookieValue: "" });
     }
-    const value = cookieValue(stickyDraft.mode, draft.address.text, index, stickyDraft.hmacKey);
+    const value = cookieValue(
+      stickyDraft.mode,
+      draft.address.text,
+      valueIndex,
+      stickyDraft.hmacKey,
+    );
     const setCookie = setCookieTemplate(stickyDraft.attributes, value);
     const problem = setCookieProblem(setCookie);
     if (problem !== undefined) {
@@ -145,7 +160,7 @@ function readUpstream(
         problems.add(fields.keyPath("servers"), `${draft.address.text}: ${problem}`);
       } else problems.add(stickyFields!.path, problem);
     }
-    return Object.freeze({ ...draft, ...withTls, id, cookieValue: value, setCookie });
+    return Object.freeze({ ...draft, ...withTls, index, cookieValue: value, setCookie });
   });
   let sticky: Sticky | undefined;
   if (stickyDraft !== undefined) {
@@ -171,7 +186,8 @@ function readUpstream(
   });
 }
 
-const SERVER_KEYS = "address, weight, max_fails, fail_timeout, backup, down";
+const SERVER_KEYS = "address, weight, max_fails, fail_timeout, backup, down, id, state";
+const SERVER_STATES: readonly ServerState[] = ["ready", "drain", "maint"];
 
 function readServers(fields: Fields, problems: Problems): ServerDraft[] {
   const list = fields.raw("servers");
@@ -185,6 +201,7 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
   }
   const drafts: ServerDraft[] = [];
   const seen = new Set<string>();
+  const idAt = new Map<string, number>();
   list.forEach((entry, i) => {
     const at = `${path}[${i}]`;
     const draft = readServer(entry, at, problems);
@@ -197,6 +214,15 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
       return;
     }
     seen.add(draft.address.text);
+    const first = idAt.get(draft.id);
+    if (first !== undefined) {
+      problems.add(
+        `${at}.id`,
+        `"${draft.id}" is already the id of ${path}[${first}]; give each server its own id = "…"`,
+      );
+      return;
+    }
+    idAt.set(draft.id, i);
     drafts.push(draft);
   });
   if (drafts.length > 0 && drafts.every((d) => d.backup)) {
@@ -221,8 +247,10 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
     maxFails: fields.integer("max_fails", 1, 0, 1_000_000),
     failTimeoutMs: fields.duration("fail_timeout", 10_000, 1),
     backup: fields.boolean("backup", false),
-    down: fields.boolean("down", false),
   };
+  const down = fields.boolean("down", false);
+  const id = fields.string("id");
+  const state = readServerState(fields, down);
   fields.finish();
   if (text === undefined) {
     problems.add(fields.keyPath("address"), `is required, e.g. address = "127.0.0.1:9001"`);
@@ -233,7 +261,36 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
     problems.add(typeof entry === "string" ? at : fields.keyPath("address"), address);
     return undefined;
   }
-  return { address, ...draft };
+  // The default, the address text, is made of the same characters (parseAddress allows no more).
+  const idProblem = id === undefined ? undefined : serverIdProblem(id);
+  if (idProblem !== undefined) {
+    problems.add(fields.keyPath("id"), idProblem);
+    return undefined;
+  }
+  return { address, id: id ?? address.text, ...draft, state, down: state === "maint" };
+}
+
+/** `state = "ready" | "drain" | "maint"`; nginx's `down = true` is `maint` and cannot say more. */
+function readServerState(fields: Fields, down: boolean): ServerState {
+  const state = fields.oneOf("state", SERVER_STATES);
+  if (down && state !== undefined && state !== "maint") {
+    fields.problems.add(
+      fields.keyPath("state"),
+      `"${state}" contradicts down = true (which is state = "maint"); keep one of them`,
+    );
+  }
+  return state ?? (down ? "maint" : "ready");
+}
+
+/** Characters of a server id: it becomes a metric label and an admin URL path segment. */
+const SERVER_ID = /^[A-Za-z0-9._:@\-\[\]]{1,128}$/;
+
+/** Why `id` cannot name a server, or undefined when it can. */
+export function serverIdProblem(id: string): string | undefined {
+  if (SERVER_ID.test(id)) return undefined;
+  return `${
+    JSON.stringify(id)
+  } is not a server id: use 1 to 128 of A-Z a-z 0-9 . _ : @ - [ ] (no spaces; ids appear in metric labels and admin URLs), e.g. id = "web-1"`;
 }
 
 function readRoutes(root: Fields, upstreams: Map<string, Upstream>, problems: Problems): Route[] {

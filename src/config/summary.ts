@@ -67,9 +67,11 @@ function upstreamLines(upstream: Upstream): string[] {
       `fail_timeout=${formatDuration(server.failTimeoutMs)}`,
     ];
     if (server.backup) flags.push("backup");
-    if (server.down) flags.push("down");
+    // `down = true` shows as maint: the state's one name (the admin API's too).
+    if (server.state !== "ready") flags.push(server.state);
+    const id = server.id === server.address.text ? "" : ` (id ${server.id})`;
     const cookie = sticky === undefined ? "" : `  ${sticky.name}=${server.cookieValue}`;
-    lines.push(`  ${server.address.text}  ${flags.join(" ")}${cookie}`);
+    lines.push(`  ${server.address.text}${id}  ${flags.join(" ")}${cookie}`);
   }
   return lines;
 }

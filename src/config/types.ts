@@ -76,7 +76,7 @@ export interface UpstreamTls {
 
 export interface Upstream {
   readonly name: string;
-  /** All servers in config order; `Server.id` is the position here. */
+  /** All servers in config order; `Server.index` is the position here. */
   readonly servers: readonly Server[];
   readonly primaries: readonly Server[];
   readonly backups: readonly Server[];
@@ -86,9 +86,19 @@ export interface Upstream {
   readonly tls?: UpstreamTls;
 }
 
+/**
+ * A server's administrative state (HAProxy's): `ready` takes new clients; `drain` keeps serving
+ * the clients whose cookie names it but gets no new ones; `maint` gets no traffic at all (its
+ * clients are re-pinned, or refused under `no_fallback`), as nginx's `down`.
+ */
+export type ServerState = "ready" | "drain" | "maint";
+
 export interface Server {
-  /** Position in `Upstream.servers`. */
-  readonly id: number;
+  /** Position in `Upstream.servers`: the index of per-server state arrays. */
+  readonly index: number;
+  /** `id = "…"`, else the address text: unique in its upstream, the server's name in logs,
+   * metrics and admin URLs (so only `[A-Za-z0-9._:@\-\[\]]`). Never part of the cookie value. */
+  readonly id: string;
   /** Address as written: the cookie value's input, and what logs show. */
   readonly address: Address;
   readonly weight: number;
@@ -96,6 +106,10 @@ export interface Server {
   readonly maxFails: number;
   readonly failTimeoutMs: number;
   readonly backup: boolean;
+  /** The state at start (`state = "…"`; `down = true` is `maint`). The balancer holds the live
+   * state, which a later admin API may change without a new snapshot. */
+  readonly state: ServerState;
+  /** `state` is `maint` (nginx's `down` spelling of it). */
   readonly down: boolean;
   /** This server's sticky cookie value, or "" when the upstream is not sticky. */
   readonly cookieValue: string;

@@ -70,12 +70,14 @@ describe("parseConfig: accepted configs", () => {
     assert.deepEqual(
       { ...server, address: { ...server.address } },
       {
-        id: 0,
+        index: 0,
+        id: "127.0.0.1:9001",
         address: { text: "127.0.0.1:9001", host: "127.0.0.1", port: 9001 },
         weight: 1,
         maxFails: 1,
         failTimeoutMs: 10_000,
         backup: false,
+        state: "ready",
         down: false,
         cookieValue: "",
       },
@@ -114,7 +116,7 @@ servers = [
 `);
     const app = config.upstreams.get("app")!;
     assert.deepEqual(
-      app.servers.map((s) => [s.id, s.address.text, s.address.host, s.address.port]),
+      app.servers.map((s) => [s.index, s.address.text, s.address.host, s.address.port]),
       [
         [0, "127.0.0.1:9001", "127.0.0.1", 9001],
         [1, "127.0.0.1:9002", "127.0.0.1", 9002],
@@ -131,8 +133,8 @@ servers = [
     assert.equal(app.servers[2].failTimeoutMs, 30_000);
     assert.equal(app.servers[3].backup, true);
     assert.equal(app.servers[4].down, true);
-    assert.deepEqual(app.primaries.map((s) => s.id), [0, 1, 2, 4, 5, 6, 7]);
-    assert.deepEqual(app.backups.map((s) => s.id), [3]);
+    assert.deepEqual(app.primaries.map((s) => s.index), [0, 1, 2, 4, 5, 6, 7]);
+    assert.deepEqual(app.backups.map((s) => s.index), [3]);
   });
 
   it("turns stickiness on with an empty sticky table, with the module's defaults", () => {
@@ -346,7 +348,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
     assertOnlyProblem(
       `[upstreams.app]\nservers = [5]\n`,
       "upstreams.app.servers[0]",
-      `must be "host:port" or a table with address, weight, max_fails, fail_timeout, backup, down`,
+      `must be "host:port" or a table with address, weight, max_fails, fail_timeout, backup, down, id, state`,
     );
   });
 
@@ -380,7 +382,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assertOnlyProblem(
         `[upstreams.app]\nservers = [{ address = "127.0.0.1:9001", wieght = 2 }]\n`,
         "upstreams.app.servers[0].wieght",
-        "unknown key; allowed here: address, weight, max_fails, fail_timeout, backup, down",
+        "unknown key; allowed here: address, weight, max_fails, fail_timeout, backup, down, id, state",
       );
     });
 

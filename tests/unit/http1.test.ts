@@ -130,12 +130,14 @@ async function withUpstream(
 
 function serverAt(port: number): Server {
   return {
-    id: 0,
+    index: 0,
+    id: `127.0.0.1:${port}`,
     address: { text: `127.0.0.1:${port}`, host: "127.0.0.1", port },
     weight: 1,
     maxFails: 1,
     failTimeoutMs: 10_000,
     backup: false,
+    state: "ready",
     down: false,
     cookieValue: "",
   };

@@ -44,12 +44,14 @@ function tlsOptions(options: Partial<UpstreamTls> = {}): UpstreamTls {
 function server(port: number, tls?: UpstreamTls): Server {
   const text = `127.0.0.1:${port}`;
   return {
-    id: 0,
+    index: 0,
+    id: text,
     address: { text, host: "127.0.0.1", port },
     weight: 1,
     maxFails: 1,
     failTimeoutMs: 10_000,
     backup: false,
+    state: "ready",
     down: false,
     cookieValue: "",
     ...(tls === undefined ? {} : { tls }),

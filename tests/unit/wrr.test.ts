@@ -72,7 +72,7 @@ describe("smooth weighted round robin: the module's observed sequences (rr_seque
       const weights = weightsFor[vector.upstream];
       const servers = weights.map((w, i) => `{ address = "127.0.0.1:900${i + 1}", weight = ${w} }`);
       const balancer = new Balancer(upstream(servers));
-      const sequence = vector.no_cookie_sequence.map(() => LETTERS[balancer.pick(0)!.id]);
+      const sequence = vector.no_cookie_sequence.map(() => LETTERS[balancer.pick(0)!.index]);
       assert.deepEqual(sequence, vector.no_cookie_sequence);
     });
   }
@@ -199,9 +199,9 @@ describe("Balancer.pick", () => {
     const app = upstream([`{ address = "127.0.0.1:9001", fail_timeout = "10s" }`, D]);
     const balancer = new Balancer(app);
     balancer.health.recordFailure(app.servers[0], 1000);
-    assert.equal(balancer.pick(1000)?.id, 1);
-    assert.equal(balancer.pick(10_999)?.id, 1);
-    assert.equal(balancer.pick(11_000)?.id, 0);
+    assert.equal(balancer.pick(1000)?.index, 1);
+    assert.equal(balancer.pick(10_999)?.index, 1);
+    assert.equal(balancer.pick(11_000)?.index, 0);
   });
 
   it("skips servers already tried in this request, backups included", () => {
@@ -283,9 +283,14 @@ describe("PassiveHealth (max_fails / fail_timeout)", () => {
     assert.equal(health.isAvailable(server, 100_010), true);
   });
 
-  it("always treats a down server as unavailable", () => {
-    const { health, server } = serverWith(`, down = true, max_fails = 0`);
-    assert.equal(health.isAvailable(server, 0), false);
+  it("leaves `down` to the balancer's admin state: a down server is unavailable there only", () => {
+    const app = upstream([
+      `{ address = "127.0.0.1:9001", down = true, max_fails = 0 }`,
+      "127.0.0.1:9002",
+    ]);
+    const server = app.servers[0];
+    assert.equal(new PassiveHealth(app).isAvailable(server, 0), true);
+    assert.equal(new Balancer(app).isAvailable(server, 0), false);
   });
 
   it("keeps each server's state apart", () => {
