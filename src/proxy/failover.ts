@@ -9,6 +9,7 @@
  */
 import type { Server } from "../config/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
+import type { StickyOutcome } from "../sticky/resolve.ts";
 import { type FailureCode, FAILURES, toUpstreamError } from "./errors.ts";
 
 /** One request's way through the servers of its upstream. */
@@ -17,6 +18,8 @@ export interface Attempt<T> {
   /** The server the cookie pins, if it is available. */
   readonly pinned: Server | undefined;
   readonly noFallback: boolean;
+  /** The sticky decision's outcome (absent: `none`, the upstream is not sticky). */
+  readonly sticky?: StickyOutcome;
   /** The request's time (the balancer's and health's clock). */
   readonly now: number;
   /** Sends the request to one server; rejects with what the transport threw. */
@@ -28,10 +31,18 @@ export interface Attempt<T> {
   clientFailure?(code: FailureCode): FailureCode | undefined;
 }
 
-/** How an attempt ended: the server that answered and its answer, or the failure to answer. */
+/**
+ * How an attempt ended: the server that answered and its answer, or the failure to answer; with
+ * the number of servers tried and the sticky outcome (the decision's, or `repin` once the request
+ * left its pinned server because that failed).
+ */
 export type Outcome<T> =
-  | { readonly server: Server; readonly value: T; readonly failure?: undefined }
-  | { readonly failure: FailureCode; readonly server?: undefined; readonly value?: undefined };
+  & ({ readonly server: Server; readonly value: T; readonly failure?: undefined } | {
+    readonly failure: FailureCode;
+    readonly server?: undefined;
+    readonly value?: undefined;
+  })
+  & { readonly attempts: number; readonly sticky: StickyOutcome };
 
 /** Logs one failed upstream attempt. */
 export type UpstreamErrorLog = (server: Server, code: FailureCode, detail: string) => void;
@@ -51,28 +62,33 @@ export async function failover<T>(
   let pinned = attempt.pinned;
   let tried: Server[] | undefined;
   let lastFailure: FailureCode = "no_server";
+  let sticky = attempt.sticky ?? "none";
+  let attempts = 0;
   for (;;) {
     const server = pinned ?? balancer.pick(attempt.now, tried);
-    if (server === undefined) return { failure: lastFailure };
+    if (server === undefined) return { failure: lastFailure, attempts, sticky };
+    attempts++;
     try {
       const value = await attempt.send(server);
       balancer.health.recordSuccess(server);
-      return { server, value };
+      return { server, value, attempts, sticky };
     } catch (error) {
       const failure = toUpstreamError(error, "response");
       const clientSide = failure.code === "client_closed"
         ? failure.code
         : attempt.clientFailure?.(failure.code);
-      if (clientSide !== undefined) return { failure: clientSide };
+      if (clientSide !== undefined) return { failure: clientSide, attempts, sticky };
       const spec = FAILURES[failure.code];
       if (spec.marksServer) balancer.health.recordFailure(server, clock());
       log?.(server, failure.code, failure.message);
       if (
         !spec.beforeRequestSent || !attempt.replayable() ||
         (server === pinned && attempt.noFallback)
-      ) return { failure: failure.code };
+      ) return { failure: failure.code, attempts, sticky };
       lastFailure = failure.code;
       (tried ??= []).push(server);
+      // The session leaves its server: the next one's Set-Cookie re-pins it.
+      if (server === pinned) sticky = "repin";
       pinned = undefined;
     }
   }

@@ -8,7 +8,7 @@ import { type GatewayConfig, matchRoute, type Server, type Upstream } from "../c
 import { type Balancer, createBalancers } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
 import { findCookie } from "../cookie/read.ts";
-import { resolveSticky } from "../sticky/resolve.ts";
+import { resolveSticky, type StickyOutcome } from "../sticky/resolve.ts";
 import { describeError, type FailureCode, failureResponse } from "./errors.ts";
 import { type ClientInfo, upstreamRequestHeaders } from "./headers.ts";
 import { RequestBody, type Transport, type UpstreamRequest } from "./transport.ts";
@@ -17,6 +17,7 @@ import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
 import { failover } from "./failover.ts";
 import { clientResponse, discardBody } from "./client_response.ts";
+import type { RequestDone } from "./request_record.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
 interface Generation {
@@ -29,6 +30,9 @@ export interface GatewayOptions {
   readonly now?: () => number;
   /** Called once per failed upstream attempt (for the log). */
   readonly onUpstreamError?: (server: Server, code: FailureCode, detail: string) => void;
+  /** Called once per request, WebSocket handshakes aside, when its response is ready: the
+   * routing facts for the access log and metrics (and tests). */
+  readonly onRequestDone?: RequestDone;
   /** Sockets to upstreams for WebSocket sessions (websocket.ts); without it, `Upgrade`
    * requests are forwarded as plain HTTP, the `Upgrade` header dropped. */
   readonly connect?: Connect;
@@ -39,6 +43,7 @@ export class Gateway {
   readonly #transport: Transport;
   readonly #now: () => number;
   readonly #onUpstreamError: GatewayOptions["onUpstreamError"];
+  readonly #onRequestDone: RequestDone | undefined;
   /** WebSocket sessions, when `options.connect` is given. */
   readonly webSockets: WebSocketProxy | undefined;
 
@@ -47,6 +52,7 @@ export class Gateway {
     this.#transport = transport;
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
+    this.#onRequestDone = options.onRequestDone;
     this.webSockets = options.connect &&
       new WebSocketProxy(options.connect, {
         now: this.#now,
@@ -69,7 +75,7 @@ export class Gateway {
     const query = target.indexOf("?");
     const path = query < 0 ? target : target.slice(0, query);
     const route = matchRoute(config.routes, hostname(host), path);
-    if (route === undefined) return failureResponse("no_route");
+    if (route === undefined) return this.#failed("no_route", undefined, "none", 0);
 
     const upstream = route.upstream;
     const balancer = balancers.get(upstream)!;
@@ -78,6 +84,7 @@ export class Gateway {
     const now = this.#now();
 
     let pinned: Server | undefined;
+    let decided: StickyOutcome = "none";
     if (sticky !== undefined) {
       const decision = resolveSticky(
         sticky,
@@ -86,7 +93,10 @@ export class Gateway {
         balancer,
         now,
       );
-      if (decision.kind === "refuse") return failureResponse("pinned_unavailable");
+      decided = decision.outcome;
+      if (decision.kind === "refuse") {
+        return this.#failed("pinned_unavailable", upstream, decided, 0);
+      }
       if (decision.kind === "pinned") pinned = decision.server;
     }
 
@@ -109,9 +119,9 @@ export class Gateway {
 
     const headers = upstreamRequestHeaders(request.headers, client, host);
     const refused = refuseRequest(request, target, headers, config.server);
-    if (refused !== undefined) return failureResponse(refused);
+    if (refused !== undefined) return this.#failed(refused, upstream, decided, 0);
     const framed = frameBody(request);
-    if (framed === undefined) return failureResponse("bad_request");
+    if (framed === undefined) return this.#failed("bad_request", upstream, decided, 0);
     const guarded = guardedRequestBody(request, config.server);
     const stream = guarded?.body ?? request.body;
     // A declared empty body is not read at all: the request stays replayable.
@@ -131,6 +141,7 @@ export class Gateway {
         balancer,
         pinned,
         noFallback,
+        sticky: decided,
         now,
         send: (server) => transport.send(server, upstreamRequest, limits),
         replayable: () => body === null || !body.consumed,
@@ -139,13 +150,16 @@ export class Gateway {
       this.#now,
       this.#onUpstreamError,
     );
-    if (outcome.failure !== undefined) return failureResponse(outcome.failure);
+    if (outcome.failure !== undefined) {
+      return this.#failed(outcome.failure, upstream, outcome.sticky, outcome.attempts);
+    }
     const { server, value: response } = outcome;
     const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
     // Outside the failure handling above: what the runtime refuses to put in a Response is a bad
     // answer, never a transport failure that would count against the server.
+    let answer: Response;
     try {
-      return clientResponse(
+      answer = clientResponse(
         response.status,
         response.statusText,
         response.headers,
@@ -160,9 +174,38 @@ export class Gateway {
         "bad_response",
         `not a valid response: ${describeError(error)}`,
       );
-      return failureResponse("bad_response");
+      return this.#failed("bad_response", upstream, outcome.sticky, outcome.attempts, server);
     }
+    this.#onRequestDone?.({
+      upstream: upstream.name,
+      server: server.id,
+      attempts: outcome.attempts,
+      sticky: outcome.sticky,
+      status: answer.status,
+      error: undefined,
+    });
+    return answer;
   };
+
+  /** The gateway's own answer for `code`, recorded for `onRequestDone`. */
+  #failed(
+    code: FailureCode,
+    upstream: Upstream | undefined,
+    sticky: StickyOutcome,
+    attempts: number,
+    server?: Server,
+  ): Response {
+    const response = failureResponse(code);
+    this.#onRequestDone?.({
+      upstream: upstream?.name,
+      server: server?.id,
+      attempts,
+      sticky,
+      status: response.status,
+      error: code,
+    });
+    return response;
+  }
 }
 
 /** No Content-Length (a body, if any, is of unknown length: sent chunked). */

@@ -11,13 +11,27 @@
 import type { Server, Sticky } from "../config/mod.ts";
 import { parseIndexValue } from "../cookie/value.ts";
 
+/**
+ * The sticky outcome of a request, as the access log and metrics name it: `none` (the upstream
+ * is not sticky), `new` (no cookie: balanced), `hit` (a valid cookie, its server used), `repin`
+ * (a valid cookie naming a server that cannot serve it, or that failed during the request:
+ * balanced elsewhere), `invalid` (a value naming no server: balanced), `refused` (`no_fallback`:
+ * 502).
+ */
+export type StickyOutcome = "none" | "new" | "hit" | "repin" | "invalid" | "refused";
+
 export type StickyDecision =
   /** The cookie names an available server: use it, send no Set-Cookie. */
-  | { readonly kind: "pinned"; readonly server: Server }
+  | { readonly kind: "pinned"; readonly server: Server; readonly outcome: "hit" }
   /** Choose by round robin and send a Set-Cookie for the choice. */
-  | { readonly kind: "balance"; readonly reason: BalanceReason; readonly previous?: Server }
+  | {
+    readonly kind: "balance";
+    readonly reason: BalanceReason;
+    readonly previous?: Server;
+    readonly outcome: "new" | "invalid" | "repin";
+  }
   /** `no_fallback` and the pinned server is unavailable: 502. */
-  | { readonly kind: "refuse"; readonly server: Server };
+  | { readonly kind: "refuse"; readonly server: Server; readonly outcome: "refused" };
 
 export type BalanceReason =
   | "no-cookie"
@@ -25,13 +39,20 @@ export type BalanceReason =
   | "server-unavailable"
   | "backup-while-primary-up";
 
+/** The live server states a decision reads (the Balancer is one). */
 export interface ServerStates {
+  /** The server may serve a client pinned to it (a draining server may; maint or failed not). */
   isAvailable(server: Server, nowMs: number): boolean;
+  /** Some primary may take new clients. */
   anyPrimaryAvailable(nowMs: number): boolean;
 }
 
-const NO_COOKIE: StickyDecision = { kind: "balance", reason: "no-cookie" };
-const UNKNOWN_VALUE: StickyDecision = { kind: "balance", reason: "unknown-value" };
+const NO_COOKIE: StickyDecision = { kind: "balance", reason: "no-cookie", outcome: "new" };
+const UNKNOWN_VALUE: StickyDecision = {
+  kind: "balance",
+  reason: "unknown-value",
+  outcome: "invalid",
+};
 
 /** The server a cookie value names, or undefined. */
 export function serverForValue(sticky: Sticky, value: string): Server | undefined {
@@ -64,13 +85,18 @@ export function resolveSticky(
   if (server === undefined) return UNKNOWN_VALUE;
   if (!states.isAvailable(server, nowMs)) {
     return noFallback
-      ? { kind: "refuse", server }
-      : { kind: "balance", reason: "server-unavailable", previous: server };
+      ? { kind: "refuse", server, outcome: "refused" }
+      : { kind: "balance", reason: "server-unavailable", previous: server, outcome: "repin" };
   }
   // Backups serve only while no primary can; the session moves back (even under no_fallback:
   // its server is up, it is the backup's turn that is over).
   if (server.backup && states.anyPrimaryAvailable(nowMs)) {
-    return { kind: "balance", reason: "backup-while-primary-up", previous: server };
+    return {
+      kind: "balance",
+      reason: "backup-while-primary-up",
+      previous: server,
+      outcome: "repin",
+    };
   }
-  return { kind: "pinned", server };
+  return { kind: "pinned", server, outcome: "hit" };
 }

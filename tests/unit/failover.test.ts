@@ -106,3 +106,67 @@ describe("failover", () => {
     assert.deepEqual(clientSide.available, [true, true, true]);
   });
 });
+
+describe("failover: attempts and the sticky outcome", () => {
+  it("a pinned server that answers: hit, one attempt", async () => {
+    const { outcome } = await run({ pinnedIndex: 1, sticky: "hit", fail: () => undefined });
+    assert.equal(outcome.value, "from 2");
+    assert.equal(outcome.sticky, "hit");
+    assert.equal(outcome.attempts, 1);
+  });
+
+  it("a pinned server that fails and another that answers: repin, two attempts", async () => {
+    const { outcome, tried } = await run({
+      pinnedIndex: 1,
+      sticky: "hit",
+      fail: (s) => s.address.port === 2 ? "connect_refused" : undefined,
+    });
+    assert.deepEqual(tried, [2, 1]);
+    assert.equal(outcome.value, "from 1");
+    assert.equal(outcome.sticky, "repin");
+    assert.equal(outcome.attempts, 2);
+  });
+
+  it("a pinned server that fails under no_fallback: still hit (the request stayed), the failure", async () => {
+    const { outcome } = await run({
+      pinnedIndex: 1,
+      sticky: "hit",
+      noFallback: true,
+      fail: () => "connect_refused",
+    });
+    assert.equal(outcome.failure, "connect_refused");
+    assert.equal(outcome.sticky, "hit");
+    assert.equal(outcome.attempts, 1);
+  });
+
+  it("a balanced request keeps its outcome through retries; none when not sticky", async () => {
+    const fresh = await run({
+      sticky: "new",
+      fail: (s) => s.address.port < 3 ? "connect_refused" : undefined,
+    });
+    assert.equal(fresh.outcome.sticky, "new");
+    assert.equal(fresh.outcome.attempts, 3);
+    const plain = await run({ fail: () => "connect_refused" });
+    assert.equal(plain.outcome.sticky, "none");
+    assert.equal(plain.outcome.attempts, 3);
+  });
+
+  it("no server to try: no attempt", async () => {
+    const { balancer, servers } = setup();
+    for (const server of servers) balancer.setState(server, "maint");
+    const outcome = await failover<string>(
+      {
+        balancer,
+        pinned: undefined,
+        noFallback: false,
+        sticky: "invalid",
+        now: NOW,
+        replayable: () => true,
+        send: () => Promise.resolve("never"),
+      },
+      () => NOW,
+      undefined,
+    );
+    assert.deepEqual(outcome, { failure: "no_server", attempts: 0, sticky: "invalid" });
+  });
+});

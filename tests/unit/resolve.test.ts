@@ -227,3 +227,95 @@ describe("resolveSticky: raw and hashed modes", () => {
     assert.equal(decide(other.servers[0].cookieValue), "balance unknown-value");
   });
 });
+
+describe("resolveSticky: the sticky outcome of every row", () => {
+  const app = upstream();
+  const sticky = app.sticky!;
+  const digest = (l: string) => app.servers.find((s) => letter(s) === l)!.cookieValue;
+  const outcome = (value: string | null, noFallback: boolean, states = statesWithout(app)) =>
+    resolveSticky(sticky, value, noFallback, states, NOW).outcome;
+
+  for (const noFallback of [false, true]) {
+    it(`no cookie → new, valid → hit, naming no server → invalid (no_fallback ${noFallback})`, () => {
+      assert.equal(outcome(null, noFallback), "new");
+      assert.equal(outcome(digest("B"), noFallback), "hit");
+      for (const value of ["garbage", "", digest("B").toUpperCase()]) {
+        assert.equal(outcome(value, noFallback), "invalid", JSON.stringify(value));
+      }
+    });
+  }
+
+  it("a valid cookie for an unavailable server → repin, or refused under no_fallback", () => {
+    assert.equal(outcome(digest("B"), false, statesWithout(app, "B")), "repin");
+    assert.equal(outcome(digest("B"), true, statesWithout(app, "B")), "refused");
+  });
+
+  it("a backup's cookie → repin while a primary is up (even under no_fallback), hit when none is", () => {
+    assert.equal(outcome(digest("D"), false), "repin");
+    assert.equal(outcome(digest("D"), true), "repin");
+    assert.equal(outcome(digest("D"), false, statesWithout(app, "A", "B", "C")), "hit");
+    assert.equal(outcome(digest("D"), true, statesWithout(app, "A", "B", "C", "D")), "refused");
+  });
+});
+
+describe("resolveSticky with drain and maint servers (HAProxy's semantics)", () => {
+  const decide = (app: Upstream, balancer: Balancer, value: string | null, noFallback: boolean) =>
+    resolveSticky(app.sticky!, value, noFallback, balancer, NOW);
+
+  it("drain: a client pinned to it stays (hit, no re-pin) with or without no_fallback", () => {
+    const app = upstream("", { B: `, state = "drain"` });
+    const balancer = new Balancer(app);
+    const b = app.servers[1];
+    for (const noFallback of [false, true]) {
+      const decision = decide(app, balancer, b.cookieValue, noFallback);
+      assert.equal(show(decision), "pinned B");
+      assert.equal(decision.outcome, "hit");
+    }
+  });
+
+  it("drain: new clients, and clients re-pinned from elsewhere, never get it", () => {
+    const app = upstream("", { B: `, state = "drain"`, C: `, state = "maint"` });
+    const balancer = new Balancer(app);
+    assert.equal(show(decide(app, balancer, null, false)), "balance no-cookie");
+    const c = app.servers[2];
+    assert.equal(
+      show(decide(app, balancer, c.cookieValue, false)),
+      "balance server-unavailable (was C)",
+    );
+    const picks = Array.from({ length: 10 }, () => letter(balancer.pick(NOW)!));
+    assert.deepEqual(picks, Array(10).fill("A"));
+  });
+
+  it("drain: a pinned client whose draining server failed is re-pinned like any other", () => {
+    const app = upstream("", { B: `, state = "drain"` });
+    const balancer = new Balancer(app);
+    const b = app.servers[1];
+    balancer.health.recordFailure(b, NOW);
+    assert.equal(decide(app, balancer, b.cookieValue, false).outcome, "repin");
+    assert.equal(decide(app, balancer, b.cookieValue, true).outcome, "refused");
+  });
+
+  it("maint: its clients are balanced anew (repin), or refused under no_fallback, as down", () => {
+    const app = upstream("", { B: `, state = "maint"` });
+    const balancer = new Balancer(app);
+    const b = app.servers[1];
+    const moved = decide(app, balancer, b.cookieValue, false);
+    assert.equal(show(moved), "balance server-unavailable (was B)");
+    assert.equal(moved.outcome, "repin");
+    const refused = decide(app, balancer, b.cookieValue, true);
+    assert.equal(show(refused), "refuse B");
+    assert.equal(refused.outcome, "refused");
+  });
+
+  it("a state set while serving decides the next request", () => {
+    const app = upstream();
+    const balancer = new Balancer(app);
+    const b = app.servers[1];
+    balancer.setState(b, "maint");
+    assert.equal(decide(app, balancer, b.cookieValue, false).outcome, "repin");
+    balancer.setState(b, "drain");
+    assert.equal(decide(app, balancer, b.cookieValue, false).outcome, "hit");
+    balancer.setState(b, "ready");
+    assert.equal(decide(app, balancer, b.cookieValue, false).outcome, "hit");
+  });
+});

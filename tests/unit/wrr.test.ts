@@ -230,6 +230,80 @@ describe("Balancer.pick", () => {
   });
 });
 
+describe("Balancer: server states (drain, maint) and changing them while serving", () => {
+  const weighted = (options: readonly string[]) =>
+    upstream(
+      [3, 1, 1].map((w, i) => `{ address = "127.0.0.1:900${i + 1}", weight = ${w}${options[i]} }`),
+    );
+  const letters = (balancer: Balancer, count: number) =>
+    Array.from({ length: count }, () => LETTERS[balancer.pick(0)?.index ?? 4]);
+
+  it("never picks a draining server, and keeps the others' weights (3:1:1 with B draining = 3:1)", () => {
+    const app = weighted(["", `, state = "drain"`, ""]);
+    const balancer = new Balancer(app);
+    const expected = nginxSequence([3, 1, 1], 12, (i) => i !== 1).map((i) => LETTERS[i]);
+    assert.deepEqual(letters(balancer, 12), expected);
+    assert.equal(balancer.state(app.servers[1]), "drain");
+  });
+
+  it("keeps a draining server available to the clients pinned to it, a maint one not", () => {
+    const app = weighted(["", `, state = "drain"`, `, state = "maint"`]);
+    const balancer = new Balancer(app);
+    assert.equal(balancer.isAvailable(app.servers[1], 0), true);
+    assert.equal(balancer.isAvailable(app.servers[2], 0), false);
+    assert.deepEqual(letters(balancer, 3), ["A", "A", "A"]);
+  });
+
+  it("treats a draining server that fails like any failed server", () => {
+    const app = weighted(["", `, state = "drain"`, ""]);
+    const balancer = new Balancer(app);
+    balancer.health.recordFailure(app.servers[1], 1000);
+    assert.equal(balancer.isAvailable(app.servers[1], 1000), false);
+    assert.equal(balancer.isAvailable(app.servers[1], 11_000), true);
+  });
+
+  it("turns to the backups when every primary drains, and counts only ready primaries as up", () => {
+    const app = upstream([
+      `{ address = "127.0.0.1:9001", state = "drain" }`,
+      `{ address = "127.0.0.1:9004", backup = true }`,
+    ]);
+    const balancer = new Balancer(app);
+    assert.equal(balancer.anyPrimaryAvailable(0), false);
+    assert.equal(balancer.pick(0), app.servers[1]);
+  });
+
+  it("changes a server's state at run time without a new config: drain, maint, ready again", () => {
+    const app = weighted(["", "", ""]);
+    const [, b] = app.servers;
+    const balancer = new Balancer(app);
+    assert.deepEqual(letters(balancer, 5), ["A", "B", "A", "C", "A"]);
+    balancer.setState(b, "drain");
+    assert.equal(balancer.state(b), "drain");
+    assert.ok(!letters(balancer, 20).includes("B"));
+    assert.equal(balancer.isAvailable(b, 0), true);
+    balancer.setState(b, "maint");
+    assert.equal(balancer.isAvailable(b, 0), false);
+    balancer.setState(b, "ready");
+    assert.deepEqual(letters(balancer, 5), ["A", "B", "A", "C", "A"]);
+    assert.equal(app.servers[1].state, "ready", "the snapshot keeps the initial state");
+  });
+
+  it("brings a server that is down in the config back into the rotation", () => {
+    const app = upstream(["127.0.0.1:9001", `{ address = "127.0.0.1:9002", down = true }`]);
+    const balancer = new Balancer(app);
+    assert.equal(balancer.state(app.servers[1]), "maint");
+    assert.deepEqual(letters(balancer, 2), ["A", "A"]);
+    balancer.setState(app.servers[1], "ready");
+    assert.deepEqual(letters(balancer, 2), ["A", "B"]);
+  });
+
+  it("refuses a server of another upstream", () => {
+    const balancer = new Balancer(weighted(["", "", ""]));
+    const other = weighted(["", "", ""]).servers[0];
+    assert.throws(() => balancer.setState(other, "drain"), /is not a server of upstream app/);
+  });
+});
+
 describe("PassiveHealth (max_fails / fail_timeout)", () => {
   function serverWith(options: string): { health: PassiveHealth; server: Server } {
     const app = upstream([`{ address = "127.0.0.1:9001"${options} }`, "127.0.0.1:9002"]);

@@ -1,0 +1,173 @@
+/**
+ * The per-request record the gateway hands `onRequestDone` (the coming access log and metrics):
+ * upstream, server id, attempts, sticky outcome, status and error code, for every row of the
+ * sticky decision table, with drain and maint servers, through Gateway.handle and a transport
+ * that refuses connections to chosen servers.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { parseConfig, type Server } from "../../src/config/mod.ts";
+import { Gateway } from "../../src/proxy/gateway.ts";
+import { UpstreamError } from "../../src/proxy/errors.ts";
+import type { Transport, UpstreamResponse } from "../../src/proxy/transport.ts";
+import type { RequestRecord } from "../../src/proxy/request_record.ts";
+import { md5 } from "../support/http.ts";
+
+const CLIENT = { remoteAddress: "192.0.2.1", protocol: "http" as const };
+
+// A, B ready; C maint; D draining. Ports name them: 127.0.0.1:1 is A … :4 is D.
+const CONFIG = `
+[upstreams.app]
+servers = [
+  { address = "127.0.0.1:1", id = "web-a" },
+  "127.0.0.1:2",
+  { address = "127.0.0.1:3", id = "web-c", state = "maint" },
+  { address = "127.0.0.1:4", id = "web-d", state = "drain" },
+]
+[upstreams.app.sticky]
+
+[upstreams.plain]
+servers = [{ address = "127.0.0.1:5", id = "plain-1" }]
+
+[[routes]]
+path = "/app/"
+upstream = "app"
+
+[[routes]]
+path = "/nf/"
+upstream = "app"
+no_fallback = true
+
+[[routes]]
+path = "/plain/"
+upstream = "plain"
+`;
+
+/** A gateway whose transport refuses the ports in `refusing` and answers 200 elsewhere. */
+function setup() {
+  const refusing = new Set<number>();
+  const records: RequestRecord[] = [];
+  const transport: Transport = {
+    send(server: Server): Promise<UpstreamResponse> {
+      if (refusing.has(server.address.port)) {
+        return Promise.reject(new UpstreamError("connect_refused", "test"));
+      }
+      return Promise.resolve({ status: 200, statusText: "OK", headers: [], body: null });
+    },
+    close() {},
+  };
+  const gateway = new Gateway(parseConfig(CONFIG, "t.toml"), transport, {
+    now: () => 1_000_000,
+    onRequestDone: (record) => records.push(record),
+  });
+  /** One request; its record and the Set-Cookie it got. */
+  async function ask(path: string, port?: number) {
+    const headers = port === undefined
+      ? undefined
+      : { cookie: `route=${md5(`127.0.0.1:${port}`)}` };
+    const response = await gateway.handle(
+      new Request(`http://gw.test${path}`, { headers }),
+      CLIENT,
+    );
+    assert.equal(records.length, 1, "one record per request");
+    const record = records.pop()!;
+    return { record, setCookie: response.headers.get("set-cookie"), status: response.status };
+  }
+  return { ask, refusing };
+}
+
+const served = (server: string, sticky: RequestRecord["sticky"], attempts = 1) => ({
+  upstream: server === "plain-1" ? "plain" : "app",
+  server,
+  attempts,
+  sticky,
+  status: 200,
+  error: undefined,
+});
+
+describe("onRequestDone: the record of every request", () => {
+  it("none: an upstream without stickiness", async () => {
+    const { ask } = setup();
+    assert.deepEqual((await ask("/plain/x")).record, served("plain-1", "none"));
+  });
+
+  it("new: no cookie, balanced over ready servers only (drain and maint never), with a Set-Cookie", async () => {
+    const { ask } = setup();
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { record, setCookie } = await ask("/app/");
+      assert.equal(record.sticky, "new");
+      assert.ok(setCookie?.startsWith("route="));
+      ids.push(record.server!);
+    }
+    assert.deepEqual(ids, ["web-a", "127.0.0.1:2", "web-a", "127.0.0.1:2"]);
+  });
+
+  it("hit: a valid cookie for a ready or a draining server, served there, no Set-Cookie", async () => {
+    const { ask } = setup();
+    for (const [port, id] of [[2, "127.0.0.1:2"], [4, "web-d"]] as const) {
+      const { record, setCookie } = await ask("/app/", port);
+      assert.deepEqual(record, served(id, "hit"));
+      assert.equal(setCookie, null);
+    }
+    const underNoFallback = await ask("/nf/", 4);
+    assert.deepEqual(underNoFallback.record, served("web-d", "hit"));
+  });
+
+  it("repin: a cookie for a maint server is balanced anew with a Set-Cookie", async () => {
+    const { ask } = setup();
+    const { record, setCookie } = await ask("/app/", 3);
+    assert.deepEqual(record, served("web-a", "repin"));
+    assert.equal(setCookie?.split(";")[0], `route=${md5("127.0.0.1:1")}`);
+  });
+
+  it("repin: the pinned server refuses during the request and another answers", async () => {
+    const { ask, refusing } = setup();
+    refusing.add(4);
+    const { record, setCookie } = await ask("/app/", 4);
+    assert.deepEqual(record, served("web-a", "repin", 2));
+    assert.equal(setCookie?.split(";")[0], `route=${md5("127.0.0.1:1")}`);
+  });
+
+  it("invalid: a value naming no server, balanced", async () => {
+    const { ask } = setup();
+    const { record, setCookie } = await ask("/app/", 99);
+    assert.deepEqual(record, served("web-a", "invalid"));
+    assert.ok(setCookie !== null);
+  });
+
+  it("refused: no_fallback and a maint server (502 pinned_unavailable, no attempt)", async () => {
+    const { ask } = setup();
+    const { record, status } = await ask("/nf/", 3);
+    assert.equal(status, 502);
+    assert.deepEqual(record, {
+      upstream: "app",
+      server: undefined,
+      attempts: 0,
+      sticky: "refused",
+      status: 502,
+      error: "pinned_unavailable",
+    });
+  });
+
+  it("failures carry the catalogue code: every server refusing, and no route", async () => {
+    const { ask, refusing } = setup();
+    for (const port of [1, 2, 3, 4]) refusing.add(port);
+    assert.deepEqual((await ask("/app/")).record, {
+      upstream: "app",
+      server: undefined,
+      attempts: 2,
+      sticky: "new",
+      status: 502,
+      error: "connect_refused",
+    });
+    assert.deepEqual((await ask("/elsewhere")).record, {
+      upstream: undefined,
+      server: undefined,
+      attempts: 0,
+      sticky: "none",
+      status: 404,
+      error: "no_route",
+    });
+  });
+});
