@@ -161,17 +161,20 @@ export async function writeResponse(
     res.end();
     return;
   }
+  // Bun's `res.destroyed` stays false when an HTTP/2 client resets the stream; 'close' comes.
+  let closed = false;
+  res.once("close", () => closed = true);
   const reader = body.getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (res.destroyed) break;
+      if (closed) break;
       if (done) {
         res.end();
         return;
       }
       if (!res.write(value)) await drained(res);
-      if (res.destroyed) break;
+      if (closed) break;
     }
   } catch {
     // The body failed (the upstream went away): the proxy has logged why.
