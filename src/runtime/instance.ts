@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { type Address, ConfigError, type GatewayConfig } from "../config/mod.ts";
+import type { Address, GatewayConfig } from "../config/mod.ts";
 import { Gateway } from "../proxy/gateway.ts";
-import { FetchTransport, unsupportedFetchTls } from "../proxy/fetch.ts";
+import { FetchTransport } from "../proxy/fetch.ts";
 import { Http1Transport } from "../proxy/http1.ts";
 import type { Transport } from "../proxy/transport.ts";
 import type { Listener, Runtime } from "./runtime.ts";
@@ -19,12 +19,8 @@ export interface Instance {
 
 function createTransport(config: GatewayConfig, runtime: Runtime): Transport {
   // Our HTTP/1.1 client is the default on both runtimes: byte-exact (Deno's fetch is not) and
-  // faster than either runtime's fetch (docs/benchmarks.md).
-  if (config.server.upstreamClient === "fetch") {
-    // TLS keys this runtime's fetch cannot honour are config errors (exit 2), not 502s later.
-    const problems = unsupportedFetchTls(config, runtime.fetchOptions);
-    if (problems.length > 0) throw new ConfigError(config.file, problems);
-  }
+  // faster than either runtime's fetch (docs/benchmarks.md). What this runtime's fetch cannot
+  // honour was refused before (loadServableConfig in src/serve.ts, the same check as --check).
   return config.server.upstreamClient === "fetch"
     ? new FetchTransport(runtime.fetchOptions)
     : new Http1Transport(runtime.connect);
