@@ -77,11 +77,7 @@ export async function serve(
   try {
     instance = await startInstance(config, runtime);
   } catch (error) {
-    // loadServableConfig has checked what the runtime can honour; this stays as a safety net.
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      return 2;
-    }
+    // The config was validated whole before (loadServableConfig): what fails here is the socket.
     process.stderr.write(
       `sticky-gateway: cannot listen on ${config.server.listen.text}: ${
         (error as Error).message
