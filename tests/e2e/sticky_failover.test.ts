@@ -345,7 +345,7 @@ servers = ["${refusing}", "${A.address}"]
       cookies: [`route=${md5(refusing)}`],
     });
     assert.equal(answer.status, 200);
-    assert.equal(answer.body, "A");
+    assert.equal(answer.servedBy, "A");
     assert.deepEqual(answer.sticky, [setCookie(A.address)]);
     assert.equal(hits(A), before + 1, "A got the POST exactly once");
     // A request without a body goes the same way.
