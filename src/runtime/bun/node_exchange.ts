@@ -44,7 +44,8 @@ export function requestHeaders(rawHeaders: readonly string[]): Headers {
 
 /**
  * The request's URL: `https://` + the authority (`:authority`, else Host, else `fallback`) +
- * the target (an absolute-form target gives its path and query). Null when it is not a URL.
+ * the target (an absolute-form target gives its path and query). Null when the target is not
+ * one.
  */
 export function requestUrl(req: any, fallback: string): string | null {
   const authority: string = req.headers[":authority"] ?? req.headers.host ?? fallback;
@@ -54,8 +55,8 @@ export function requestUrl(req: any, fallback: string): string | null {
     const url = new URL(target);
     target = url.pathname + url.search;
   }
-  const text = `https://${authority}${target}`;
-  return URL.canParse(text) ? text : null;
+  // `new Request` parses it (and throws for what is not a URL).
+  return `https://${authority}${target}`;
 }
 
 /** Whether the request comes with a body (a GET or HEAD never gets one: see refuseOnTls). */
@@ -122,6 +123,22 @@ function responseHeaders(response: Response, h2: boolean, close: boolean): [stri
   return out;
 }
 
+/** Bodies up to this long with a Content-Length are read whole, then written with the end. */
+const WHOLE_BODY_MAX = 64 * 1024;
+
+/** A small body whole; one that fails, or is not `length` long, ends the exchange without its
+ * end (as in {@link writeResponse}). */
+async function writeWhole(res: any, response: Response, length: number): Promise<void> {
+  let data: Uint8Array;
+  try {
+    data = await response.bytes();
+  } catch {
+    data = new Uint8Array(0);
+  }
+  if (data.length === length) res.end(data);
+  else res.destroy();
+}
+
 /** Resolves on 'drain', or when the response closed (the client went away). */
 function drained(res: any): Promise<void> {
   return new Promise((resolve) => {
@@ -155,6 +172,11 @@ export async function writeResponse(
   const bodyless = req.method === "HEAD" || status < 200 || status === 204 || status === 304;
   if (!h2 && response.statusText !== "") res.writeHead(status, response.statusText, headers);
   else res.writeHead(status, headers);
+  if (!bodyless) {
+    const length = Number(response.headers.get("content-length") ?? -1);
+    // The usual small proxied answer, read whole: one write with the end, no reader loop.
+    if (length > 0 && length <= WHOLE_BODY_MAX) return await writeWhole(res, response, length);
+  }
   const body = response.body;
   if (bodyless || body === null) {
     body?.cancel().catch(() => {});

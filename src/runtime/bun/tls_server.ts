@@ -82,13 +82,13 @@ export async function listenBunTls(
     const h2 = req.httpVersionMajor === 2;
     const connection = h2 ? bySession.get(req.stream?.session) : bySocket.get(req.socket);
     connection?.started();
-    const controller = new AbortController();
+    const exchange = new Exchange();
     res.on("close", () => {
       connection?.finished();
       // The client went away before the response was over: the proxy stops (and cancels).
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableFinished) exchange.abort();
     });
-    serve(req, res, controller.signal).catch((error) => {
+    serve(req, res, exchange).catch((error) => {
       // A head node refuses to write (a header value it finds invalid): nothing can be sent.
       console.error(
         `sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`,
@@ -105,7 +105,7 @@ export async function listenBunTls(
   server.on("tlsClientError", () => {});
   server.on("sessionError", () => {});
 
-  async function serve(req: any, res: any, signal: AbortSignal): Promise<void> {
+  async function serve(req: any, res: any, exchange: Exchange): Promise<void> {
     let response: Response;
     const method: string = req.method;
     const url = requestUrl(req, authority);
@@ -114,16 +114,16 @@ export async function listenBunTls(
       req.headers.host === undefined;
     if (url === null || hostless) response = failureResponse("bad_request");
     else {
-      let request: Request | undefined;
+      let request: TlsRequest | undefined;
       try {
-        request = new Request(url, {
+        request = new TlsRequest(url, {
           method,
           headers: requestHeaders(req.rawHeaders),
           body: hasBody(req, method) ? requestBody(req) : null,
-          signal,
           // @ts-ignore: a streamed request body (not in every version of the DOM types)
           duplex: "half",
         });
+        request.exchange = exchange;
       } catch {
         // Header names or values `Headers` refuses.
         response = failureResponse("bad_request");
@@ -160,6 +160,34 @@ export async function listenBunTls(
     },
   };
 }
+
+/** Whether the client went away, for the request's signal (made only when read). */
+class Exchange {
+  #controller: AbortController | undefined;
+  #gone = false;
+
+  signal(): AbortSignal {
+    if (this.#gone) return AbortSignal.abort();
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  abort(): void {
+    this.#gone = true;
+    this.#controller?.abort();
+  }
+}
+
+/** `request.signal` made on first read (the proxy reads it for slow exchanges only), as the
+ * plain-HTTP front does: no AbortController per request. */
+class TlsRequest extends Request {
+  exchange!: Exchange;
+}
+Object.defineProperty(TlsRequest.prototype, "signal", {
+  get(this: TlsRequest): AbortSignal {
+    return this.exchange.signal();
+  },
+});
 
 /** Stops tracking a socket's connection (it became an HTTP/2 session, or a WebSocket). */
 function untrack(
