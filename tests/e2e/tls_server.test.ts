@@ -258,6 +258,30 @@ upstream = "ws"
     );
   });
 
+  it("a client resetting an HTTP/2 upload midway: the upstream never gets it as a whole request", async () => {
+    const before = U.connections.length;
+    const session = http2Connect(`https://127.0.0.1:${port}`, { ca: certs.ca });
+    session.on("error", () => {});
+    // No content-length: the gateway sends it chunked, so a body that "ended" at the reset
+    // would reach the upstream as a whole request.
+    const stream = session.request({ ":method": "POST", ":path": "/length/cut" });
+    stream.on("error", () => {});
+    stream.write(Buffer.alloc(256 << 10, 1));
+    await eventually(
+      () => U.connections.length > before && U.connections.at(-1)!.bytes().length > 128 << 10,
+      5000,
+      "the upload's first bytes at the upstream",
+    );
+    stream.close(0x8); // CANCEL
+    await eventually(
+      () => U.connections.at(-1)!.closed,
+      5000,
+      "the upstream connection closed after the client's reset",
+    );
+    assert.deepEqual(U.requests().filter((r) => r.target === "/length/cut"), []);
+    session.destroy();
+  });
+
   it(
     `two Host headers, or a GET declaring a body: 400 bad_request over TLS, ${
       onBun ? "connection closed" : "(Deno.serve keeps the connection open)"

@@ -66,6 +66,8 @@ export async function listenBunTls(
     const connection = connections.add((graceful) => graceful ? socket.end() : socket.destroy());
     bySocket.set(socket, connection);
     socket.on("close", () => connections.remove(connection));
+    // A client resetting its connection is no error of the gateway's (and must not throw).
+    socket.on("error", () => {});
   });
   server.on("session", (session: any) => {
     const connection = connections.add((graceful) =>
@@ -73,6 +75,7 @@ export async function listenBunTls(
     );
     bySession.set(session, connection);
     session.on("close", () => connections.remove(connection));
+    session.on("error", () => {});
   });
   server.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
     // An HTTP/2 connection is its session's from now on.
