@@ -21,6 +21,7 @@ import type { Server } from "../config/mod.ts";
 import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
+import { parseLength } from "./http1_syntax.ts";
 import { findHeadEnd, parseResponseHead } from "./response_head.ts";
 import { type Watch, Watchdog } from "./watchdog.ts";
 import type {
@@ -457,18 +458,6 @@ const CHUNKED = { kind: "chunked" } as const;
 const UNTIL_CLOSE = { kind: "close" } as const;
 const UPGRADED = { kind: "upgraded" } as const;
 
-/** A Content-Length: 1 to 15 decimal digits and nothing else, or -1. */
-function decimal(text: string): number {
-  if (text.length === 0 || text.length > 15) return -1;
-  let value = 0;
-  for (let i = 0; i < text.length; i++) {
-    const digit = text.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) return -1;
-    value = value * 10 + digit;
-  }
-  return value;
-}
-
 function parseHead(text: string, request: UpstreamRequest): ResponseHead {
   const { http10, status: code, statusText, headers } = parseResponseHead(text);
   let contentLength: string | undefined;
@@ -523,7 +512,7 @@ function parseHead(text: string, request: UpstreamRequest): ResponseHead {
       };
     }
   } else if (contentLength !== undefined) {
-    const length = decimal(contentLength);
+    const length = parseLength(contentLength);
     if (length < 0) throw new UpstreamError("bad_response", "bad Content-Length");
     framing = { kind: "length", length };
   } else {

@@ -11,6 +11,7 @@
  */
 import { UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
+import { TOKEN } from "./http1_syntax.ts";
 
 export interface ParsedHead {
   readonly http10: boolean;
@@ -142,19 +143,12 @@ function lowerName(text: string, start: number, end: number): string {
   return lower;
 }
 
-// tchar (RFC 9110 §5.6.2): "!#$%&'*+-.^_`|~", digits and letters.
-const TOKEN_CHARS = new Uint8Array(128);
-for (
-  const char of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-) {
-  TOKEN_CHARS[char.charCodeAt(0)] = 1;
-}
-
+/** A non-empty run of tchar (the table shared with the front's request heads). */
 function isToken(name: string): boolean {
   if (name.length === 0) return false;
   for (let i = 0; i < name.length; i++) {
-    const code = name.charCodeAt(i);
-    if (code > 127 || TOKEN_CHARS[code] === 0) return false;
+    // A char code above 255 reads undefined: not a token.
+    if (TOKEN[name.charCodeAt(i)] !== 1) return false;
   }
   return true;
 }

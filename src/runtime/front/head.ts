@@ -8,6 +8,10 @@
  *
  * @module
  */
+import { parseLength, TOKEN } from "../../proxy/http1_syntax.ts";
+
+// The front's modules (connection.ts, response.ts) take the one Content-Length parser from here.
+export { parseLength };
 
 /** What a head can fail with; each is answered from src/proxy/errors.ts and the connection closed. */
 export type HeadFailure = "bad_request" | "headers_too_large" | "unsupported_transfer_coding";
@@ -43,12 +47,6 @@ const LF = 10;
 const SP = 32;
 const HTAB = 9;
 const COLON = 58;
-
-/** RFC 9110 tchar. */
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
-for (let c = 48; c <= 57; c++) TOKEN[c] = 1;
-for (let c = 65; c <= 90; c++) TOKEN[c] = TOKEN[c + 32] = 1;
 
 /** Characters allowed in a Host header (RFC 3986 host and port; no comma: merged duplicates). */
 const HOST_CHARS = new Uint8Array(128);
@@ -226,18 +224,6 @@ function validHost(host: string): boolean {
     if (c >= 128 || HOST_CHARS[c] !== 1) return false;
   }
   return true;
-}
-
-/** A Content-Length value: 1*DIGIT (at most 15 digits, within 2^53), else -1. */
-export function parseLength(value: string): number {
-  if (value.length === 0 || value.length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < value.length; i++) {
-    const d = value.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
 }
 
 const CLOSE = 1;
