@@ -166,6 +166,7 @@ export class Gateway {
         guardedResponseBody(response.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
         sticky?.lowerName,
         setCookie && renderSetCookie(setCookie, now),
+        client.readsParts,
       );
     } catch (error) {
       discardBody(response.body);

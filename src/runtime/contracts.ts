@@ -59,7 +59,34 @@ export interface ClientInfo {
   readonly protocol: "http" | "https";
   /** Accepts a WebSocket handshake on this connection (see {@link UpgradeWebSocket}). */
   readonly upgrade?: UpgradeWebSocket;
+  /**
+   * The listener writes a response from its {@link RESPONSE_PARTS} when it has them (the
+   * HTTP/1.1 front): such a Response may then be made without its headers and body, which on
+   * Deno cost more to put in and take out again than the whole head costs to write.
+   */
+  readonly readsParts?: boolean;
 }
+
+/**
+ * A Response's status, headers and body as the gateway had them before making the Response: a
+ * listener that can write them (the front) skips the Response's `Headers` (Deno sorts them on
+ * every pass) and its body getters (Deno makes a stream even for bytes it holds).
+ */
+export interface ResponseParts {
+  readonly status: number;
+  /** The reason phrase to send, "" for the standard one. */
+  readonly statusText: string;
+  /** As the client gets them (names in any case; Set-Cookie one pair each). */
+  readonly headers: readonly HeaderPair[];
+  /** Bytes that arrived whole, a stream, or null. */
+  readonly body: ReadableStream<Uint8Array> | Uint8Array | null;
+}
+
+/** The key of a Response's {@link ResponseParts}, where the gateway attached them. */
+export const RESPONSE_PARTS: unique symbol = Symbol("sticky-gateway.responseParts");
+
+/** A Response that may carry its {@link ResponseParts}. */
+export type PartsResponse = Response & { [RESPONSE_PARTS]?: ResponseParts };
 
 export type Handler = (request: Request, client: ClientInfo) => Response | Promise<Response>;
 

@@ -7,7 +7,15 @@
  *
  * @module
  */
-import type { ClientInfo, Handler, UpgradeOptions, WebSocketLike } from "../contracts.ts";
+import {
+  type ClientInfo,
+  type Handler,
+  type PartsResponse,
+  RESPONSE_PARTS,
+  type ResponseParts,
+  type UpgradeOptions,
+  type WebSocketLike,
+} from "../contracts.ts";
 import type { FailureCode } from "../../proxy/errors.ts";
 import { failureResponse } from "../../proxy/errors.ts";
 import { findHeadEnd, type HeadFailure, parseHead, parseLength, type RequestHead } from "./head.ts";
@@ -20,8 +28,11 @@ import {
   LAST_CHUNK,
   LENGTH,
   NO_BODY,
+  pairsHead,
   responseFraming,
   responseHead,
+  scanPairs,
+  UNTIL_CLOSE,
 } from "./response.ts";
 import { handshakeKey, switchingHead } from "./upgrade.ts";
 import { createServerWebSocket } from "./websocket.ts";
@@ -125,7 +136,12 @@ export class Connection implements BufferedInput {
   #out: Uint8Array | undefined;
 
   constructor(readonly host: ConnectionHost, readonly socket: FrontSocket) {
-    this.client = { remoteAddress: socket.remoteAddress, protocol: "http", upgrade };
+    this.client = {
+      remoteAddress: socket.remoteAddress,
+      protocol: "http",
+      upgrade,
+      readsParts: true,
+    };
   }
 
   /** Serves requests until the connection ends; never rejects. */
@@ -302,7 +318,7 @@ export class Connection implements BufferedInput {
       response = failureResponse("internal_error");
     }
     if (this.phase === CLOSED) {
-      response.body?.cancel().catch(() => {});
+      discardResponse(response);
       return false;
     }
     const pending = this.#upgrade;
@@ -310,7 +326,7 @@ export class Connection implements BufferedInput {
     this.#upgrade = undefined;
     if (this.#bodyFailed && !this.#bodyPulledToEnd()) {
       // A malformed or cut-short body: the handler's answer (if any) is replaced.
-      response.body?.cancel().catch(() => {});
+      discardResponse(response);
       return this.#fail("bad_request", false);
     }
     const body = this.#body;
@@ -420,6 +436,8 @@ export class Connection implements BufferedInput {
 
   /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
   async #writeResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
+    const parts = (response as PartsResponse)[RESPONSE_PARTS];
+    if (parts !== undefined) return await this.#writeParts(parts, head, close);
     const contentLength = response.headers.get("content-length");
     const status = response.status;
     if (
@@ -451,10 +469,70 @@ export class Connection implements BufferedInput {
       responseHead(
         response,
         framing,
-        close || framing.kind === 3,
+        close || framing.kind === UNTIL_CLOSE,
         head.minor === 0 && !close,
         head.method === "HEAD",
       );
+    return await this.#writeBody(stream, framing, headText);
+  }
+
+  /**
+   * Writes a response the gateway gave as {@link ResponseParts} (ClientInfo.readsParts): the
+   * head from its header pairs, its bytes as they are (no `Headers`, no body getter).
+   */
+  async #writeParts(parts: ResponseParts, head: RequestHead, close: boolean): Promise<boolean> {
+    const scanned = scanPairs(parts.headers);
+    const status = parts.status;
+    const body = parts.body;
+    const keepAliveHeader = head.minor === 0 && !close;
+    const bodyless = head.method === "HEAD" || status < 200 || status === 204 || status === 304;
+    if (body instanceof Uint8Array && !bodyless) {
+      // The usual proxied answer: bytes that arrived whole, head and body in one write.
+      const declared = scanned.contentLength === null ? -1 : parseLength(scanned.contentLength);
+      const length = declared >= 0 ? declared : body.length;
+      if (length > 0) {
+        const text = pairsHead(
+          status,
+          parts.statusText,
+          scanned,
+          { kind: LENGTH, length },
+          close,
+          keepAliveHeader,
+        );
+        const taken = Math.min(body.length, length);
+        await this.socket.write(this.#encode(text, body, taken));
+        return taken === length && body.length === length;
+      }
+    }
+    // Held across awaits below: a copy of the reused scan.
+    const lines = { ...scanned };
+    const stream = body instanceof Uint8Array ? null : body;
+    const framing = responseFraming(
+      head.method,
+      head.minor,
+      status,
+      lines.contentLength,
+      stream !== null || (body instanceof Uint8Array && body.length > 0),
+    );
+    const headText = (framing: Framing) =>
+      pairsHead(
+        status,
+        parts.statusText,
+        lines,
+        framing,
+        close || framing.kind === UNTIL_CLOSE,
+        keepAliveHeader,
+        head.method === "HEAD",
+      );
+    return await this.#writeBody(stream, framing, headText);
+  }
+
+  /** The body part of {@link #writeResponse}: `headText` makes the head for a framing. */
+  async #writeBody(
+    stream: ReadableStream<Uint8Array> | null,
+    framing: Framing,
+    headText: (framing: Framing) => string,
+  ): Promise<boolean> {
     if (framing.kind === NO_BODY || stream === null) {
       stream?.cancel().catch(() => {});
       await this.socket.write(this.#encode(headText(framing)));
@@ -677,6 +755,13 @@ function appendHeaders(headers: Headers, pairs: readonly string[]): void {
     headers.append(name, pairs[i + 1]);
   }
   if (cookie !== undefined) headers.append("cookie", cookie);
+}
+
+/** Drops the body of a response that will not be written (a stream is cancelled). */
+function discardResponse(response: Response): void {
+  const parts = (response as PartsResponse)[RESPONSE_PARTS];
+  const body = parts === undefined ? response.body : parts.body;
+  if (body instanceof ReadableStream) body.cancel().catch(() => {});
 }
 
 function chunkOf(result: ReadableStreamReadResult<Uint8Array>): Uint8Array {

@@ -160,6 +160,78 @@ export function responseHead(
   return head + "\r\n";
 }
 
+/** What {@link scanPairs} found; one object reused (the front writes one head at a time). */
+export interface PairsScan {
+  /** The header lines to send (framing and connection ones left out), CRLF-terminated. */
+  lines: string;
+  /** The Content-Length value, or null. */
+  contentLength: string | null;
+  hasDate: boolean;
+}
+
+const scan: PairsScan = { lines: "", contentLength: null, hasDate: false };
+
+/**
+ * The header lines of `pairs` (names lower-cased, as a `Headers` would give them), less the
+ * framing and connection ones, which {@link pairsHead} decides; the Content-Length kept aside.
+ * Returns a reused object, valid until the next call.
+ */
+export function scanPairs(pairs: readonly (readonly [string, string])[]): PairsScan {
+  let lines = "";
+  let contentLength: string | null = null;
+  let hasDate = false;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i];
+    const name = pair[0].toLowerCase();
+    switch (name) {
+      case "content-length":
+        contentLength = pair[1];
+        continue;
+      case "transfer-encoding":
+      case "connection":
+      case "keep-alive":
+        continue;
+      case "date":
+        hasDate = true;
+    }
+    lines += `${name}: ${pair[1]}\r\n`;
+  }
+  scan.lines = lines;
+  scan.contentLength = contentLength;
+  scan.hasDate = hasDate;
+  return scan;
+}
+
+/**
+ * The head of a response given as parts (status, reason, the lines of {@link scanPairs}): the
+ * same head {@link responseHead} writes for the Response made of them.
+ */
+export function pairsHead(
+  status: number,
+  statusText: string,
+  scanned: PairsScan,
+  framing: Framing,
+  close: boolean,
+  keepAliveHeader: boolean,
+  toHead = false,
+): string {
+  let head = `HTTP/1.1 ${status} ${
+    statusText || (REASONS[status] ?? "Unknown")
+  }\r\n${scanned.lines}`;
+  if (!scanned.hasDate) head += currentDateLine();
+  if (framing.kind === LENGTH) head += `content-length: ${framing.length}\r\n`;
+  else if (framing.kind === CHUNKED_BODY) head += "transfer-encoding: chunked\r\n";
+  else if (framing.kind === NO_BODY && status >= 200 && status !== 204) {
+    // A HEAD or 304 answer keeps the length the upstream gave (it describes the resource); other
+    // bodyless answers that may have a body say so with 0.
+    if (scanned.contentLength !== null) head += `content-length: ${scanned.contentLength}\r\n`;
+    else if (!toHead && status !== 304) head += "content-length: 0\r\n";
+  }
+  if (close) head += "connection: close\r\n";
+  else if (keepAliveHeader) head += "connection: keep-alive\r\n";
+  return head + "\r\n";
+}
+
 /** A bodyless answer that may have a body says so with `content-length: 0` (unless it had one). */
 function needsZeroLength(response: Response, status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304 &&
