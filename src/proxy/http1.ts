@@ -21,7 +21,13 @@ import type { Server } from "../config/mod.ts";
 import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import { toUpstreamError, UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
-import { parseLength } from "./http1_syntax.ts";
+import {
+  type BufferedInput,
+  ChunkedDecoder,
+  type ChunkedFault,
+  parseLength,
+  readPiece,
+} from "./http1_syntax.ts";
 import { findHeadEnd, parseResponseHead } from "./response_head.ts";
 import { type Watch, Watchdog } from "./watchdog.ts";
 import type {
@@ -41,7 +47,6 @@ export interface Http1Options {
 }
 
 const HEAD_LIMIT = 64 * 1024;
-const READ_SIZE = 64 * 1024;
 const CRLF = Buffer.from("\r\n");
 const LAST_CHUNK = Buffer.from("0\r\n\r\n");
 
@@ -221,8 +226,8 @@ export class Http1Transport implements Transport {
 }
 
 /** One upstream connection and its read buffer (bytes `start..end` not yet consumed). */
-class Connection {
-  buffer: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
+class Connection implements BufferedInput {
+  buf: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
   /** Where request heads are encoded; reused, since a head is written whole before the next. */
   headBuffer: Uint8Array | undefined;
   start = 0;
@@ -258,18 +263,18 @@ class Connection {
   /** Reads more into the buffer, growing it up to the head limit. False at end of stream. */
   async fill(): Promise<boolean> {
     if (this.start === this.end) this.start = this.end = 0;
-    if (this.end === this.buffer.length) {
+    if (this.end === this.buf.length) {
       if (this.start > 0) {
-        this.buffer.copyWithin(0, this.start, this.end);
+        this.buf.copyWithin(0, this.start, this.end);
         this.end -= this.start;
         this.start = 0;
       } else {
-        const bigger = new Uint8Array(this.buffer.length * 2);
-        bigger.set(this.buffer);
-        this.buffer = bigger;
+        const bigger = new Uint8Array(this.buf.length * 2);
+        bigger.set(this.buf);
+        this.buf = bigger;
       }
     }
-    const n = await this.socket.read(this.buffer.subarray(this.end));
+    const n = await this.socket.read(this.buf.subarray(this.end));
     if (n === null || this.destroyed) return false;
     this.end += n;
     this.received += n;
@@ -279,15 +284,14 @@ class Connection {
   /** Takes up to `max` buffered bytes as a copy (the buffer is reused). */
   take(max: number): Uint8Array<ArrayBuffer> {
     const n = Math.min(max, this.buffered);
-    const bytes = this.buffer.slice(this.start, this.start + n);
+    const bytes = this.buf.slice(this.start, this.start + n);
     this.start += n;
     return bytes;
   }
 
-  /** Takes the socket's next chunk when nothing is buffered (no copy), else takes. */
-  async readBody(max: number): Promise<Uint8Array | null> {
-    if (this.buffered > 0) return this.take(max);
-    const chunk = await this.socket.readChunk(Math.min(max, READ_SIZE));
+  /** {@link BufferedInput.readChunk}: the socket's next chunk (no copy); null once destroyed. */
+  async readChunk(max: number): Promise<Uint8Array | null> {
+    const chunk = await this.socket.readChunk(max);
     if (chunk === null || this.destroyed) return null;
     this.received += chunk.length;
     return chunk;
@@ -414,8 +418,8 @@ async function readResponseHead(
   for (;;) {
     const headEnd = await readHeadEnd(connection);
     const text = Buffer.from(
-      connection.buffer.buffer,
-      connection.buffer.byteOffset + connection.start,
+      connection.buf.buffer,
+      connection.buf.byteOffset + connection.start,
       headEnd - connection.start,
     )
       .toString("latin1");
@@ -433,7 +437,7 @@ async function readHeadEnd(connection: Connection): Promise<number> {
   let scanned = 0;
   for (;;) {
     const start = connection.start;
-    const end = findHeadEnd(connection.buffer, start, start + scanned, connection.end);
+    const end = findHeadEnd(connection.buf, start, start + scanned, connection.end);
     if (end >= 0) {
       // A head that arrived whole in one read is only measured here.
       if (end - start > HEAD_LIMIT) {
@@ -544,7 +548,9 @@ function responseBody(
     finish();
     return bytes;
   }
-  const decoder = framing.kind === "chunked" ? new ChunkedDecoder() : undefined;
+  const decoder = framing.kind === "chunked"
+    ? new ChunkedDecoder(connection, upstreamChunkedError, MAX_CHUNK_LINE)
+    : undefined;
   let remaining = framing.kind === "length" ? framing.length : Infinity;
   let finished = false;
   const done = (controller: ReadableStreamDefaultController<Uint8Array>) => {
@@ -556,11 +562,11 @@ function responseBody(
     async pull(controller) {
       try {
         if (decoder !== undefined) {
-          const chunk = await decoder.next(connection);
+          const chunk = await decoder.next();
           if (chunk === null) return done(controller);
           return controller.enqueue(chunk);
         }
-        const chunk = await connection.readBody(remaining);
+        const chunk = await readPiece(connection, remaining);
         if (chunk === null) {
           if (framing.kind === "close") return done(controller);
           throw new UpstreamError("upstream_reset", "closed before the whole body was sent");
@@ -585,63 +591,12 @@ function responseBody(
   }, { highWaterMark: 0 });
 }
 
-/** Decodes `Transfer-Encoding: chunked` from a connection's buffer; trailers are dropped. */
-class ChunkedDecoder {
-  #state: "size" | "data" | "data-end" | "trailer" = "size";
-  #remaining = 0;
+/** The longest chunk-size or trailer line accepted from an upstream. */
+const MAX_CHUNK_LINE = 8192;
 
-  /** The next piece of body, or null at the end. */
-  async next(connection: Connection): Promise<Uint8Array | null> {
-    for (;;) {
-      switch (this.#state) {
-        case "size": {
-          const line = await readLine(connection);
-          const size = parseInt(line.split(";")[0].trim(), 16);
-          if (!/^[0-9a-fA-F]+/.test(line) || !Number.isSafeInteger(size)) {
-            throw new UpstreamError("bad_response", "bad chunk size");
-          }
-          this.#state = size === 0 ? "trailer" : "data";
-          this.#remaining = size;
-          break;
-        }
-        case "data": {
-          const chunk = await connection.readBody(this.#remaining);
-          if (chunk === null) throw new UpstreamError("upstream_reset", "closed inside a chunk");
-          this.#remaining -= chunk.length;
-          if (this.#remaining === 0) this.#state = "data-end";
-          return chunk;
-        }
-        case "data-end":
-          if ((await readLine(connection)) !== "") {
-            throw new UpstreamError("bad_response", "chunk not followed by CRLF");
-          }
-          this.#state = "size";
-          break;
-        case "trailer":
-          if ((await readLine(connection)) === "") return null;
-      }
-    }
-  }
-}
-
-/** One CRLF-terminated line from the buffer (without the CRLF). */
-async function readLine(connection: Connection): Promise<string> {
-  for (;;) {
-    const buffer = connection.buffer;
-    for (let i = connection.start; i + 1 < connection.end; i++) {
-      if (buffer[i] === 13 && buffer[i + 1] === 10) {
-        const line = Buffer.from(
-          buffer.buffer,
-          buffer.byteOffset + connection.start,
-          i - connection.start,
-        ).toString("latin1");
-        connection.start = i + 2;
-        return line;
-      }
-    }
-    if (connection.buffered > 8192) throw new UpstreamError("bad_response", "chunk line too long");
-    if (!(await connection.fill())) {
-      throw new UpstreamError("upstream_reset", "closed inside chunked body");
-    }
-  }
+/** A broken chunked body is the upstream's bad answer; one cut short, its connection's end. */
+function upstreamChunkedError(fault: ChunkedFault, detail: string): UpstreamError {
+  return fault === "ended"
+    ? new UpstreamError("upstream_reset", detail)
+    : new UpstreamError("bad_response", detail);
 }

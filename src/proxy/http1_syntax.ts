@@ -2,7 +2,8 @@
  * HTTP/1.1 syntax shared by both ends of the gateway: the upstream client (http1.ts,
  * response_head.ts) and the raw-socket front (src/runtime/front/), which imports it from here
  * (data flows proxy → runtime seam, never the reverse). One token table, one Content-Length
- * parser, so the two sides cannot drift apart in what they accept.
+ * parser, one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
+ * accept.
  *
  * @module
  */
@@ -23,4 +24,170 @@ export function parseLength(value: string): number {
     n = n * 10 + d;
   }
   return n;
+}
+
+/** A connection's read side as a body reader sees it: a buffer, then the socket. */
+export interface BufferedInput {
+  buf: Uint8Array;
+  /** Unread bytes are `buf[start, end)`. */
+  start: number;
+  end: number;
+  /** Reads more into `buf` (after the unread bytes, which it may move); false at the end. */
+  fill(): Promise<boolean>;
+  /** With nothing buffered: the next bytes from the socket, up to `max`; null at the end. */
+  readChunk(max: number): Promise<Uint8Array | null>;
+}
+
+/** Bytes taken from the socket at once for a body. */
+const READ_SIZE = 64 * 1024;
+
+/**
+ * The next piece of a body, at most `max` bytes: a copy of buffered bytes (the buffer is reused),
+ * else the socket's next chunk as it came (no copy). Null when the stream ended.
+ */
+export function readPiece(
+  input: BufferedInput,
+  max: number,
+): Promise<Uint8Array | null> | Uint8Array {
+  const buffered = input.end - input.start;
+  if (buffered === 0) return input.readChunk(Math.min(max, READ_SIZE));
+  const n = Math.min(buffered, max);
+  const piece = input.buf.slice(input.start, input.start + n);
+  input.start += n;
+  return piece;
+}
+
+/** Why a chunked body failed: its bytes break the syntax, or the stream ended inside it. */
+export type ChunkedFault = "malformed" | "ended";
+
+/** Makes the side's own error (the front's 400, the client's 502) from a decoding failure. */
+export type ChunkedError = (fault: ChunkedFault, detail: string) => Error;
+
+/** All trailer lines together. */
+const MAX_TRAILERS = 64 * 1024;
+/** Past this a sum of hex digits would round (checked before the step). */
+const MAX_CHUNK_SIZE = 2 ** 53;
+
+const SIZE = 0;
+const DATA = 1;
+const DATA_END = 2;
+const TRAILERS = 3;
+const DONE = 4;
+
+const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[48 + c] = c;
+for (let c = 0; c < 6; c++) HEX[65 + c] = HEX[97 + c] = 10 + c;
+
+/**
+ * Decodes `Transfer-Encoding: chunked` off a {@link BufferedInput}, strictly: hex size (up to
+ * 2^53), optional BWS and extensions without control characters, CRLF after the data, every line
+ * ended by CRLF (a bare LF fails) and at most `maxLine` long, trailers read (64 KiB in all) and
+ * dropped. Bytes after the body stay in the input for the next message.
+ */
+export class ChunkedDecoder {
+  #state = SIZE;
+  /** Bytes of the current chunk's data left. */
+  #remaining = 0;
+  #trailerBytes = 0;
+  /** Bytes of the current line already scanned, from `input.start` (fill may move the buffer). */
+  #scanned = 0;
+
+  constructor(
+    readonly input: BufferedInput,
+    readonly error: ChunkedError,
+    readonly maxLine: number,
+  ) {}
+
+  /** The whole body has been read. */
+  get done(): boolean {
+    return this.#state === DONE;
+  }
+
+  /** The next piece of body (the caller keeps it), or null at its end. Throws `error(...)`. */
+  async next(): Promise<Uint8Array | null> {
+    const input = this.input;
+    for (;;) {
+      switch (this.#state) {
+        case DATA: {
+          const piece = await readPiece(input, this.#remaining);
+          if (piece === null) throw this.error("ended", "the connection ended inside a chunk");
+          this.#remaining -= piece.length;
+          if (this.#remaining === 0) this.#state = DATA_END;
+          return piece;
+        }
+        case SIZE:
+        case TRAILERS: {
+          const lf = this.#lineEnd();
+          if (lf < 0) break;
+          const start = input.start;
+          input.start = lf + 1;
+          if (this.#state === SIZE) this.#sizeLine(start, lf - 1);
+          else this.#trailer(start, lf - 1);
+          continue;
+        }
+        case DATA_END: {
+          if (input.end - input.start < 2) break;
+          if (input.buf[input.start] !== 13 || input.buf[input.start + 1] !== 10) {
+            throw this.error("malformed", "no CRLF after chunk data");
+          }
+          input.start += 2;
+          this.#state = SIZE;
+          continue;
+        }
+        default:
+          return null;
+      }
+      // The step needs more bytes than are buffered.
+      if (!(await input.fill())) throw this.error("ended", "the connection ended inside the body");
+    }
+  }
+
+  /** The index of the LF ending the line at `input.start`, or -1 when it has not all arrived. */
+  #lineEnd(): number {
+    const input = this.input;
+    const buf = input.buf;
+    const start = input.start;
+    for (let i = start + this.#scanned; i < input.end; i++) {
+      if (buf[i] !== 10) continue;
+      if (i === start || buf[i - 1] !== 13) {
+        throw this.error("malformed", "bare LF in chunked body");
+      }
+      this.#scanned = 0;
+      return i;
+    }
+    this.#scanned = input.end - start;
+    if (this.#scanned > this.maxLine) throw this.error("malformed", "chunked line too long");
+    return -1;
+  }
+
+  /** `buf[start, end)` is a chunk-size line without its CRLF. */
+  #sizeLine(start: number, end: number): void {
+    const buf = this.input.buf;
+    let size = 0;
+    let i = start;
+    for (; i < end && HEX[buf[i]] >= 0; i++) {
+      if (size >= MAX_CHUNK_SIZE / 16) throw this.error("malformed", "chunk size over 2^53");
+      size = size * 16 + HEX[buf[i]];
+    }
+    if (i === start) throw this.error("malformed", "bad chunk size line");
+    // Optional BWS then chunk extensions (`;name[=value]`), which are ignored.
+    while (i < end && (buf[i] === 32 || buf[i] === 9)) i++;
+    if (i < end && buf[i] !== 59) throw this.error("malformed", "bad chunk size line");
+    for (; i < end; i++) {
+      const b = buf[i];
+      if ((b < 32 && b !== 9) || b === 127) throw this.error("malformed", "bad chunk extension");
+    }
+    this.#remaining = size;
+    this.#state = size === 0 ? TRAILERS : DATA;
+  }
+
+  /** `buf[start, end)` is a trailer line (or the empty line that ends the body). */
+  #trailer(start: number, end: number): void {
+    if (start === end) {
+      this.#state = DONE;
+      return;
+    }
+    this.#trailerBytes += end - start + 2;
+    if (this.#trailerBytes > MAX_TRAILERS) throw this.error("malformed", "trailers too large");
+  }
 }

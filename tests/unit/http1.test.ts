@@ -299,6 +299,35 @@ describe("Http1Transport: response bodies", () => {
     });
   });
 
+  it("holds a chunked body to the front's rules (one decoder): junk after the size, 0x, bare LF", async () => {
+    const bodies = [
+      "5 junk\r\nhello\r\n0\r\n\r\n", // was read as 5
+      "0x5\r\nhello\r\n0\r\n\r\n", // parseInt's 0x prefix
+      "5\nhello\r\n0\r\n\r\n", // bare LF after the size
+      "5;a=\x01\r\nhello\r\n0\r\n\r\n", // a control character in an extension
+      "5\r\nhello\r\n0\r\nX: 1\n\r\n", // bare LF in a trailer
+    ];
+    for (const body of bodies) {
+      await withUpstream((_, socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+      }, async (_upstream, transport, server) => {
+        const res = await transport.send(server, get(), LIMITS);
+        await rejectsWith(bodyText(res.body), "bad_response");
+        assert.equal(transport.idleCount(), 0);
+      });
+    }
+  });
+
+  it("a chunked body cut short is upstream_reset", async () => {
+    await withUpstream((_, socket) => {
+      socket.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+    }, async (_upstream, transport, server) => {
+      const res = await transport.send(server, get(), LIMITS);
+      await rejectsWith(bodyText(res.body), "upstream_reset");
+      assert.equal(transport.idleCount(), 0);
+    });
+  });
+
   it("reads a body without length until the upstream closes, and does not keep the connection", async () => {
     await withUpstream(async (_, socket) => {
       socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart1");
