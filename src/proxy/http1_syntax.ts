@@ -91,6 +91,8 @@ export class ChunkedDecoder {
   #trailerBytes = 0;
   /** Bytes of the current line already scanned, from `input.start` (fill may move the buffer). */
   #scanned = 0;
+  /** Body bytes handed out so far. */
+  received = 0;
 
   constructor(
     readonly input: BufferedInput,
@@ -109,9 +111,12 @@ export class ChunkedDecoder {
     for (;;) {
       switch (this.#state) {
         case DATA: {
-          const piece = await readPiece(input, this.#remaining);
+          // Buffered bytes come back at once: no await (a tick) for them.
+          const read = readPiece(input, this.#remaining);
+          const piece = read instanceof Uint8Array ? read : await read;
           if (piece === null) throw this.error("ended", "the connection ended inside a chunk");
           this.#remaining -= piece.length;
+          this.received += piece.length;
           if (this.#remaining === 0) this.#state = DATA_END;
           return piece;
         }

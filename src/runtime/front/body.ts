@@ -38,14 +38,18 @@ function bodyError(fault: ChunkedFault, detail: string): BodyError {
 export class BodyReader {
   /** Bytes of a Content-Length body left (unused when chunked). */
   #remaining: number;
+  #received = 0;
   readonly #chunked: ChunkedDecoder | undefined;
-  /** Body bytes handed out so far. */
-  received = 0;
 
   /** @param length the head's `bodyLength`: > 0, or {@link CHUNKED} */
   constructor(readonly input: BufferedInput, length: number) {
     this.#chunked = length === CHUNKED ? new ChunkedDecoder(input, bodyError, MAX_LINE) : undefined;
     this.#remaining = length === CHUNKED ? 0 : length;
+  }
+
+  /** Body bytes handed out so far. */
+  get received(): number {
+    return this.#chunked === undefined ? this.#received : this.#chunked.received;
   }
 
   /** The whole body has been read. */
@@ -54,16 +58,17 @@ export class BodyReader {
   }
 
   /** The next piece of body (the caller keeps it), or null at its end. Throws {@link BodyError}. */
-  async next(): Promise<Uint8Array | null> {
-    let piece: Uint8Array | null;
-    if (this.#chunked !== undefined) piece = await this.#chunked.next();
-    else {
-      if (this.#remaining === 0) return null;
-      piece = await readPiece(this.input, this.#remaining);
-      if (piece === null) throw new BodyError(ENDED);
-      this.#remaining -= piece.length;
-    }
-    if (piece !== null) this.received += piece.length;
+  next(): Promise<Uint8Array | null> {
+    // The decoder's promise as it is: no second await per piece.
+    return this.#chunked === undefined ? this.#nextOfLength() : this.#chunked.next();
+  }
+
+  async #nextOfLength(): Promise<Uint8Array | null> {
+    if (this.#remaining === 0) return null;
+    const piece = await readPiece(this.input, this.#remaining);
+    if (piece === null) throw new BodyError(ENDED);
+    this.#remaining -= piece.length;
+    this.#received += piece.length;
     return piece;
   }
 
