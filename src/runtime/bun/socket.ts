@@ -1,6 +1,7 @@
 /**
  * A {@link ByteStream} over `Bun.connect`: the HTTP/1.1 client's socket on Bun (faster than
- * `node:net` there). Part of the runtime seam, so `any` stands for Bun's untyped socket.
+ * `node:net` there), and {@link BunSocketStream}, the read/write side it shares with the front's
+ * sockets (front_socket.ts). Part of the runtime seam, so `any` stands for Bun's untyped socket.
  *
  * @module
  */
@@ -9,23 +10,28 @@ import type { ByteStream } from "../contracts.ts";
 import { ReceiveQueue } from "../shared/receive_queue.ts";
 import { toConnectFailure } from "../shared/node_socket.ts";
 
-/** One handler set for every socket; per-socket state is the socket's `data`. */
-const HANDLERS = {
+/** One handler set for every Bun socket of ours (upstream and front); its `data` is its stream. */
+export const SOCKET_HANDLERS = {
   data(socket: any, chunk: Uint8Array) {
-    (socket.data as BunByteStream).received.push(chunk);
+    (socket.data as BunSocketStream).received.push(chunk);
   },
   drain(socket: any) {
-    (socket.data as BunByteStream).onDrain();
+    (socket.data as BunSocketStream).onDrain();
   },
   end(socket: any) {
-    (socket.data as BunByteStream).onEnd();
+    (socket.data as BunSocketStream).onEnd();
   },
   close(socket: any) {
-    (socket.data as BunByteStream).onEnd();
+    (socket.data as BunSocketStream).onClose();
   },
   error(socket: any, error: Error) {
-    (socket.data as BunByteStream).onError(error);
+    (socket.data as BunSocketStream).onError(error);
   },
+};
+
+/** {@link SOCKET_HANDLERS} for Bun.connect. */
+const CONNECT_HANDLERS = {
+  ...SOCKET_HANDLERS,
   connectError() {
     // Bun.connect's promise rejects; nothing else to do.
   },
@@ -35,7 +41,12 @@ const HANDLERS = {
 export async function connectBunSocket(Bun: any, host: string, port: number): Promise<ByteStream> {
   const stream = new BunByteStream();
   try {
-    stream.socket = await Bun.connect({ hostname: host, port, socket: HANDLERS, data: stream });
+    stream.socket = await Bun.connect({
+      hostname: host,
+      port,
+      socket: CONNECT_HANDLERS,
+      data: stream,
+    });
   } catch (error) {
     throw toConnectFailure(error);
   }
@@ -43,10 +54,18 @@ export async function connectBunSocket(Bun: any, host: string, port: number): Pr
   return stream;
 }
 
-class BunByteStream implements ByteStream {
+/**
+ * A Bun socket as a pull-style stream, upstream or front: received bytes queued with
+ * backpressure (shared/receive_queue.ts), writes that wait for `drain`. Each side says when a
+ * write must fail ({@link BunSocketStream.writeFailure}).
+ */
+export abstract class BunSocketStream {
   socket: any;
   readonly received = new ReceiveQueue(() => this.socket.pause(), () => this.socket.resume());
   #wakeWriter: (() => void) | undefined;
+
+  /** Why nothing can be written now, checked before each write; undefined while writable. */
+  protected abstract writeFailure(): Error | undefined;
 
   onDrain(): void {
     const wake = this.#wakeWriter;
@@ -57,6 +76,11 @@ class BunByteStream implements ByteStream {
   onEnd(): void {
     this.received.end();
     this.onDrain();
+  }
+
+  /** The socket is gone (after `end` or an error, or without either). */
+  onClose(): void {
+    this.onEnd();
   }
 
   onError(error: Error): void {
@@ -76,14 +100,23 @@ class BunByteStream implements ByteStream {
   async write(data: Uint8Array): Promise<void> {
     let offset = 0;
     for (;;) {
-      if (this.received.error !== undefined) throw this.received.error;
-      if (this.received.ended) throw new Error("socket closed");
+      const failure = this.writeFailure();
+      if (failure !== undefined) throw failure;
       const written = this.socket.write(offset === 0 ? data : data.subarray(offset));
       if (written < 0) throw new Error("socket closed");
       offset += written;
       if (offset >= data.length) return;
       await new Promise<void>((resolve) => this.#wakeWriter = resolve);
     }
+  }
+}
+
+/** The upstream client's stream: a request cannot go on once the upstream ended or failed. */
+class BunByteStream extends BunSocketStream implements ByteStream {
+  protected writeFailure(): Error | undefined {
+    if (this.received.error !== undefined) return this.received.error;
+    if (this.received.ended) return new Error("socket closed");
+    return undefined;
   }
 
   watchIdle(onActivity: () => void): void {
