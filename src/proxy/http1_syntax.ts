@@ -1,8 +1,8 @@
 /**
  * HTTP/1.1 syntax shared by both ends of the gateway: the upstream client (http1.ts,
  * response_head.ts) and the raw-socket front (src/runtime/front/), which imports it from here
- * (data flows proxy → runtime seam, never the reverse). One token table, one Content-Length
- * parser, one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
+ * (data flows proxy → runtime seam, never the reverse). One token table, one head scanner, one
+ * Content-Length parser, one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
  * accept.
  *
  * @module
@@ -24,6 +24,39 @@ export function parseLength(value: string): number {
     n = n * 10 + d;
   }
   return n;
+}
+
+/** {@link scanHead}: the head has not all arrived. */
+export const HEAD_INCOMPLETE = -1;
+/** {@link scanHead}: an LF without its CR. */
+export const BARE_LF = -2;
+/** {@link scanHead}: a CR without its LF. */
+export const BARE_CR = -3;
+/** {@link scanHead}: a NUL. */
+export const NUL = -4;
+
+/**
+ * Where the head (request or response) that starts at `start` ends: the index past its
+ * CRLF CRLF; {@link HEAD_INCOMPLETE} when that is not in `buf[start, end)` yet; {@link BARE_LF},
+ * {@link BARE_CR} or {@link NUL} at the first such byte (RFC 9112 §2.2, RFC 9110 §5.5: two parsers
+ * could read them differently). `from` (>= start) skips bytes already scanned. One byte loop finds
+ * the end and checks the bytes: a byte above CR (nearly all) costs one comparison. (A
+ * TypedArray's native indexOf from CR to CR was slower on Deno: docs/benchmarks.md.)
+ */
+export function scanHead(buf: Uint8Array, start: number, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    const byte = buf[i];
+    if (byte > 13) continue;
+    if (byte === 10) {
+      if (i === start || buf[i - 1] !== 13) return BARE_LF;
+      if (i - 3 >= start && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
+    } else if (byte === 13) {
+      // A CR last in the buffer waits for the next byte (callers resume 3 bytes back).
+      if (i + 1 === end) return HEAD_INCOMPLETE;
+      if (buf[i + 1] !== 10) return BARE_CR;
+    } else if (byte === 0) return NUL;
+  }
+  return HEAD_INCOMPLETE;
 }
 
 /** A connection's read side as a body reader sees it: a buffer, then the socket. */

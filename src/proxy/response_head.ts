@@ -11,7 +11,7 @@
  */
 import { UpstreamError } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
-import { TOKEN } from "./http1_syntax.ts";
+import { BARE_CR, HEAD_INCOMPLETE, NUL, scanHead, TOKEN } from "./http1_syntax.ts";
 
 export interface ParsedHead {
   readonly http10: boolean;
@@ -74,25 +74,21 @@ export function parseResponseHead(text: string): ParsedHead {
  * Where the head starting at `start` ends (the index of the CR of its "\r\n\r\n"), scanning
  * `buffer` from `from` up to `end`; -1 when it has not all arrived. Throws `bad_response` for a
  * NUL, a bare CR or a bare LF anywhere in it (RFC 9110 §5.5: such values must not be passed on;
- * the runtimes refuse them in a Response, or worse, do not). One byte loop finds the end and
- * checks the bytes: a byte above CR (nearly all) costs one comparison.
+ * the runtimes refuse them in a Response, or worse, do not). The scan is the front's too
+ * ({@link scanHead}).
  */
 export function findHeadEnd(buffer: Uint8Array, start: number, from: number, end: number): number {
-  // Byte by byte: a TypedArray's native indexOf from CR to CR was slower on Deno, in the
-  // process (3-5 µs a request) even more than in a micro-benchmark (docs/benchmarks.md).
-  for (let i = from; i + 3 < end; i++) {
-    const byte = buffer[i];
-    if (byte > 13) continue;
-    if (byte === 13) {
-      if (buffer[i + 1] !== 10) throw new UpstreamError("bad_response", "a bare CR in the head");
-      if (buffer[i + 2] === 13 && buffer[i + 3] === 10) return i;
-    } else if (byte === 10) {
-      if (i === start || buffer[i - 1] !== 13) {
-        throw new UpstreamError("bad_response", "a bare LF in the head");
-      }
-    } else if (byte === 0) throw new UpstreamError("bad_response", "a NUL in the head");
-  }
-  return -1;
+  const found = scanHead(buffer, start, from, end);
+  if (found >= 0) return found - 4;
+  if (found === HEAD_INCOMPLETE) return -1;
+  throw new UpstreamError(
+    "bad_response",
+    found === NUL
+      ? "a NUL in the head"
+      : found === BARE_CR
+      ? "a bare CR in the head"
+      : "a bare LF in the head",
+  );
 }
 
 /** The code of a status line `HTTP/1.x NNN[ reason]` ending at `lineEnd`, or -1 if malformed. */

@@ -159,6 +159,18 @@ describe("front head parser: refused heads (issue 8 points 1-6)", () => {
     fails(`GET / HTTP/1.1\r\n${H}X-A: a\rb\r\n\r\n`);
   });
 
+  it("4. a NUL, bare CR or bare LF fails the head as soon as it arrives (one scan with responses)", () => {
+    for (
+      const partial of [`GET / HTTP/1.1\r\nX-A: a\x00`, `GET / HTTP/1.1\r\nX-A: a\rb`, "GET /\n"]
+    ) {
+      const buf = bytes(partial);
+      assert.equal(findHeadEnd(buf, 0, buf.length, 0), -2, JSON.stringify(partial));
+    }
+    // A CR last in what arrived waits for its LF.
+    const buf = bytes("GET / HTTP/1.1\r");
+    assert.equal(findHeadEnd(buf, 0, buf.length, 0), -1);
+  });
+
   it("4. request lines that are not METHOD SP target SP HTTP/1.x → 400", () => {
     for (
       const line of [

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { parseLength, TOKEN } from "../../proxy/http1_syntax.ts";
+import { HEAD_INCOMPLETE, parseLength, scanHead, TOKEN } from "../../proxy/http1_syntax.ts";
 
 // The front's modules (connection.ts, response.ts) take the one Content-Length parser from here.
 export { parseLength };
@@ -56,15 +56,12 @@ for (let c = 65; c <= 90; c++) HOST_CHARS[c] = HOST_CHARS[c + 32] = 1;
 
 /**
  * Where the head that starts at `start` ends: the index past its CRLF CRLF, -1 when it is not
- * complete in `buf[start, end)`, -2 on a bare LF. `from` (>= start) skips bytes already scanned.
+ * complete in `buf[start, end)`, -2 on a bare LF, a bare CR or a NUL (scanHead in
+ * src/proxy/http1_syntax.ts, the upstream client's too). `from` (>= start) skips bytes scanned.
  */
 export function findHeadEnd(buf: Uint8Array, start: number, end: number, from: number): number {
-  for (let i = from; i < end; i++) {
-    if (buf[i] !== LF) continue;
-    if (i === start || buf[i - 1] !== CR) return -2;
-    if (i - 3 >= start && buf[i - 2] === LF && buf[i - 3] === CR) return i + 1;
-  }
-  return -1;
+  const found = scanHead(buf, start, from, end);
+  return found < HEAD_INCOMPLETE ? -2 : found;
 }
 
 /** The hard cap on a request head: memory stays bounded whatever the client sends. */
