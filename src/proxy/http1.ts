@@ -25,6 +25,8 @@ import {
   type BufferedInput,
   ChunkedDecoder,
   type ChunkedFault,
+  encodeChunk,
+  LAST_CHUNK,
   parseLength,
   readPiece,
 } from "./http1_syntax.ts";
@@ -47,8 +49,6 @@ export interface Http1Options {
 }
 
 const HEAD_LIMIT = 64 * 1024;
-const CRLF = Buffer.from("\r\n");
-const LAST_CHUNK = Buffer.from("0\r\n\r\n");
 
 /** A reused connection failed before any byte of the answer: not the server's fault, try anew
  * (when nothing of the request's body was taken from the client yet). */
@@ -368,9 +368,7 @@ async function upload(
       if (value.length === 0) continue;
       sent += value.length;
       if (length === undefined) {
-        await connection.socket.write(
-          Buffer.concat([Buffer.from(`${value.length.toString(16)}\r\n`), value, CRLF]),
-        );
+        await connection.socket.write(encodeChunk(value));
       } else if (sent > length) {
         return misframed(connection, `request body longer than its Content-Length (${length})`);
       } else {

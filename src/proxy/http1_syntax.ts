@@ -2,7 +2,7 @@
  * HTTP/1.1 syntax shared by both ends of the gateway: the upstream client (http1.ts,
  * response_head.ts) and the raw-socket front (src/runtime/front/), which imports it from here
  * (data flows proxy → runtime seam, never the reverse). One token table, one head scanner, one
- * Content-Length parser, one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
+ * Content-Length parser, one chunk encoder and one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
  * accept.
  *
  * @module
@@ -58,6 +58,20 @@ export function scanHead(buf: Uint8Array, start: number, from: number, end: numb
   }
   return HEAD_INCOMPLETE;
 }
+
+/** One chunk of a chunked body: size line, data, CRLF (`data` not empty: 0 is the last chunk). */
+export function encodeChunk(data: Uint8Array): Uint8Array {
+  const size = `${data.length.toString(16)}\r\n`;
+  const out = new Uint8Array(size.length + data.length + 2);
+  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
+  out.set(data, size.length);
+  out[out.length - 2] = 13;
+  out[out.length - 1] = 10;
+  return out;
+}
+
+/** The last chunk and the empty trailer section: the end of a chunked body. */
+export const LAST_CHUNK: Uint8Array = new TextEncoder().encode("0\r\n\r\n");
 
 /** A connection's read side as a body reader sees it: a buffer, then the socket. */
 export interface BufferedInput {
