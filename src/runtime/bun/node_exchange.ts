@@ -82,10 +82,20 @@ export function requestBody(req: any): ReadableStream<Uint8Array> {
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
         if ((controller.desiredSize ?? 0) <= 0) req.pause();
       });
+      let endSeen = false;
       req.on("end", () => {
+        endSeen = true;
+        // Bun (1.4.5) ends an HTTP/2 request body that the client reset (RST_STREAM) with 'end'
+        // first and 'aborted' right after, in the same turn: whether it was whole is known
+        // only then.
+        if (req.httpVersionMajor !== 2) return finish();
+        setImmediate(() => req.aborted ? cut() : finish());
+      });
+      const finish = () => {
+        if (ended) return;
         ended = true;
         controller.close();
-      });
+      };
       const cut = () => {
         if (ended) return;
         ended = true;
@@ -93,7 +103,7 @@ export function requestBody(req: any): ReadableStream<Uint8Array> {
       };
       req.on("error", cut);
       req.on("aborted", cut);
-      req.on("close", cut);
+      req.on("close", () => endSeen || cut());
       req.pause();
     },
     pull() {
@@ -128,15 +138,19 @@ const WHOLE_BODY_MAX = 64 * 1024;
 
 /** A small body whole; one that fails, or is not `length` long, ends the exchange without its
  * end (as in {@link writeResponse}). */
-async function writeWhole(res: any, response: Response, length: number): Promise<void> {
+async function writeWhole(res: any, response: Response, length: number): Promise<boolean> {
   let data: Uint8Array;
   try {
     data = await response.bytes();
   } catch {
     data = new Uint8Array(0);
   }
-  if (data.length === length) res.end(data);
-  else res.destroy();
+  if (data.length !== length) {
+    res.destroy();
+    return false;
+  }
+  res.end(data);
+  return true;
 }
 
 /** Resolves on 'drain', or when the response closed (the client went away). */
@@ -156,7 +170,8 @@ function drained(res: any): Promise<void> {
  * Writes `response` to `res`: status (its text over HTTP/1.1 when it has one), headers, and the
  * body streamed with backpressure; none for HEAD, 1xx, 204 and 304. A body that fails midway
  * ends the exchange without its end (HTTP/2: RST_STREAM; HTTP/1.1: the connection closed), so
- * the client never takes a cut body for a whole one. Resolves when done; never rejects.
+ * the client never takes a cut body for a whole one. Resolves when done (true when the whole
+ * response was handed to node); never rejects.
  *
  * @param close end the HTTP/1.1 connection after this response
  */
@@ -165,7 +180,7 @@ export async function writeResponse(
   res: any,
   response: Response,
   close: boolean,
-): Promise<void> {
+): Promise<boolean> {
   const h2 = req.httpVersionMajor === 2;
   const status = response.status;
   const headers = responseHeaders(response, h2, close);
@@ -181,7 +196,7 @@ export async function writeResponse(
   if (bodyless || body === null) {
     body?.cancel().catch(() => {});
     res.end();
-    return;
+    return true;
   }
   // Bun's `res.destroyed` stays false when an HTTP/2 client resets the stream; 'close' comes.
   let closed = false;
@@ -193,7 +208,7 @@ export async function writeResponse(
       if (closed) break;
       if (done) {
         res.end();
-        return;
+        return true;
       }
       if (!res.write(value)) await drained(res);
       if (closed) break;
@@ -203,4 +218,5 @@ export async function writeResponse(
   }
   reader.cancel().catch(() => {});
   res.destroy();
+  return false;
 }

@@ -22,6 +22,9 @@ export class TlsConnection {
   requests = 0;
   /** When it was accepted, then when its last response ended. */
   idleSince = Date.now();
+  /** The socket of an HTTP/2 session: the session ends it; a stop waits for it to close (its
+   * last bytes written) and destroys it only once the grace period is over. */
+  passive = false;
 
   constructor(
     readonly owner: TlsConnections,
@@ -81,7 +84,9 @@ export class TlsConnections {
   /** Ends idle connections at once, lets busy ones finish for up to `graceMs`, then ends all. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    for (const connection of this.#all) if (connection.inFlight === 0) connection.end(true);
+    for (const connection of this.#all) {
+      if (connection.inFlight === 0 && !connection.passive) connection.end(true);
+    }
     if (this.#all.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
@@ -105,7 +110,7 @@ export class TlsConnections {
     const now = Date.now();
     const { headerMs, keepaliveMs } = this.timeouts;
     for (const connection of this.#all) {
-      if (connection.inFlight > 0) continue;
+      if (connection.inFlight > 0 || connection.passive) continue;
       const limit = connection.requests === 0 ? headerMs : keepaliveMs;
       if (limit > 0 && now - connection.idleSince >= limit) {
         this.#all.delete(connection);

@@ -78,8 +78,10 @@ export async function listenBunTls(
     session.on("error", () => {});
   });
   server.on("secureConnection", (socket: Socket & { alpnProtocol?: string | false }) => {
-    // An HTTP/2 connection is its session's from now on.
-    if (socket.alpnProtocol === "h2") untrack(bySocket, socket, connections);
+    // An HTTP/2 connection is its session's from now on; the socket is still waited for (a
+    // session's 'close' may come before its last bytes are written).
+    const connection = bySocket.get(socket);
+    if (socket.alpnProtocol === "h2" && connection !== undefined) connection.passive = true;
   });
   server.on("request", (req: any, res: any) => {
     const h2 = req.httpVersionMajor === 2;
@@ -89,7 +91,8 @@ export async function listenBunTls(
     res.on("close", () => {
       connection?.finished();
       // The client went away before the response was over: the proxy stops (and cancels).
-      if (!res.writableFinished) exchange.abort();
+      // Not `res.writableFinished`: Bun reports 'finish' for an HTTP/2 stream the client reset.
+      if (!exchange.responded) exchange.abort();
     });
     serve(req, res, exchange).catch((error) => {
       // A head node refuses to write (a header value it finds invalid): nothing can be sent.
@@ -139,7 +142,7 @@ export async function listenBunTls(
     // A request refused for its framing: the connection's next bytes cannot be trusted.
     const close = connections.stopping ||
       (response.status === 400 && response.headers.has("x-gateway-error"));
-    await writeResponse(req, res, response, close);
+    exchange.responded = await writeResponse(req, res, response, close);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -168,6 +171,8 @@ export async function listenBunTls(
 class Exchange {
   #controller: AbortController | undefined;
   #gone = false;
+  /** The whole response was handed to node (its end written). */
+  responded = false;
 
   signal(): AbortSignal {
     if (this.#gone) return AbortSignal.abort();
