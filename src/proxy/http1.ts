@@ -25,9 +25,11 @@ import {
   type BufferedInput,
   ChunkedDecoder,
   type ChunkedFault,
+  connectionTokens,
   encodeChunk,
   LAST_CHUNK,
   parseLength,
+  persists,
   readPiece,
 } from "./http1_syntax.ts";
 import { findHeadEnd, parseResponseHead } from "./response_head.ts";
@@ -474,9 +476,7 @@ function parseHead(text: string, request: UpstreamRequest): ResponseHead {
     } else if (name === "transfer-encoding") {
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     } else if (name === "connection") {
-      connectionHeader = connectionHeader === ""
-        ? value.toLowerCase()
-        : `${connectionHeader}, ${value.toLowerCase()}`;
+      connectionHeader = connectionHeader === "" ? value : `${connectionHeader}, ${value}`;
     }
   }
   if (code === 101) {
@@ -488,13 +488,10 @@ function parseHead(text: string, request: UpstreamRequest): ResponseHead {
     }
     return { status: code, statusText, headers, keepAlive: false, framing: UPGRADED };
   }
-  // The usual answers without a regex: "keep-alive" (or none) on HTTP/1.1. An upgrade request
-  // answered otherwise is not kept: its connection was asked to become something else.
+  // Read as the front reads a request's. An upgrade request answered otherwise is not kept: its
+  // connection was asked to become something else.
   let keepAlive = request.upgrade !== true &&
-    (http10
-      ? /\bkeep-alive\b/.test(connectionHeader)
-      : connectionHeader === "" || connectionHeader === "keep-alive" ||
-        !/\bclose\b/.test(connectionHeader));
+    persists(http10 ? 0 : 1, connectionHeader === "" ? 0 : connectionTokens(connectionHeader));
   let framing: ResponseHead["framing"];
   if (request.method === "HEAD" || code === 204 || code === 304 || code < 200) {
     framing = NO_BODY;

@@ -2,7 +2,7 @@
  * HTTP/1.1 syntax shared by both ends of the gateway: the upstream client (http1.ts,
  * response_head.ts) and the raw-socket front (src/runtime/front/), which imports it from here
  * (data flows proxy → runtime seam, never the reverse). One token table, one head scanner, one
- * Content-Length parser, one chunk encoder and one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
+ * Content-Length parser, one reading of Connection, one chunk encoder and one chunked decoder (RFC 9112 §7.1), so the two sides cannot drift apart in what they
  * accept.
  *
  * @module
@@ -24,6 +24,34 @@ export function parseLength(value: string): number {
     n = n * 10 + d;
   }
   return n;
+}
+
+/** {@link connectionTokens}: `close`. */
+export const CLOSE = 1;
+/** {@link connectionTokens}: `keep-alive`. */
+export const KEEP_ALIVE = 2;
+/** {@link connectionTokens}: `upgrade`. */
+export const UPGRADE = 4;
+
+/** The Connection tokens that matter here, as bits (any case; repeated headers joined by ","). */
+export function connectionTokens(value: string): number {
+  const lower = value.toLowerCase();
+  if (lower === "keep-alive") return KEEP_ALIVE;
+  if (lower === "close") return CLOSE;
+  let bits = 0;
+  for (const raw of lower.split(",")) {
+    const token = raw.trim();
+    if (token === "close") bits |= CLOSE;
+    else if (token === "keep-alive") bits |= KEEP_ALIVE;
+    else if (token === "upgrade") bits |= UPGRADE;
+  }
+  return bits;
+}
+
+/** Whether an HTTP/1.`minor` message with these {@link connectionTokens} leaves the connection
+ * open (RFC 9112 §9.3): 1.1 unless `close`; 1.0 only with `keep-alive` and without `close`. */
+export function persists(minor: 0 | 1, tokens: number): boolean {
+  return minor === 1 ? (tokens & CLOSE) === 0 : (tokens & (CLOSE | KEEP_ALIVE)) === KEEP_ALIVE;
 }
 
 /** {@link scanHead}: the head has not all arrived. */

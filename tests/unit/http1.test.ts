@@ -446,6 +446,25 @@ describe("Http1Transport: keep-alive", () => {
     );
   });
 
+  it("reads Connection by tokens, as the front does: 1.0 keep-alive with close is not kept", async () => {
+    const answers = [
+      "HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.0 200 OK\r\nConnection: x-keep-alive\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nConnection: x-close\r\nContent-Length: 2\r\n\r\nok",
+    ];
+    await withUpstream(
+      (_, socket) => socket.write(answers.shift()!),
+      async (_upstream, transport, server) => {
+        await transport.send(server, get(), LIMITS);
+        assert.equal(transport.idleCount(), 0, "1.0 keep-alive, close");
+        await transport.send(server, get(), LIMITS);
+        assert.equal(transport.idleCount(), 0, "1.0 x-keep-alive");
+        await transport.send(server, get(), LIMITS);
+        assert.equal(transport.idleCount(), 1, "1.1 x-close");
+      },
+    );
+  });
+
   it("retries a bodyless request on a new connection when the reused one was closed", async () => {
     await withUpstream((_, socket) => socket.end(OK), async (upstream, transport, server) => {
       await transport.send(server, get("/1"), LIMITS);

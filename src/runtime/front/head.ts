@@ -8,7 +8,15 @@
  *
  * @module
  */
-import { HEAD_INCOMPLETE, parseLength, scanHead, TOKEN } from "../../proxy/http1_syntax.ts";
+import {
+  connectionTokens,
+  HEAD_INCOMPLETE,
+  parseLength,
+  persists,
+  scanHead,
+  TOKEN,
+  UPGRADE,
+} from "../../proxy/http1_syntax.ts";
 
 // The front's modules (connection.ts, response.ts) take the one Content-Length parser from here.
 export { parseLength };
@@ -189,9 +197,7 @@ function interpret(
   }
   if (bodyLength !== 0 && (method === "GET" || method === "HEAD")) return "bad_request";
   const tokens = connection === undefined ? 0 : connectionTokens(connection);
-  const keepAlive = minor === 1
-    ? (tokens & CLOSE) === 0
-    : (tokens & (CLOSE | KEEP_ALIVE)) === KEEP_ALIVE;
+  const keepAlive = persists(minor, tokens);
   return {
     method,
     target,
@@ -221,25 +227,6 @@ function validHost(host: string): boolean {
     if (c >= 128 || HOST_CHARS[c] !== 1) return false;
   }
   return true;
-}
-
-const CLOSE = 1;
-const KEEP_ALIVE = 2;
-const UPGRADE = 4;
-
-/** The Connection tokens that matter here, as bits. */
-function connectionTokens(value: string): number {
-  const lower = value.toLowerCase();
-  if (lower === "keep-alive") return KEEP_ALIVE;
-  if (lower === "close") return CLOSE;
-  let bits = 0;
-  for (const raw of lower.split(",")) {
-    const token = raw.trim();
-    if (token === "close") bits |= CLOSE;
-    else if (token === "keep-alive") bits |= KEEP_ALIVE;
-    else if (token === "upgrade") bits |= UPGRADE;
-  }
-  return bits;
 }
 
 /** Bytes as ISO-8859-1 (obs-text in header values passes byte for byte). */
