@@ -102,8 +102,6 @@ export interface ListenOptions {
   readonly reusePort?: boolean;
   /** Serve HTTPS (HTTP/2 by ALPN too); clients then show `X-Forwarded-Proto: https`. */
   readonly tls?: ServerTls;
-  /** `idle_timeout`: Bun closes connections idle that long between requests (bun_limits.ts). */
-  readonly idleTimeoutMs?: number;
   /** `client_max_header_size`: the front's head cap is derived from it (front/head.ts); Bun's
    * parser is raised above it on TLS listeners (bun/limits.ts). */
   readonly clientMaxHeaderSize?: number;
@@ -124,7 +122,7 @@ export interface Runtime {
   readonly fetchOptions: FetchTransportOptions;
 }
 
-// -- the client side of a WebSocket: \`Deno.upgradeWebSocket\` or \`Bun.serve\`'s upgrade --
+// -- the client side of a WebSocket: the front's own (front/websocket.ts) or `Deno.upgradeWebSocket` --
 
 /** Events of a client WebSocket; the bridge sets them right after the upgrade. */
 export interface WebSocketEvents {

@@ -44,7 +44,6 @@ export async function startInstance(
   const listener = await runtime.listen(address ?? config.server.listen, gateway.handle, {
     reusePort: config.server.workers > 1,
     tls: config.server.tls,
-    idleTimeoutMs: config.server.idleTimeoutMs,
     clientMaxHeaderSize: config.server.clientMaxHeaderSize,
     clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,
     keepaliveTimeoutMs: config.server.keepaliveTimeoutMs,

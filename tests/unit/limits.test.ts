@@ -14,7 +14,7 @@ import {
   refuseRequest,
   requestHeadSize,
 } from "../../src/proxy/limits.ts";
-import { bunIdleSeconds, bunParserHeadLimit } from "../../src/runtime/bun/limits.ts";
+import { bunParserHeadLimit } from "../../src/runtime/bun/limits.ts";
 
 const UPSTREAM = `[upstreams.app]\nservers = ["127.0.0.1:9001"]\n`;
 
@@ -118,16 +118,7 @@ describe("[server] limits in the config", () => {
   });
 });
 
-describe("Bun.serve settings from the config", () => {
-  it("idleTimeout: seconds, rounded up, at most 255, 0 for none", () => {
-    assert.equal(bunIdleSeconds(undefined), 0);
-    assert.equal(bunIdleSeconds(0), 0);
-    assert.equal(bunIdleSeconds(1), 1);
-    assert.equal(bunIdleSeconds(1500), 2);
-    assert.equal(bunIdleSeconds(120_000), 120);
-    assert.equal(bunIdleSeconds(300_000), 255);
-  });
-
+describe("Bun's head limit from the config", () => {
   it("the parser's head limit: twice client_max_header_size, at least 64 KiB", () => {
     assert.equal(bunParserHeadLimit(32 * 1024), 64 * 1024);
     assert.equal(bunParserHeadLimit(1024), 64 * 1024);

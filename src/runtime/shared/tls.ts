@@ -1,6 +1,6 @@
 /**
- * TLS in the runtime seam: the listener's HTTPS (and HTTP/2) options for `Deno.serve` and
- * `Bun.serve`, the HTTP/1.1 client's TLS sockets to upstreams, and the per-upstream TLS options
+ * TLS in the runtime seam: the listener's HTTPS (and HTTP/2) options for `Deno.serve` (Bun's TLS
+ * listener is bun/tls_server.ts), the HTTP/1.1 client's TLS sockets to upstreams, and the per-upstream TLS options
  * of each runtime's `fetch`.
  *
  * Upstream sockets use `node:tls` on both runtimes: it is the one API that has all of a CA per
@@ -26,14 +26,6 @@ import { NodeByteStream, toConnectFailure } from "./node_socket.ts";
  */
 export function denoServeTls(tls: ServerTls | undefined): Record<string, unknown> {
   return tls === undefined ? {} : { cert: tls.cert, key: tls.key };
-}
-
-/**
- * `Bun.serve` options for HTTPS. `http2: true` (Bun ≥ 1.4.1) offers h2 by ALPN next to
- * http/1.1; it is set only with TLS, so plain HTTP listeners behave exactly as before.
- */
-export function bunServeTls(tls: ServerTls | undefined): Record<string, unknown> {
-  return tls === undefined ? {} : { tls: { cert: tls.cert, key: tls.key }, http2: true };
 }
 
 /**
