@@ -266,16 +266,5 @@ export function encodeHead(
   return out;
 }
 
-/** One chunk of a chunked body: size line, data, CRLF. */
-export function encodeChunk(data: Uint8Array): Uint8Array {
-  const size = `${data.length.toString(16)}\r\n`;
-  const out = new Uint8Array(size.length + data.length + 2);
-  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
-  out.set(data, size.length);
-  out[out.length - 2] = 13;
-  out[out.length - 1] = 10;
-  return out;
-}
-
-/** The last chunk (no trailers). */
-export const LAST_CHUNK: Uint8Array = new TextEncoder().encode("0\r\n\r\n");
+// One chunk encoder for both ends (src/proxy/http1_syntax.ts).
+export { encodeChunk, LAST_CHUNK } from "../../proxy/http1_syntax.ts";
