@@ -16,6 +16,7 @@ import type { Connect } from "../runtime/contracts.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
 import { failover } from "./failover.ts";
+import { parseLength } from "./http1_syntax.ts";
 import { clientResponse, discardBody } from "./client_response.ts";
 import type { RequestDone } from "./request_record.ts";
 
@@ -67,6 +68,9 @@ export class Gateway {
   /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
   handle = async (request: Request, client: ClientInfo): Promise<Response> => {
     const { config, balancers } = this.#generation;
+    // First, as for any request on any listener: a GET/HEAD declaring a body it does not carry.
+    const framed = frameBody(request);
+    if (framed === undefined) return this.#failed("bad_request", undefined, "none", 0);
     const url = request.url;
     const slash = url.indexOf("/", url.indexOf("//") + 2);
     const target = url.slice(slash);
@@ -120,8 +124,6 @@ export class Gateway {
     const headers = upstreamRequestHeaders(request.headers, client, host);
     const refused = refuseRequest(request, target, headers, config.server);
     if (refused !== undefined) return this.#failed(refused, upstream, decided, 0);
-    const framed = frameBody(request);
-    if (framed === undefined) return this.#failed("bad_request", upstream, decided, 0);
     const guarded = guardedRequestBody(request, config.server);
     const stream = guarded?.body ?? request.body;
     // A declared empty body is not read at all: the request stays replayable.
@@ -216,7 +218,8 @@ const NO_BODY = -1;
  * The body's length as the client declared it (NO_BODY without a Content-Length), or undefined
  * when the request must be refused: a GET or HEAD whose head declares a body the runtime did not
  * hand over (forwarded with its header, the next request on the upstream connection would be
- * read as that body; the front refuses these already, this guards the runtimes' own servers).
+ * read as that body). The front refuses these before the handler; this is the one check for the
+ * runtimes' own servers (TLS listeners).
  */
 function frameBody(request: Request): number | undefined {
   const headers = request.headers;
@@ -233,16 +236,8 @@ function frameBody(request: Request): number | undefined {
 function declaredLength(headers: Headers): number | undefined {
   const value = headers.get("content-length");
   if (value === null) return NO_BODY;
-  if (value === "0") return 0;
-  const length = Number(value);
-  if (value.length === 0 || value.length > 15 || !Number.isInteger(length) || length < 0) {
-    return undefined;
-  }
-  for (let i = 0; i < value.length; i++) {
-    const digit = value.charCodeAt(i);
-    if (digit < 48 || digit > 57) return undefined;
-  }
-  return length;
+  const length = parseLength(value);
+  return length < 0 ? undefined : length;
 }
 
 // The last Host header seen and its name part: nearly every request of a gateway names the same
