@@ -9,6 +9,7 @@
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
+import { appendHeaderPairs } from "../shared/header_pairs.ts";
 import { Buffer } from "node:buffer";
 
 /** Headers a response may not carry over HTTP/2 (RFC 9113 §8.2.2); over HTTP/1.1 node frames
@@ -21,24 +22,11 @@ const CONNECTION_HEADERS = new Set([
   "upgrade",
 ]);
 
-/**
- * The request's headers less HTTP/2's pseudo-headers, from the raw list (node's `headers`
- * object drops a second Host, which the gateway must see to refuse it). Several Cookie headers
- * become one, joined with "; " (RFC 9113 §8.2.3): `Headers` would join them with ", ".
- */
+/** The request's headers from node's `rawHeaders` (appendHeaderPairs: cookies joined, no
+ * pseudo-headers). */
 export function requestHeaders(rawHeaders: readonly string[]): Headers {
   const headers = new Headers();
-  let cookie: string | undefined;
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i];
-    if (name.charCodeAt(0) === 58) continue; // ":" starts a pseudo-header
-    if (name.length === 6 && name.toLowerCase() === "cookie") {
-      cookie = cookie === undefined ? rawHeaders[i + 1] : `${cookie}; ${rawHeaders[i + 1]}`;
-      continue;
-    }
-    headers.append(name, rawHeaders[i + 1]);
-  }
-  if (cookie !== undefined) headers.append("cookie", cookie);
+  appendHeaderPairs(headers, rawHeaders);
   return headers;
 }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { appendHeaderPairs } from "../shared/header_pairs.ts";
 import {
   type ClientInfo,
   type Handler,
@@ -384,7 +385,7 @@ export class Connection implements BufferedInput {
           { method: head.method, body, duplex: "half" } as RequestInit,
         );
       }
-      appendHeaders(request.headers, head.headers);
+      appendHeaderPairs(request.headers, head.headers);
     } catch {
       return undefined;
     }
@@ -737,24 +738,6 @@ export class Connection implements BufferedInput {
     this.#gone = true;
     this.#controller?.abort();
   }
-}
-
-/**
- * The head's headers into a `Headers`. Several Cookie headers become one, joined with "; " (as
- * HTTP/2 does, RFC 9113 §8.2.3): `Headers` would join them with ", ", which breaks cookie values.
- */
-function appendHeaders(headers: Headers, pairs: readonly string[]): void {
-  let cookie: string | undefined;
-  let cookies = 0;
-  for (let i = 0; i < pairs.length; i += 2) {
-    const name = pairs[i];
-    if (name.length === 6 && name.toLowerCase() === "cookie") {
-      cookie = cookies++ === 0 ? pairs[i + 1] : `${cookie}; ${pairs[i + 1]}`;
-      continue;
-    }
-    headers.append(name, pairs[i + 1]);
-  }
-  if (cookie !== undefined) headers.append("cookie", cookie);
 }
 
 /** Drops the body of a response that will not be written (a stream is cancelled). */
