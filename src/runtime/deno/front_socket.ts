@@ -7,6 +7,7 @@
  */
 // deno-lint-ignore-file no-explicit-any
 import type { FrontAcceptor, FrontListen, FrontSocket } from "../front/socket.ts";
+import { readFreshChunk, writeAll } from "./conn_io.ts";
 
 /** {@link FrontListen} on `Deno.listen`. */
 export function denoFrontListen(Deno: any): FrontListen {
@@ -66,16 +67,12 @@ class DenoFrontSocket implements FrontSocket {
     return this.conn.read(into);
   }
 
-  async readChunk(max: number): Promise<Uint8Array | null> {
-    // A fresh array per chunk: it is handed on (the request body) and cannot be reused.
-    const chunk = new Uint8Array(max);
-    const n = await this.conn.read(chunk);
-    return n === null ? null : chunk.subarray(0, n);
+  readChunk(max: number): Promise<Uint8Array | null> {
+    return readFreshChunk(this.conn, max);
   }
 
-  async write(data: Uint8Array): Promise<void> {
-    let offset = await this.conn.write(data);
-    while (offset < data.length) offset += await this.conn.write(data.subarray(offset));
+  write(data: Uint8Array): Promise<void> {
+    return writeAll(this.conn, data);
   }
 
   closeWrite(): void {

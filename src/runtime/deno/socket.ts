@@ -9,6 +9,7 @@
  * @module
  */
 // deno-lint-ignore-file no-explicit-any
+import { readFreshChunk, writeAll } from "./conn_io.ts";
 import { type ByteStream, ConnectFailure } from "../contracts.ts";
 import { toConnectFailure } from "../shared/node_socket.ts";
 
@@ -91,11 +92,7 @@ class DenoByteStream implements ByteStream {
 
   async readChunk(max: number): Promise<Uint8Array | null> {
     if (this.#pending === undefined && this.#idleStart === this.#idleEnd) {
-      // Deno reads into memory the caller provides: a fresh array per chunk, since the
-      // chunk is handed on (to the response body) and cannot be reused.
-      const chunk = new Uint8Array(max);
-      const n = await this.#conn.read(chunk);
-      return n === null ? null : chunk.subarray(0, n);
+      return await readFreshChunk(this.#conn, max);
     }
     if (!(await this.#takeKept())) return null;
     const n = Math.min(max, this.#idleEnd - this.#idleStart);
@@ -122,10 +119,8 @@ class DenoByteStream implements ByteStream {
     return true;
   }
 
-  async write(data: Uint8Array): Promise<void> {
-    for (let offset = 0; offset < data.length;) {
-      offset += await this.#conn.write(data.subarray(offset));
-    }
+  write(data: Uint8Array): Promise<void> {
+    return writeAll(this.#conn, data);
   }
 
   watchIdle(onActivity: () => void): void {
