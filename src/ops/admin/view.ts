@@ -1,0 +1,91 @@
+/**
+ * What the admin listener reads from the running gateway (and the one thing it may change): the
+ * {@link AdminView}. The gateway implements it over its config snapshot, the shared server state
+ * and the metrics; the admin module never reaches into the request path itself.
+ *
+ * @module
+ */
+import type { ServerState } from "../../config/types.ts";
+
+/** Sticky decisions counted for one server (the access log's words; `none` is not counted). */
+export interface StickyCounts {
+  /** A valid cookie named this server and it served. */
+  readonly hit: number;
+  /** A client without a cookie was balanced to this server. */
+  readonly new: number;
+  /** A client whose cookie named an unavailable server was re-pinned to this one. */
+  readonly repin: number;
+  /** A cookie value naming no server; the client was balanced to this one. */
+  readonly invalid: number;
+  /** `no_fallback` refused a client pinned to this (unavailable) server. */
+  readonly refused: number;
+}
+
+/** A server's health as the balancer sees it. */
+export interface ServerHealth {
+  /** `failed`: max_fails reached within fail_timeout (passive health). */
+  readonly passive: "ok" | "failed";
+  /** Active health checks: `unknown` when the upstream has none (or none finished yet). */
+  readonly active: "unknown" | "up" | "down";
+  /** Recent active check results, oldest first (true = passed); empty without checks. */
+  readonly history: readonly boolean[];
+}
+
+/**
+ * Request durations in Prometheus histogram form: `counts[i]` requests took at most
+ * `boundsMs[i]` (cumulative); the last bound is `Infinity` (every request). Totals since start;
+ * the admin module takes differences over time for recent percentiles.
+ */
+export interface LatencyHistogram {
+  readonly boundsMs: readonly number[];
+  readonly counts: readonly number[];
+}
+
+/** One server's live status, as the view reports it. */
+export interface ServerStatus {
+  /** `Server.id`: the name in the API's URLs. */
+  readonly id: string;
+  /** The address as written in the config. */
+  readonly address: string;
+  /** The sticky cookie value naming this server; "" when the upstream is not sticky. */
+  readonly cookieValue: string;
+  readonly backup: boolean;
+  readonly weight: number;
+  /** The admin state now (the config's, or the last one set through the API). */
+  readonly state: ServerState;
+  readonly health: ServerHealth;
+  /** Requests in flight on this server now (all workers). */
+  readonly inFlight: number;
+  /** Requests this server answered since start (all workers). */
+  readonly requests: number;
+  readonly latency: LatencyHistogram;
+  readonly sticky: StickyCounts;
+  /** When a request last came with a cookie naming this server (ms since the epoch), or null. */
+  readonly lastStickyMs: number | null;
+}
+
+/** One upstream's live status. */
+export interface UpstreamStatus {
+  readonly name: string;
+  /** The sticky cookie's name; null when the upstream is not sticky. */
+  readonly stickyCookie: string | null;
+  /** In config order. */
+  readonly servers: readonly ServerStatus[];
+}
+
+/** What `setServerState` did: `ok`, or which name was unknown. */
+export type SetStateResult = "ok" | "no_upstream" | "no_server";
+
+/** The running gateway as the admin listener sees it. Every call reads the state of now. */
+export interface AdminView {
+  /** Every upstream of the config snapshot in use, in config order. */
+  upstreams(): readonly UpstreamStatus[];
+  /** Sets a server's admin state for every worker (until the next one, or a restart). */
+  setServerState(upstream: string, id: string, state: ServerState): SetStateResult;
+  /** The Prometheus text exposition (format 0.0.4). */
+  metricsText(): string;
+  /** Every upstream has a server that can take a new client (Kubernetes readiness). */
+  ready(): boolean;
+  /** The process serves (Kubernetes liveness). */
+  healthy(): boolean;
+}
