@@ -1,34 +1,29 @@
 /**
  * Choosing a server for a request that is not (or no longer) pinned by its cookie: smooth
  * weighted round robin over available `ready` primaries, then over available `ready` backups when
- * no primary can take new clients. One balancer per upstream, created with the config snapshot it
- * serves; it holds the live server states (admin state and passive health), which start from the
- * snapshot and may change while it serves.
+ * no primary can take new clients. One balancer per upstream and thread, created with the config
+ * snapshot it serves; the live server states (admin state, passive and active health) and the
+ * round-robin cursors are in a `SharedState`, one for all worker threads.
  *
  * @module
  */
 import type { GatewayConfig, Server, ServerState, Upstream } from "../config/mod.ts";
+import { SharedState, type UpstreamSlots } from "../state/shared_state.ts";
 import { PassiveHealth } from "./health.ts";
 import { WeightedRoundRobin } from "./wrr.ts";
 
-/** Admin states as stored per server (one byte each, indexed by `Server.index`). */
-const READY = 0;
-const DRAIN = 1;
-const MAINT = 2;
-const STATE_CODES: Readonly<Record<ServerState, number>> = {
-  ready: READY,
-  drain: DRAIN,
-  maint: MAINT,
-};
-const STATE_NAMES: readonly ServerState[] = ["ready", "drain", "maint"];
-
+/** Picks servers for one upstream and answers whether a server may serve (`ServerStates`). */
 export class Balancer {
   readonly upstream: Upstream;
   readonly health: PassiveHealth;
-  readonly #states: Uint8Array;
+  /** The shared state this balancer reads and writes (a private one unless given). */
+  readonly shared: SharedState;
+  readonly #slots: UpstreamSlots;
+  readonly #base: number;
   // Only `ready` servers are in the cycles, so a pick never steps over a draining or maint
-  // server (1,000 servers with 997 out cost what 3 do). A state change rebuilds them: rare, and
-  // O(servers) off the request path.
+  // server (1,000 servers with 997 out cost what 3 do). A state change (in any thread) bumps the
+  // upstream's version; each thread rebuilds its cycles when it sees it: rare, and O(servers).
+  #version = -1;
   #primaries!: WeightedRoundRobin<Server>;
   #backups!: WeightedRoundRobin<Server>;
   #readyPrimaries!: readonly Server[];
@@ -37,14 +32,16 @@ export class Balancer {
   #now = 0;
   #tried: readonly Server[] | undefined;
   readonly #eligible = (s: Server): boolean =>
-    (this.#tried === undefined || !this.#tried.includes(s)) &&
-    this.health.isAvailable(s, this.#now);
+    (this.#tried === undefined || !this.#tried.includes(s)) && this.#healthy(s, this.#now);
 
-  constructor(upstream: Upstream) {
+  /** `state`: the threads' shared state; without it, a private one for this upstream alone. */
+  constructor(upstream: Upstream, state?: SharedState) {
     this.upstream = upstream;
-    this.health = new PassiveHealth(upstream);
-    this.#states = Uint8Array.from(upstream.servers, (s) => STATE_CODES[s.state]);
-    this.#buildCycles();
+    this.shared = state ?? SharedState.create({ upstreams: new Map([[upstream.name, upstream]]) });
+    this.#slots = this.shared.upstreamSlots(upstream);
+    this.#base = this.#slots.base;
+    this.health = new PassiveHealth(upstream, this.shared);
+    this.#sync();
   }
 
   /**
@@ -52,6 +49,7 @@ export class Balancer {
    * (servers that already failed this request). Undefined when nothing is left.
    */
   pick(nowMs: number, tried?: readonly Server[]): Server | undefined {
+    this.#sync();
     this.#now = nowMs;
     this.#tried = tried;
     const server = this.#primaries.next(this.#eligible) ?? this.#backups.next(this.#eligible);
@@ -60,43 +58,72 @@ export class Balancer {
   }
 
   /** Whether a client pinned to this server may be served there: not `maint`, not failed
-   * (a `drain` server still serves its own clients). */
+   * (passive health), not down (active health). A `drain` server still serves its own clients. */
   isAvailable(server: Server, nowMs: number): boolean {
-    return this.#states[server.index] !== MAINT && this.health.isAvailable(server, nowMs);
+    return this.shared.adminState(this.#base + server.index) !== "maint" &&
+      this.#healthy(server, nowMs);
   }
 
   /** Whether any primary can take new clients (backups serve only while none can). */
   anyPrimaryAvailable(nowMs: number): boolean {
-    return this.#readyPrimaries.some((s) => this.health.isAvailable(s, nowMs));
+    this.#sync();
+    return this.#readyPrimaries.some((s) => this.#healthy(s, nowMs));
   }
 
   /** The server's admin state now. */
   state(server: Server): ServerState {
-    return STATE_NAMES[this.#states[server.index]];
+    return this.shared.adminState(this.#base + server.index);
   }
 
-  /** Changes a server's admin state while serving (the coming admin API); the round robin
-   * restarts its cycle over the servers that are `ready` now. */
+  /** Changes a server's admin state while serving (the admin API), for every thread; the round
+   * robin restarts its cycle over the servers that are `ready` now. */
   setState(server: Server, state: ServerState): void {
     if (this.upstream.servers[server.index] !== server) {
       throw new Error(`${server.id} is not a server of upstream ${this.upstream.name}`);
     }
-    if (this.#states[server.index] === STATE_CODES[state]) return;
-    this.#states[server.index] = STATE_CODES[state];
-    this.#buildCycles();
+    this.shared.setAdminState(this.#base + server.index, state);
   }
 
-  #buildCycles(): void {
-    const ready = (s: Server) => this.#states[s.index] === READY;
+  /** The server's slot in the shared state (for in-flight and sticky-time updates). */
+  slot(server: Server): number {
+    return this.#base + server.index;
+  }
+
+  /** Passive and active health both let the server serve. */
+  #healthy(server: Server, nowMs: number): boolean {
+    const slot = this.#base + server.index;
+    return this.shared.activeAllows(slot) && !this.shared.passiveFailed(slot, server, nowMs);
+  }
+
+  /** Rebuilds the cycles when the shared version moved (one Atomics.load when it did not). */
+  #sync(): void {
+    const version = this.shared.version(this.#slots.upstream);
+    if (version === this.#version) return;
+    this.#version = version;
+    const state = this.shared;
+    const ready = (s: Server) => state.adminState(this.#base + s.index) === "ready";
     this.#readyPrimaries = this.upstream.primaries.filter(ready);
-    this.#primaries = new WeightedRoundRobin(this.#readyPrimaries, (s) => s.weight);
-    this.#backups = new WeightedRoundRobin(this.upstream.backups.filter(ready), (s) => s.weight);
+    this.#primaries = new WeightedRoundRobin(
+      this.#readyPrimaries,
+      (s) => s.weight,
+      state.cursor(this.#slots.upstream, "primaries"),
+    );
+    this.#backups = new WeightedRoundRobin(
+      this.upstream.backups.filter(ready),
+      (s) => s.weight,
+      state.cursor(this.#slots.upstream, "backups"),
+    );
   }
 }
 
-/** One balancer per upstream of a snapshot. */
-export function createBalancers(config: GatewayConfig): ReadonlyMap<Upstream, Balancer> {
+/** One balancer per upstream of a snapshot, all on `state` (a new one when not given). */
+export function createBalancers(
+  config: GatewayConfig,
+  state: SharedState = SharedState.create(config),
+): ReadonlyMap<Upstream, Balancer> {
   const balancers = new Map<Upstream, Balancer>();
-  for (const upstream of config.upstreams.values()) balancers.set(upstream, new Balancer(upstream));
+  for (const upstream of config.upstreams.values()) {
+    balancers.set(upstream, new Balancer(upstream, state));
+  }
   return balancers;
 }

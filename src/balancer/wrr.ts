@@ -6,8 +6,13 @@
  * servers. Servers that are unavailable or already tried in this request are stepped over, which
  * keeps the others in their weighted proportions.
  *
+ * The cursor may live in shared memory (`SharedCursor`): every thread holds the same cycle and
+ * steps one cursor with `Atomics.add`, so the threads together give one sequence (3:1:1 is
+ * A B A C A whichever thread serves).
+ *
  * @module
  */
+import type { SharedCursor } from "../state/shared_state.ts";
 
 /** Longest cycle precomputed; larger weight sums fall back to the O(n) algorithm per pick. */
 const MAX_CYCLE = 1 << 16;
@@ -52,10 +57,13 @@ export class WeightedRoundRobin<T> {
   readonly #weights: readonly number[];
   readonly #current: number[];
   readonly #total: number;
+  readonly #shared: SharedCursor | undefined;
   #cursor = 0;
 
-  constructor(members: readonly T[], weightOf: (member: T) => number) {
+  /** `shared`: a cursor in shared memory, stepped by every thread holding this cycle. */
+  constructor(members: readonly T[], weightOf: (member: T) => number, shared?: SharedCursor) {
     this.#members = members;
+    this.#shared = shared;
     this.#weights = members.map(weightOf);
     this.#total = this.#weights.reduce((a, b) => a + b, 0);
     const reducedTotal = this.#total / (this.#weights.reduce(gcd, 0) || 1);
@@ -73,14 +81,28 @@ export class WeightedRoundRobin<T> {
 
   #nextFromCycle(cycle: readonly number[], accept: (member: T) => boolean): T | undefined {
     for (let step = 0; step < cycle.length; step++) {
-      const member = this.#members[cycle[this.#cursor]];
-      this.#cursor = this.#cursor + 1 === cycle.length ? 0 : this.#cursor + 1;
+      const member = this.#members[cycle[this.#step(cycle.length)]];
       if (accept(member)) return member;
     }
     return undefined;
   }
 
-  /** nginx's algorithm over the accepted members only, for very large weight sums. */
+  /** The cursor's position before this step, and steps it. */
+  #step(length: number): number {
+    const shared = this.#shared;
+    if (shared === undefined) {
+      const at = this.#cursor;
+      this.#cursor = at + 1 === length ? 0 : at + 1;
+      return at;
+    }
+    // The shared counter only grows (read unsigned); at its 2^32 wrap the sequence skips once
+    // unless `length` divides 2^32: a few billion picks apart, not worth a compare-and-swap loop.
+    return (Atomics.add(shared.cells, shared.index, 1) >>> 0) % length;
+  }
+
+  /** nginx's algorithm over the accepted members only, for very large weight sums. Its current
+   * weights stay per thread (sharing them would need a lock per pick): such weight sums are
+   * beyond any real config. */
   #nextDynamic(accept: (member: T) => boolean): T | undefined {
     let best = -1;
     let total = 0;
