@@ -12,7 +12,7 @@ import { resolveSticky, type StickyOutcome } from "../sticky/resolve.ts";
 import { describeError, type FailureCode, failureResponse } from "./errors.ts";
 import { type ClientInfo, upstreamRequestHeaders } from "./headers.ts";
 import { RequestBody, type Transport, type UpstreamRequest } from "./transport.ts";
-import type { Connect } from "../runtime/contracts.ts";
+import type { Connect, ProxyRequest, RequestHeaders } from "../runtime/contracts.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
 import { failover } from "./failover.ts";
@@ -66,7 +66,7 @@ export class Gateway {
   }
 
   /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
-  handle = async (request: Request, client: ClientInfo): Promise<Response> => {
+  handle = async (request: ProxyRequest, client: ClientInfo): Promise<Response> => {
     const { config, balancers } = this.#generation;
     // First, as for any request on any listener: a GET/HEAD declaring a body it does not carry.
     const framed = frameBody(request);
@@ -78,7 +78,7 @@ export class Gateway {
     const host = request.headers.get("host") ?? url.slice(url.indexOf("//") + 2, slash);
     const query = target.indexOf("?");
     const path = query < 0 ? target : target.slice(0, query);
-    const route = matchRoute(config.routes, hostname(host), path);
+    const route = matchRoute(config.routes, hostname(host), routingPath(path));
     if (route === undefined) return this.#failed("no_route", undefined, "none", 0);
 
     const upstream = route.upstream;
@@ -221,7 +221,7 @@ const NO_BODY = -1;
  * read as that body). The front refuses these before the handler; this is the one check for the
  * runtimes' own servers (TLS listeners).
  */
-function frameBody(request: Request): number | undefined {
+function frameBody(request: ProxyRequest): number | undefined {
   const headers = request.headers;
   const length = declaredLength(headers);
   if (request.body !== null) return length ?? NO_BODY;
@@ -233,12 +233,26 @@ function frameBody(request: Request): number | undefined {
 }
 
 /** The Content-Length header as a number; NO_BODY without one, undefined when not 1*DIGIT. */
-function declaredLength(headers: Headers): number | undefined {
+function declaredLength(headers: RequestHeaders): number | undefined {
   const value = headers.get("content-length");
   if (value === null) return NO_BODY;
   const length = parseLength(value);
   return length < 0 ? undefined : length;
 }
+
+/**
+ * The path routes are matched on: with dot segments (`/.`, `/..`, `%2e`) resolved as the
+ * upstream will resolve them, so that `/api/../admin` is routed as `/admin`. The target itself
+ * goes upstream as the client sent it (nginx's `proxy_pass` without a URI does the same).
+ */
+function routingPath(path: string): string {
+  if (path.indexOf("/.") < 0 && path.indexOf("%2") < 0 && path.indexOf("\\") < 0) return path;
+  if (!DOT_SEGMENT.test(path)) return path;
+  return new URL(path, "http://h").pathname;
+}
+
+/** A dot segment as WHATWG URL reads one ("." or "%2e", after "/" or "\\"). */
+const DOT_SEGMENT = /[\/\\](?:\.|%2e)/i;
 
 // The last Host header seen and its name part: nearly every request of a gateway names the same
 // host, and comparing two short strings costs less than slicing and lower-casing again.

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ClientInfo } from "../runtime/contracts.ts";
+import type { ClientInfo, RequestHeaders } from "../runtime/contracts.ts";
 export type { ClientInfo };
 
 /** A header as a name/value pair; repeated headers (Set-Cookie) stay separate pairs. */
@@ -41,7 +41,7 @@ export function connectionTokens(connection: string | null | undefined): Set<str
  * missing Host header (HTTP/2 requests carry `:authority` instead, which Deno leaves out).
  */
 export function upstreamRequestHeaders(
-  headers: Headers,
+  headers: RequestHeaders,
   client: ClientInfo,
   authority?: string,
 ): HeaderPair[] {
@@ -53,7 +53,8 @@ export function upstreamRequestHeaders(
     if (HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue;
     switch (name) {
       case "x-forwarded-for":
-        forwardedFor = value;
+        // Several lines are one list (a `Headers` joins them; the front's view does not).
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
         continue;
       case "x-forwarded-proto":
       case "x-forwarded-host":

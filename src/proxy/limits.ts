@@ -15,6 +15,7 @@
 import type { Server, ServerSettings } from "../config/mod.ts";
 import type { FailureCode } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
+import type { ProxyRequest } from "../runtime/contracts.ts";
 
 /**
  * The request head's size: the request line plus one `name: value\r\n` line per header, counted
@@ -38,7 +39,7 @@ export function requestHeadSize(
  * `headers` to forward) or its declared body length. Undefined when it breaks none.
  */
 export function refuseRequest(
-  request: Request,
+  request: ProxyRequest,
   target: string,
   headers: readonly HeaderPair[],
   server: ServerSettings,
@@ -195,7 +196,7 @@ export interface GuardedBody {
 
 /** The request body to send upstream: guarded when a limit applies, else as it is. */
 export function guardedRequestBody(
-  request: Request,
+  request: ProxyRequest,
   server: ServerSettings,
 ): GuardedBody | undefined {
   const body = request.body;
@@ -212,7 +213,7 @@ export function guardedRequestBody(
  * failures are answered as such and never count against the upstream server.
  */
 export function clientFailure(
-  request: Request,
+  request: ProxyRequest,
   guarded: GuardedBody | undefined,
   code: FailureCode,
 ): FailureCode | undefined {

@@ -34,7 +34,7 @@ import {
 } from "./headers.ts";
 import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import type { UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
-import type { WebSocketLike } from "../runtime/contracts.ts";
+import type { ProxyRequest, RequestHeaders, WebSocketLike } from "../runtime/contracts.ts";
 import { Http1Transport } from "./http1.ts";
 import { failover } from "./failover.ts";
 import { clientResponse, discardBody } from "./client_response.ts";
@@ -76,7 +76,7 @@ const OWN_101_HEADERS = new Set([
  * websocket`, `Connection: upgrade`, a key and version 13. Anything else goes the ordinary way
  * (with `Upgrade` dropped as hop-by-hop).
  */
-export function isWebSocketUpgrade(request: Request, client: ClientInfo): boolean {
+export function isWebSocketUpgrade(request: ProxyRequest, client: ClientInfo): boolean {
   if (client.upgrade === undefined || request.method !== "GET") return false;
   const headers = request.headers;
   return hasToken(headers.get("upgrade"), "websocket") &&
@@ -139,7 +139,7 @@ export class WebSocketProxy {
    * Answers a WebSocket handshake (see {@link isWebSocketUpgrade}): the 101 of an upgrade, the
    * upstream's refusal, or the gateway's error. Never rejects.
    */
-  async proxy(request: Request, client: ClientInfo, route: WebSocketRoute): Promise<Response> {
+  async proxy(request: ProxyRequest, client: ClientInfo, route: WebSocketRoute): Promise<Response> {
     const { sticky, now, limits } = route;
     const key = request.headers.get("sec-websocket-key")!;
     const offered = offeredProtocols(request.headers.get("sec-websocket-protocol"));
@@ -242,7 +242,7 @@ export class WebSocketProxy {
 }
 
 /** The client's headers for the upstream handshake. */
-function handshakeHeaders(headers: Headers, client: ClientInfo): HeaderPair[] {
+function handshakeHeaders(headers: RequestHeaders, client: ClientInfo): HeaderPair[] {
   const out = upstreamRequestHeaders(headers, client).filter(([name]) =>
     name !== "sec-websocket-extensions"
   );

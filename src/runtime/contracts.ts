@@ -88,7 +88,36 @@ export const RESPONSE_PARTS: unique symbol = Symbol("sticky-gateway.responsePart
 /** A Response that may carry its {@link ResponseParts}. */
 export type PartsResponse = Response & { [RESPONSE_PARTS]?: ResponseParts };
 
-export type Handler = (request: Request, client: ClientInfo) => Response | Promise<Response>;
+// -- what a runtime gives the proxy --
+
+/** The header lookups the proxy makes of a request; a Web `Headers` is one. */
+export interface RequestHeaders {
+  /** The value (several lines of one name joined as `Headers` joins them), or null. */
+  get(name: string): string | null;
+  has(name: string): boolean;
+  /** Every header as a lower-case name and its value. */
+  [Symbol.iterator](): Iterator<[string, string]>;
+}
+
+/**
+ * What the proxy reads of a client's request. A Web `Request` is one (the runtimes' own servers
+ * give those); the HTTP/1.1 front gives a lighter one over the head it parsed (front/request.ts),
+ * because making a Web `Request` and its `Headers` costs more per request than the whole head
+ * takes to parse.
+ */
+export interface ProxyRequest {
+  readonly method: string;
+  /** Absolute: scheme, authority and the target as sent. */
+  readonly url: string;
+  readonly headers: RequestHeaders;
+  readonly body: ReadableStream<Uint8Array> | null;
+  /** Aborts when the client goes away. */
+  readonly signal: AbortSignal;
+  /** "HTTP/1.0", "HTTP/1.1" or "HTTP/2" where the listener knows it (for the access log). */
+  readonly httpVersion?: string;
+}
+
+export type Handler = (request: ProxyRequest, client: ClientInfo) => Response | Promise<Response>;
 
 export interface Listener {
   readonly host: string;
@@ -167,6 +196,6 @@ export interface UpgradeOptions {
  * which `socket` opens. Throws when the request is not a valid WebSocket handshake.
  */
 export type UpgradeWebSocket = (
-  request: Request,
+  request: ProxyRequest,
   options: UpgradeOptions,
 ) => { socket: WebSocketLike; response: Response };

@@ -9,7 +9,7 @@
 // deno-lint-ignore-file no-explicit-any
 import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
-import type { Handler, ListenOptions, Runtime } from "./contracts.ts";
+import type { Handler, ListenOptions, ProxyRequest, Runtime } from "./contracts.ts";
 export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
 import { connectBunSocket } from "./bun/socket.ts";
 import { connectDenoSocket } from "./deno/socket.ts";
@@ -63,7 +63,7 @@ function listenPlain(
  * with a comma (Bun merges two Host headers into one). A GET or HEAD that declares a body the
  * runtime dropped is refused by the gateway itself (frameBody in src/proxy/gateway.ts).
  */
-function refuseOnTls(request: Request): Response | undefined {
+function refuseOnTls(request: ProxyRequest): Response | undefined {
   return request.headers.get("host")?.includes(",") ? failureResponse("bad_request") : undefined;
 }
 

@@ -11,7 +11,13 @@
  */
 // deno-lint-ignore-file no-explicit-any
 import type { Socket } from "node:net";
-import type { ClientInfo, Handler, UpgradeOptions, WebSocketLike } from "../contracts.ts";
+import type {
+  ClientInfo,
+  Handler,
+  ProxyRequest,
+  UpgradeOptions,
+  WebSocketLike,
+} from "../contracts.ts";
 import { failureResponse } from "../../proxy/errors.ts";
 import { NodeByteStream } from "../shared/node_socket.ts";
 import { handshakeKey, switchingHead } from "../front/upgrade.ts";
@@ -65,7 +71,7 @@ export async function serveUpgrade(
     const client: ClientInfo = {
       remoteAddress,
       protocol: "https",
-      upgrade(upgrading: Request, options: UpgradeOptions) {
+      upgrade(upgrading: ProxyRequest, options: UpgradeOptions) {
         if (upgrading !== request) throw new TypeError("not a request of this connection");
         const key = handshakeKey(request);
         if (accepted !== undefined) throw new TypeError("already upgraded");

@@ -1,17 +1,17 @@
 /**
- * One client connection of the HTTP/1.1 front: heads parsed (head.ts), a Web `Request` built
- * with a pull-based body (body.ts), the handler called, its `Response` written with exact framing
+ * One client connection of the HTTP/1.1 front: heads parsed (head.ts), a request made of the head
+ * (request.ts) with a pull-based body (body.ts), the handler called, its `Response` written with exact framing
  * (response.ts), requests answered strictly in order (pipelined bytes wait in the buffer), and a
  * WebSocket handed the raw connection after its 101 (upgrade.ts). Timeouts are not here: the
  * server's one sweep reads {@link Connection.phase} and the clock fields (server.ts).
  *
  * @module
  */
-import { appendHeaderPairs } from "../shared/header_pairs.ts";
 import {
   type ClientInfo,
   type Handler,
   type PartsResponse,
+  type ProxyRequest,
   RESPONSE_PARTS,
   type ResponseParts,
   type UpgradeOptions,
@@ -38,6 +38,7 @@ import {
 import { handshakeKey, switchingHead } from "./upgrade.ts";
 import { createServerWebSocket } from "./websocket.ts";
 import { type FrontSocket, socketStream } from "./socket.ts";
+import { FrontRequest, requestUrl } from "./request.ts";
 
 /** What a connection needs from its server (server.ts). */
 export interface ConnectionHost {
@@ -71,22 +72,14 @@ const OUT_BUFFER = 4096;
 const WHOLE_BODY_MAX = 64 * 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
-/** `request.signal` of the front: made on first read (the proxy reads it for slow exchanges). */
-class FrontRequest extends Request {
-  connection!: Connection;
-}
-Object.defineProperty(FrontRequest.prototype, "signal", {
-  get(this: FrontRequest): AbortSignal {
-    return this.connection.signal();
-  },
-});
-
 /** `ClientInfo.upgrade` of the front: one function for all connections. */
 function upgrade(
-  request: Request,
+  request: ProxyRequest,
   options: UpgradeOptions,
 ): { socket: WebSocketLike; response: Response } {
-  if (!(request instanceof FrontRequest)) throw new TypeError("not a request of this server");
+  if (!(request instanceof FrontRequest) || !(request.connection instanceof Connection)) {
+    throw new TypeError("not a request of this server");
+  }
   return request.connection.upgrade(request, options);
 }
 
@@ -190,7 +183,7 @@ export class Connection implements BufferedInput {
 
   /** Accepts a WebSocket handshake on this connection ({@link ClientInfo.upgrade}). */
   upgrade(
-    request: FrontRequest,
+    request: FrontRequest<Connection>,
     options: UpgradeOptions,
   ): { socket: WebSocketLike; response: Response } {
     const key = handshakeKey(request);
@@ -303,7 +296,6 @@ export class Connection implements BufferedInput {
     this.requests++;
     this.phase = BUSY;
     const request = this.#request(head);
-    if (request === undefined) return this.#fail("bad_request", head.method === "HEAD");
     if (this.#body === undefined && !head.upgrade) this.#startReadAhead();
     let response: Response;
     try {
@@ -357,40 +349,27 @@ export class Connection implements BufferedInput {
     return this.#body !== undefined && this.#body.done;
   }
 
-  /** The Web `Request` for `head`; undefined when the runtime refuses it (method, URL). */
-  #request(head: RequestHead): FrontRequest | undefined {
-    const target = head.target;
-    const authority = head.host || this.host.authority;
-    const url = target.charCodeAt(0) === 47
-      ? `http://${authority}${target}`
-      : target === "*"
-      ? `http://${authority}/*`
-      : target;
+  /** The request the handler gets for `head`. */
+  #request(head: RequestHead): FrontRequest<Connection> {
+    const url = requestUrl(head.target, head.host || this.host.authority);
     this.#body = undefined;
     this.#bodyFailed = false;
     this.#bodyPulled = false;
     this.#expectContinue = head.expectContinue;
-    let request: FrontRequest;
-    try {
-      if (head.bodyLength === 0) {
-        request = head.method === "GET"
-          ? new FrontRequest(url)
-          : new FrontRequest(url, { method: head.method });
-      } else {
-        const reader = new BodyReader(this, head.bodyLength);
-        this.#body = reader;
-        const body = new ReadableStream(new BodySource(this, reader), { highWaterMark: 0 });
-        request = new FrontRequest(
-          url,
-          { method: head.method, body, duplex: "half" } as RequestInit,
-        );
-      }
-      appendHeaderPairs(request.headers, head.headers);
-    } catch {
-      return undefined;
+    let body: ReadableStream<Uint8Array> | null = null;
+    if (head.bodyLength !== 0) {
+      const reader = new BodyReader(this, head.bodyLength);
+      this.#body = reader;
+      body = new ReadableStream(new BodySource(this, reader), { highWaterMark: 0 });
     }
-    request.connection = this;
-    return request;
+    return new FrontRequest(
+      head.method,
+      url,
+      head.headers,
+      body,
+      head.minor === 1 ? "HTTP/1.1" : "HTTP/1.0",
+      this,
+    );
   }
 
   /** {@link BodySource.pull}. */

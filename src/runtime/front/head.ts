@@ -34,7 +34,7 @@ export interface RequestHead {
   readonly target: string;
   /** HTTP/1.`minor`. */
   readonly minor: 0 | 1;
-  /** Names (as sent) and values, alternating. */
+  /** Names (in lower case) and values, alternating. */
   readonly headers: string[];
   /** The one Host header's value, or undefined (HTTP/1.0 only). */
   readonly host: string | undefined;
@@ -78,8 +78,12 @@ export function headCap(clientMaxHeaderSize: number): number {
 }
 
 const decoder = new TextDecoder();
-/** Offsets of the head's parts: [nameStart, nameEnd, valueStart, valueEnd] per header. */
+/** Offsets of the head's parts: [nameStart, nameEnd, valueStart, valueEnd] per header;
+ * nameEnd negated when the name has upper-case letters. */
 const offsets: number[] = [];
+/** 1 for the upper-case ASCII letters. */
+const UPPER = new Uint8Array(256);
+for (let c = 65; c <= 90; c++) UPPER[c] = 1;
 
 /**
  * Parses the complete head `buf[start, end)` (`end` from {@link findHeadEnd}).
@@ -107,8 +111,10 @@ export function parseHead(buf: Uint8Array, start: number, end: number): RequestH
   let high = 0;
   while (buf[i] !== CR) {
     const nameStart = i;
-    // A line starting with SP or HTAB is obs-fold; those fail the token test too.
-    while (TOKEN[buf[i]] === 1) i++;
+    // A line starting with SP or HTAB is obs-fold; those fail the token test too. Upper-case
+    // letters are noted, so that only such names are lowered (most clients send "Host").
+    let upper = 0;
+    for (let b = buf[i]; TOKEN[b] === 1; b = buf[++i]) upper |= UPPER[b];
     if (i === nameStart || buf[i] !== COLON) return "bad_request";
     const nameEnd = i++;
     while (buf[i] === SP || buf[i] === HTAB) i++;
@@ -120,7 +126,7 @@ export function parseHead(buf: Uint8Array, start: number, end: number): RequestH
     while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) {
       valueEnd--;
     }
-    offsets.push(nameStart, nameEnd, valueStart, valueEnd);
+    offsets.push(nameStart, upper === 0 ? nameEnd : -nameEnd, valueStart, valueEnd);
     i += 2;
   }
   if (buf[i + 1] !== LF || i + 2 !== end) return "bad_request";
@@ -151,32 +157,35 @@ function interpret(
   let connection: string | undefined;
   let expect = false;
   for (let k = 0; k < offsets.length; k += 4) {
-    const name = text.slice(offsets[k] - base, offsets[k + 1] - base);
+    const nameEnd = offsets[k + 1];
+    const name = nameEnd > 0
+      ? text.slice(offsets[k] - base, nameEnd - base)
+      : text.slice(offsets[k] - base, -nameEnd - base).toLowerCase();
     const value = text.slice(offsets[k + 2] - base, offsets[k + 3] - base);
     headers.push(name, value);
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === "host") {
+        if (name === "host") {
           hosts++;
           host = value;
         }
         break;
       case 6:
-        if (name.toLowerCase() === "expect") expect = value.toLowerCase() === "100-continue";
+        if (name === "expect") expect = value.toLowerCase() === "100-continue";
         break;
       case 10:
-        if (name.toLowerCase() === "connection") {
+        if (name === "connection") {
           connection = connection === undefined ? value : `${connection}, ${value}`;
         }
         break;
       case 14:
-        if (name.toLowerCase() === "content-length") {
+        if (name === "content-length") {
           lengths++;
           contentLength = value;
         }
         break;
       case 17:
-        if (name.toLowerCase() === "transfer-encoding") {
+        if (name === "transfer-encoding") {
           transferEncoding = transferEncoding === undefined
             ? value
             : `${transferEncoding}, ${value}`;

@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { UpgradeOptions } from "../contracts.ts";
+import type { ProxyRequest, UpgradeOptions } from "../contracts.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -20,7 +20,7 @@ function hasToken(value: string | null, token: string): boolean {
  * The client's `Sec-WebSocket-Key` when `request` is a valid handshake: GET, `Upgrade:
  * websocket`, `Connection: upgrade`, a key of 16 bytes in base64, version 13. Throws otherwise.
  */
-export function handshakeKey(request: Request): string {
+export function handshakeKey(request: ProxyRequest): string {
   const headers = request.headers;
   if (request.method !== "GET") throw new TypeError("a WebSocket handshake is a GET");
   if (!hasToken(headers.get("upgrade"), "websocket")) {
