@@ -319,8 +319,11 @@ upstream = "silent"
 
 describe("routes", () => {
   let port = 0;
+  let x: NamedUpstream;
+  let y: NamedUpstream;
   before(async () => {
-    const [x, y, z] = [
+    let z: NamedUpstream;
+    [x, y, z] = [
       await startNamedUpstream("X"),
       await startNamedUpstream("Y"),
       await startNamedUpstream("Z"),
@@ -364,6 +367,21 @@ upstream = "z"
     for (const [host, path, expected] of cases) {
       const answer = await ask(port, { path, headers: [["Host", host]] });
       assert.equal(answer.servedBy, expected, `${host} ${path}`);
+    }
+  });
+
+  it("routes match the path with dot segments resolved; the target goes upstream as sent", async () => {
+    const cases: [path: string, expected: NamedUpstream][] = [
+      ["/api/../admin", x],
+      ["/api/%2e%2e/admin?q=1", x],
+      ["/x/./../api/v1", y],
+      ["/.well-known/a", x],
+    ];
+    for (const [path, upstream] of cases) {
+      const before = upstream.requests.length;
+      const answer = await ask(port, { path, headers: [["Host", "www.example.com"]] });
+      assert.equal(answer.servedBy, upstream === x ? "X" : "Y", path);
+      assert.equal(upstream.requests[before]?.url, path, "forwarded byte for byte");
     }
   });
 });
