@@ -56,6 +56,7 @@ tr.down td { background: #fff5f5; }
 .dot.fail { background: var(--bad); }
 button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid var(--line);
   border-radius: 6px; background: #fff; cursor: pointer; }
+td.actions button { margin-right: 3px; }
 button:disabled { background: var(--bg); color: var(--off); cursor: default; }
 button.link { border: none; background: none; color: #0969da; padding: 0; }
 `;
@@ -96,6 +97,9 @@ function ago(ms) {
 function num(n, digits) {
   if (n === null || n === undefined) return "\\u2013";
   return n >= 100 ? String(Math.round(n)) : n.toFixed(digits);
+}
+function count(n) {
+  return n.toLocaleString("en-US");
 }
 function banner(text) {
   var b = document.getElementById("banner");
@@ -180,15 +184,15 @@ function serverRow(upstream, s, nowMs) {
   tr.appendChild(name);
   var state = el("td");
   state.appendChild(el("span", "state state-" + s.state, s.state));
-  if (s.drain && s.drain.inFlight === 0) state.appendChild(el("span", "tag", "idle"));
+  if (s.drain && s.drain.inFlight === 0) state.appendChild(el("span", "tag idle", "idle"));
   tr.appendChild(state);
   tr.appendChild(healthCell(s.health));
   tr.appendChild(el("td", "num inflight", s.inFlight));
   tr.appendChild(el("td", "num rate", num(s.requests.perSecond, 1)));
   tr.appendChild(el("td", "num latency", num(s.latencyMs.p50, 1) + " / " +
     num(s.latencyMs.p99, 1)));
-  var sticky = el("td", "num sticky", s.sticky.hit + " / " + s.sticky.new + " / " +
-    s.sticky.repin);
+  var sticky = el("td", "num sticky", count(s.sticky.hit) + " / " + count(s.sticky.new) +
+    " / " + count(s.sticky.repin));
   sticky.title = "invalid " + s.sticky.invalid + ", refused " + s.sticky.refused;
   tr.appendChild(sticky);
   tr.appendChild(el("td", "last-sticky",
