@@ -194,3 +194,32 @@ describe("active health checks", () => {
     assert.ok(probes >= 3 && probes <= 7, `${probes} probes in 5 intervals: once per server`);
   });
 });
+
+describe("one round robin for all workers", () => {
+  const backends: Backend[] = [];
+  after(async () => {
+    await stopAllGateways();
+    for (const b of backends) await b.close();
+  });
+
+  it("with workers = 2, 3:1:1 gives A B A C A over new connections whichever worker serves", async () => {
+    for (const name of ["A", "B", "C"]) backends.push(await backend(name));
+    const [a, b, c] = backends;
+    const gw = await startGateway(`
+[server]
+workers = 2
+
+[upstreams.app]
+servers = [
+  { address = "${a.address}", weight = 3 },
+  "${b.address}",
+  "${c.address}",
+]
+`);
+    // Each request is a new connection: the kernel spreads them over both workers' listeners
+    // (SO_REUSEPORT); with a round-robin position per worker the sequence would interleave two.
+    const served = await newClients(gw.port, 20);
+    const cycle = ["A", "B", "A", "C", "A"];
+    assert.deepEqual(served, [...cycle, ...cycle, ...cycle, ...cycle]);
+  });
+});
