@@ -243,11 +243,12 @@ const STATUS_TEXT: Readonly<Record<FailureSpec["status"], string>> = {
 /** Each failure's answer text and its length in bytes, made once. */
 const ANSWERS = new Map<FailureCode, { readonly text: string; readonly length: string }>();
 
-/**
- * The gateway's own short plain-text answer for a failure, with its Content-Length (as the
- * runtimes' servers sent it; the raw-socket front keeps a given length instead of chunking).
- */
-export function failureResponse(code: FailureCode): Response {
+/** The length in bytes of the gateway's answer for `code` (its record's bytes sent). */
+export function failureBodyLength(code: FailureCode): number {
+  return Number(answerFor(code).length);
+}
+
+function answerFor(code: FailureCode): { readonly text: string; readonly length: string } {
   let answer = ANSWERS.get(code);
   if (answer === undefined) {
     const spec = FAILURES[code];
@@ -255,6 +256,15 @@ export function failureResponse(code: FailureCode): Response {
     answer = { text, length: String(new TextEncoder().encode(text).length) };
     ANSWERS.set(code, answer);
   }
+  return answer;
+}
+
+/**
+ * The gateway's own short plain-text answer for a failure, with its Content-Length (as the
+ * runtimes' servers sent it; the raw-socket front keeps a given length instead of chunking).
+ */
+export function failureResponse(code: FailureCode): Response {
+  const answer = answerFor(code);
   return new Response(answer.text, {
     status: FAILURES[code].status,
     headers: {

@@ -4,21 +4,32 @@
  *
  * @module
  */
-import { type GatewayConfig, matchRoute, type Server, type Upstream } from "../config/mod.ts";
+import {
+  type GatewayConfig,
+  matchRoute,
+  type Server,
+  type Sticky,
+  type Upstream,
+} from "../config/mod.ts";
 import { type Balancer, createBalancers } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
 import { findCookie } from "../cookie/read.ts";
 import { resolveSticky, type StickyOutcome } from "../sticky/resolve.ts";
-import { describeError, type FailureCode, failureResponse } from "./errors.ts";
+import { describeError, failureBodyLength, type FailureCode, failureResponse } from "./errors.ts";
 import { type ClientInfo, upstreamRequestHeaders } from "./headers.ts";
-import { RequestBody, type Transport, type UpstreamRequest } from "./transport.ts";
+import {
+  RequestBody,
+  type Transport,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "./transport.ts";
 import type { Connect, ProxyRequest, RequestHeaders } from "../runtime/contracts.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
-import { clientFailure, guardedRequestBody, guardedResponseBody, refuseRequest } from "./limits.ts";
-import { failover } from "./failover.ts";
+import { clientFailure, guardedRequestBody, guardResponseBody, refuseRequest } from "./limits.ts";
+import { failover, type Outcome } from "./failover.ts";
 import { parseLength } from "./http1_syntax.ts";
 import { clientResponse, discardBody } from "./client_response.ts";
-import type { RequestDone } from "./request_record.ts";
+import { type RequestDone, requestId, RequestTrace } from "./request_record.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
 interface Generation {
@@ -31,8 +42,8 @@ export interface GatewayOptions {
   readonly now?: () => number;
   /** Called once per failed upstream attempt (for the log). */
   readonly onUpstreamError?: (server: Server, code: FailureCode, detail: string) => void;
-  /** Called once per request, WebSocket handshakes aside, when its response is ready: the
-   * routing facts for the access log and metrics (and tests). */
+  /** Called once per request when its response body has ended (a WebSocket: at the upgrade and
+   * at its close): the record the access log and metrics are made of (request_record.ts). */
   readonly onRequestDone?: RequestDone;
   /** Sockets to upstreams for WebSocket sessions (websocket.ts); without it, `Upgrade`
    * requests are forwarded as plain HTTP, the `Upgrade` header dropped. */
@@ -68,20 +79,25 @@ export class Gateway {
   /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
   handle = async (request: ProxyRequest, client: ClientInfo): Promise<Response> => {
     const { config, balancers } = this.#generation;
-    // First, as for any request on any listener: a GET/HEAD declaring a body it does not carry.
-    const framed = frameBody(request);
-    if (framed === undefined) return this.#failed("bad_request", undefined, "none", 0);
     const url = request.url;
     const slash = url.indexOf("/", url.indexOf("//") + 2);
     const target = url.slice(slash);
+    const id = requestId(request.headers.get("x-request-id"));
+    const trace = this.#onRequestDone === undefined
+      ? undefined
+      : new RequestTrace(request, client, target, id, this.#onRequestDone);
+    // First, as for any request on any listener: a GET/HEAD declaring a body it does not carry.
+    const framed = frameBody(request);
+    if (framed === undefined) return this.#failed("bad_request", trace);
     // Deno hands HTTP/2 requests over without a Host header (the authority is in the URL only).
     const host = request.headers.get("host") ?? url.slice(url.indexOf("//") + 2, slash);
     const query = target.indexOf("?");
     const path = query < 0 ? target : target.slice(0, query);
     const route = matchRoute(config.routes, hostname(host), routingPath(path));
-    if (route === undefined) return this.#failed("no_route", undefined, "none", 0);
+    if (route === undefined) return this.#failed("no_route", trace);
 
     const upstream = route.upstream;
+    if (trace !== undefined) trace.upstream = upstream.name;
     const balancer = balancers.get(upstream)!;
     const sticky = upstream.sticky;
     const noFallback = route.noFallback || (sticky?.noFallback ?? false);
@@ -98,9 +114,8 @@ export class Gateway {
         now,
       );
       decided = decision.outcome;
-      if (decision.kind === "refuse") {
-        return this.#failed("pinned_unavailable", upstream, decided, 0);
-      }
+      if (trace !== undefined) trace.sticky = decided;
+      if (decision.kind === "refuse") return this.#failed("pinned_unavailable", trace);
       if (decision.kind === "pinned") pinned = decision.server;
     }
 
@@ -109,25 +124,46 @@ export class Gateway {
       request.headers.has("upgrade") && this.webSockets !== undefined &&
       isWebSocketUpgrade(request, client)
     ) {
-      const limits = config.server;
-      return this.webSockets.proxy(request, client, {
+      const { outcome, upgraded } = await this.webSockets.proxy(request, client, {
         target,
         balancer,
         sticky,
         pinned,
+        decided,
         noFallback,
         now,
-        limits,
+        limits: config.server,
+        requestId: id,
+        onClose: trace && ((bytesIn, bytesOut) => {
+          trace.bytesIn = () => bytesIn;
+          trace.end(101, bytesOut, "ws-close");
+        }),
       });
+      if (trace !== undefined) {
+        trace.attempts = outcome.attempts;
+        trace.sticky = outcome.sticky;
+      }
+      if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
+      if (upgraded === undefined) {
+        // The upstream refused the upgrade: its answer is relayed as any response.
+        return this.#relay(outcome, request, client, sticky, pinned, now, trace);
+      }
+      if (trace !== undefined) {
+        trace.server = outcome.server.id;
+        trace.answered(101);
+        trace.end(101, 0, "ws-open");
+      }
+      return upgraded;
     }
 
-    const headers = upstreamRequestHeaders(request.headers, client, host);
+    const headers = upstreamRequestHeaders(request.headers, client, host, id);
     const refused = refuseRequest(request, target, headers, config.server);
-    if (refused !== undefined) return this.#failed(refused, upstream, decided, 0);
+    if (refused !== undefined) return this.#failed(refused, trace);
     const guarded = guardedRequestBody(request, config.server);
     const stream = guarded?.body ?? request.body;
     // A declared empty body is not read at all: the request stays replayable.
     const body = stream === null || framed === 0 ? null : new RequestBody(stream);
+    if (trace !== undefined && body !== null) trace.bytesIn = () => body.bytes;
     const upstreamRequest: UpstreamRequest = {
       method: request.method,
       target,
@@ -152,11 +188,35 @@ export class Gateway {
       this.#now,
       this.#onUpstreamError,
     );
-    if (outcome.failure !== undefined) {
-      return this.#failed(outcome.failure, upstream, outcome.sticky, outcome.attempts);
+    if (trace !== undefined) {
+      trace.attempts = outcome.attempts;
+      trace.sticky = outcome.sticky;
     }
+    if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
+    return this.#relay(outcome, request, client, sticky, pinned, now, trace);
+  };
+
+  /**
+   * The client's response made from the upstream's: the sticky Set-Cookie when the server is not
+   * the one the cookie pinned, hop-by-hop headers dropped, the body watched and counted.
+   */
+  #relay(
+    outcome: Outcome<UpstreamResponse> & { readonly server: Server },
+    request: ProxyRequest,
+    client: ClientInfo,
+    sticky: Sticky | undefined,
+    pinned: Server | undefined,
+    now: number,
+    trace: RequestTrace | undefined,
+  ): Response {
     const { server, value: response } = outcome;
     const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
+    if (trace !== undefined) {
+      trace.server = server.id;
+      trace.answered(response.status);
+    }
+    const limits = this.#generation.config.server;
+    const answerBody = this.#responseBody(response.body, limits.idleTimeoutMs, server, trace);
     // Outside the failure handling above: what the runtime refuses to put in a Response is a bad
     // answer, never a transport failure that would count against the server.
     let answer: Response;
@@ -165,48 +225,57 @@ export class Gateway {
         response.status,
         response.statusText,
         response.headers,
-        guardedResponseBody(response.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
+        answerBody,
         sticky?.lowerName,
         setCookie && renderSetCookie(setCookie, now),
         client.readsParts,
       );
     } catch (error) {
-      discardBody(response.body);
+      discardBody(answerBody);
       this.#onUpstreamError?.(
         server,
         "bad_response",
         `not a valid response: ${describeError(error)}`,
       );
-      return this.#failed("bad_response", upstream, outcome.sticky, outcome.attempts, server);
+      return this.#failed("bad_response", trace);
     }
-    this.#onRequestDone?.({
-      upstream: upstream.name,
-      server: server.id,
-      attempts: outcome.attempts,
-      sticky: outcome.sticky,
-      status: answer.status,
-      error: undefined,
-    });
+    // Bytes that arrived whole (or none) are sent as they are: the record is complete now.
+    if (trace !== undefined && !(answerBody instanceof ReadableStream)) {
+      const sent = request.method === "HEAD" || answerBody === null ? 0 : answerBody.length;
+      trace.end(answer.status, sent);
+    }
     return answer;
-  };
+  }
 
-  /** The gateway's own answer for `code`, recorded for `onRequestDone`. */
-  #failed(
-    code: FailureCode,
-    upstream: Upstream | undefined,
-    sticky: StickyOutcome,
-    attempts: number,
-    server?: Server,
-  ): Response {
+  /**
+   * The upstream's body as the client gets it: a stream is watched for `idle_timeout` and, when
+   * there is a trace, counted (the record goes out when it has ended or was cut).
+   */
+  #responseBody(
+    body: UpstreamResponse["body"],
+    idleMs: number,
+    server: Server,
+    trace: RequestTrace | undefined,
+  ): UpstreamResponse["body"] {
+    if (!(body instanceof ReadableStream)) return body;
+    const onEnd = trace === undefined
+      ? undefined
+      : (bytes: number) => trace.end(trace.upstreamStatus!, bytes);
+    if (idleMs === 0 && onEnd === undefined) return body;
+    return guardResponseBody(body, idleMs, (silent) => {
+      if (silent === "upstream") {
+        this.#onUpstreamError?.(server, "upstream_idle", "response body cut");
+      }
+    }, onEnd);
+  }
+
+  /** The gateway's own answer for `code`, recorded when there is a trace. */
+  #failed(code: FailureCode, trace: RequestTrace | undefined): Response {
     const response = failureResponse(code);
-    this.#onRequestDone?.({
-      upstream: upstream?.name,
-      server: server?.id,
-      attempts,
-      sticky,
-      status: response.status,
-      error: code,
-    });
+    if (trace !== undefined) {
+      trace.error = code;
+      trace.end(response.status, failureBodyLength(code));
+    }
     return response;
   }
 }

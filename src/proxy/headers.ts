@@ -37,13 +37,15 @@ export function connectionTokens(connection: string | null | undefined): Set<str
 
 /**
  * The headers to send upstream: the client's, less hop-by-hop ones, with `X-Forwarded-For`
- * appended to and `X-Forwarded-Proto`/`X-Forwarded-Host` set. `authority` stands in for a
+ * appended to, `X-Forwarded-Proto`/`X-Forwarded-Host` set and `X-Request-Id` (the client's when
+ * sane, see request_record.ts) last. `authority` stands in for a
  * missing Host header (HTTP/2 requests carry `:authority` instead, which Deno leaves out).
  */
 export function upstreamRequestHeaders(
   headers: RequestHeaders,
   client: ClientInfo,
   authority?: string,
+  requestId?: string,
 ): HeaderPair[] {
   const listed = connectionTokens(headers.get("connection"));
   const out: HeaderPair[] = [];
@@ -59,6 +61,9 @@ export function upstreamRequestHeaders(
       case "x-forwarded-proto":
       case "x-forwarded-host":
         continue;
+      case "x-request-id":
+        if (requestId !== undefined) continue;
+        break;
       case "host":
         host = value;
     }
@@ -74,6 +79,7 @@ export function upstreamRequestHeaders(
   ]);
   out.push(["x-forwarded-proto", client.protocol]);
   if (host !== undefined) out.push(["x-forwarded-host", host]);
+  if (requestId !== undefined) out.push(["x-request-id", requestId]);
   return out;
 }
 

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Server, ServerSettings } from "../config/mod.ts";
+import type { ServerSettings } from "../config/mod.ts";
 import type { FailureCode } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
 import type { ProxyRequest } from "../runtime/contracts.ts";
@@ -108,26 +108,36 @@ export class LimitError extends Error {
 }
 
 /**
- * The response body as the client gets it, cut when no byte has moved for `idleMs`: neither from
- * the upstream (a stream that went silent) nor to the client (one that stopped reading).
- * Cutting cancels the upstream body, which closes the upstream connection.
+ * The response body as the client gets it, cut when no byte has moved for `idleMs` (0 = never):
+ * neither from the upstream (a stream that went silent) nor to the client (one that stopped
+ * reading). Cutting cancels the upstream body, which closes the upstream connection.
  *
  * @param onIdle told which side was silent, for the log
+ * @param onEnd told once how many bytes went through, when the body ended, broke or was cut or
+ *   cancelled (the request's record)
  */
 export function guardResponseBody(
   body: ReadableStream<Uint8Array>,
   idleMs: number,
   onIdle: (silent: "upstream" | "client") => void,
+  onEnd?: (bytes: number) => void,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let reading = false;
   let ended = false;
+  let bytes = 0;
   let timer: IdleTimer | undefined;
+  const finish = () => {
+    ended = true;
+    timer?.stop();
+    onEnd?.(bytes);
+  };
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      if (idleMs === 0) return;
       timer = new IdleTimer(idleMs, () => {
         if (ended) return;
-        ended = true;
+        finish();
         const code = reading ? "upstream_idle" : "client_timeout";
         reader.cancel(new LimitError(code)).catch(() => {});
         // No reason: the runtimes then abort the client connection without printing a stack
@@ -137,52 +147,34 @@ export function guardResponseBody(
       });
     },
     async pull(controller) {
-      timer!.touch();
+      timer?.touch();
       reading = true;
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await reader.read();
       } catch (error) {
         if (!ended) {
-          ended = true;
-          timer!.stop();
+          finish();
           controller.error(error);
         }
         return;
       }
       reading = false;
       if (ended) return;
-      timer!.touch();
+      timer?.touch();
       if (result.done) {
-        ended = true;
-        timer!.stop();
+        finish();
         controller.close();
       } else {
+        bytes += result.value.length;
         controller.enqueue(result.value);
       }
     },
     cancel(reason) {
-      ended = true;
-      timer?.stop();
+      if (!ended) finish();
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-}
-
-/**
- * An upstream response body as the client gets it: a stream is watched for `idle_timeout`
- * (0 = not at all); bytes that arrived whole and null pass as they are.
- */
-export function guardedResponseBody<B extends ReadableStream<Uint8Array> | Uint8Array | null>(
-  body: B,
-  idleMs: number,
-  server: Server,
-  log?: (server: Server, code: FailureCode, detail: string) => void,
-): B | ReadableStream<Uint8Array> {
-  if (idleMs === 0 || !(body instanceof ReadableStream)) return body;
-  return guardResponseBody(body, idleMs, (silent) => {
-    if (silent === "upstream") log?.(server, "upstream_idle", "response body cut");
-  });
 }
 
 /** A client's request body on its way upstream, counted and watched. */

@@ -20,15 +20,19 @@ export class RequestBody {
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   /** Something was taken from the client's body (its first read started). */
   consumed = false;
+  /** Bytes read from the client so far (through {@link RequestBody.read}; for the record). */
+  bytes = 0;
 
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#stream = stream;
   }
 
   /** The next piece from the client (marks the body consumed). */
-  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     this.consumed = true;
-    return (this.#reader ??= this.#stream.getReader()).read();
+    const result = await (this.#reader ??= this.#stream.getReader()).read();
+    if (!result.done) this.bytes += result.value.length;
+    return result;
   }
 
   /** The whole body as a stream, for a transport that reads it itself (marks it consumed). */

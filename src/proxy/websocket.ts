@@ -25,7 +25,7 @@ import { createHash } from "node:crypto";
 import type { Server, Sticky } from "../config/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
-import { type FailureCode, failureResponse, UpstreamError } from "./errors.ts";
+import { type FailureCode, UpstreamError } from "./errors.ts";
 import {
   appendClientResponseHeaders,
   type ClientInfo,
@@ -36,9 +36,8 @@ import type { ByteStream, Connect } from "../runtime/contracts.ts";
 import type { UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 import type { ProxyRequest, RequestHeaders, WebSocketLike } from "../runtime/contracts.ts";
 import { Http1Transport } from "./http1.ts";
-import { failover } from "./failover.ts";
-import { clientResponse, discardBody } from "./client_response.ts";
-import { guardedResponseBody } from "./limits.ts";
+import { failover, type Outcome } from "./failover.ts";
+import type { StickyOutcome } from "../sticky/resolve.ts";
 import {
   ABNORMAL,
   encodeClose,
@@ -99,10 +98,26 @@ export interface WebSocketRoute {
   readonly sticky: Sticky | undefined;
   /** The server the cookie pins, if it is available. */
   readonly pinned: Server | undefined;
+  /** The sticky decision's outcome. */
+  readonly decided: StickyOutcome;
   readonly noFallback: boolean;
   readonly now: number;
-  /** read_timeout and connect_timeout for the handshake, idle_timeout for a refusal's body. */
-  readonly limits: UpstreamLimits & { readonly idleTimeoutMs: number };
+  /** read_timeout and connect_timeout for the handshake. */
+  readonly limits: UpstreamLimits;
+  /** The request id sent upstream (X-Request-Id). */
+  readonly requestId: string;
+  /** Told when an upgraded session ends: message bytes from and to the client. */
+  readonly onClose?: (bytesIn: number, bytesOut: number) => void;
+}
+
+/**
+ * How a handshake went: the failover's outcome, and with a 101 the client's 101 to return. With
+ * neither a failure nor `upgraded`, the outcome's answer is the upstream's refusal (anything but
+ * 101), which the gateway relays as any response.
+ */
+export interface Handshake {
+  readonly outcome: Outcome<UpstreamResponse>;
+  readonly upgraded?: Response;
 }
 
 export interface WebSocketProxyOptions {
@@ -136,17 +151,21 @@ export class WebSocketProxy {
   }
 
   /**
-   * Answers a WebSocket handshake (see {@link isWebSocketUpgrade}): the 101 of an upgrade, the
-   * upstream's refusal, or the gateway's error. Never rejects.
+   * Relays a WebSocket handshake (see {@link isWebSocketUpgrade}) through the failover loop; on a
+   * 101 the session starts. Never rejects.
    */
-  async proxy(request: ProxyRequest, client: ClientInfo, route: WebSocketRoute): Promise<Response> {
+  async proxy(
+    request: ProxyRequest,
+    client: ClientInfo,
+    route: WebSocketRoute,
+  ): Promise<Handshake> {
     const { sticky, now, limits } = route;
     const key = request.headers.get("sec-websocket-key")!;
     const offered = offeredProtocols(request.headers.get("sec-websocket-protocol"));
     const handshake: UpstreamRequest = {
       method: "GET",
       target: route.target,
-      headers: handshakeHeaders(request.headers, client),
+      headers: handshakeHeaders(request.headers, client, route.requestId),
       body: null,
       upgrade: true,
       client: request,
@@ -158,6 +177,7 @@ export class WebSocketProxy {
         balancer: route.balancer,
         pinned: route.pinned,
         noFallback: route.noFallback,
+        sticky: route.sticky === undefined ? "none" : route.decided,
         now,
         async send(server: Server): Promise<UpstreamResponse> {
           const response = await transport.send(server, handshake, limits);
@@ -177,35 +197,15 @@ export class WebSocketProxy {
       this.#now,
       this.#onUpstreamError,
     );
-    if (outcome.failure !== undefined) return failureResponse(outcome.failure);
+    if (outcome.failure !== undefined) return { outcome };
     const { server, value: answer } = outcome;
-    const setCookie = sticky !== undefined && server !== route.pinned && server.setCookie
-      ? renderSetCookie(server.setCookie, now)
-      : undefined;
     const upgraded = answer.upgraded;
-    if (upgraded === undefined) {
-      // A refusal (anything but 101): relayed as any response.
-      try {
-        return clientResponse(
-          answer.status,
-          answer.statusText,
-          answer.headers,
-          guardedResponseBody(answer.body, limits.idleTimeoutMs, server, this.#onUpstreamError),
-          sticky?.lowerName,
-          setCookie,
-        );
-      } catch (error) {
-        discardBody(answer.body);
-        this.#log(
-          server,
-          new UpstreamError("bad_response", "not a valid response", { cause: error }),
-        );
-        return failureResponse("bad_response");
-      }
-    }
+    if (upgraded === undefined) return { outcome };
     const out: HeaderPair[] = [];
     // As for any response, the module's Set-Cookie goes first.
-    if (setCookie !== undefined) out.push(["set-cookie", setCookie]);
+    if (sticky !== undefined && server !== route.pinned && server.setCookie) {
+      out.push(["set-cookie", renderSetCookie(server.setCookie, now)]);
+    }
     const upstreamHeaders: HeaderPair[] = [];
     appendClientResponseHeaders(answer.headers, sticky?.lowerName, upstreamHeaders);
     for (const pair of upstreamHeaders) if (!OWN_101_HEADERS.has(pair[0])) out.push(pair);
@@ -222,18 +222,23 @@ export class WebSocketProxy {
           cause: error,
         }),
       );
-      return failureResponse("bad_request");
+      return {
+        outcome: { failure: "bad_request", attempts: outcome.attempts, sticky: outcome.sticky },
+      };
     }
     const reader = new FrameReader(MAX_MESSAGE_BYTES);
     reader.push(upgraded.buffered);
-    const bridge = new Bridge(
+    const bridge: Bridge = new Bridge(
       accepted.socket,
       upgraded.stream,
       reader,
-      () => this.#bridges.delete(bridge),
+      () => {
+        this.#bridges.delete(bridge);
+        route.onClose?.(bridge.bytesIn, bridge.bytesOut);
+      },
     );
     this.#bridges.add(bridge);
-    return accepted.response;
+    return { outcome, upgraded: accepted.response };
   }
 
   #log(server: Server, error: UpstreamError): void {
@@ -242,8 +247,12 @@ export class WebSocketProxy {
 }
 
 /** The client's headers for the upstream handshake. */
-function handshakeHeaders(headers: RequestHeaders, client: ClientInfo): HeaderPair[] {
-  const out = upstreamRequestHeaders(headers, client).filter(([name]) =>
+function handshakeHeaders(
+  headers: RequestHeaders,
+  client: ClientInfo,
+  requestId: string,
+): HeaderPair[] {
+  const out = upstreamRequestHeaders(headers, client, undefined, requestId).filter(([name]) =>
     name !== "sec-websocket-extensions"
   );
   out.push(["connection", "Upgrade"], ["upgrade", "websocket"]);
@@ -318,6 +327,9 @@ class Bridge {
   #closeReceived = false;
   #ended = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Message bytes from the client (text: its UTF-16 length) and to it, for the record. */
+  bytesIn = 0;
+  bytesOut = 0;
 
   constructor(client: WebSocketLike, upstream: ByteStream, reader: FrameReader, onEnd: () => void) {
     this.#client = client;
@@ -328,8 +340,10 @@ class Bridge {
       this.#opened = true;
       this.#pump();
     };
-    client.onmessage = (data) =>
+    client.onmessage = (data) => {
+      this.bytesIn += data.length;
       this.#send(typeof data === "string" ? encodeText(data) : encodeFrame(OPCODE.binary, data));
+    };
     client.onpong = (data) => this.#send(encodeFrame(OPCODE.pong, data));
     client.onclose = (code, reason) => this.#onClientClose(code, reason);
   }
@@ -412,6 +426,7 @@ class Bridge {
       case "text":
       case "binary":
         if (this.#clientClosed) return;
+        this.bytesOut += incoming.data.length;
         this.#client.send(incoming.data);
         while (this.#client.bufferedAmount > CLIENT_HIGH_WATER && !this.#clientClosed) {
           await this.#client.drained();

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { parseConfig, type Server } from "../../src/config/mod.ts";
 import { Gateway } from "../../src/proxy/gateway.ts";
 import { UpstreamError } from "../../src/proxy/errors.ts";
-import type { Transport, UpstreamResponse } from "../../src/proxy/transport.ts";
+import type { Transport, UpstreamRequest, UpstreamResponse } from "../../src/proxy/transport.ts";
 import type { RequestRecord } from "../../src/proxy/request_record.ts";
 import { md5 } from "../support/http.ts";
 
@@ -70,10 +70,16 @@ function setup() {
       CLIENT,
     );
     assert.equal(records.length, 1, "one record per request");
-    const record = records.pop()!;
+    const record = routing(records.pop()!);
     return { record, setCookie: response.headers.get("set-cookie"), status: response.status };
   }
   return { ask, refusing };
+}
+
+/** The routing facts of a record (the fields these tests are about). */
+function routing(record: RequestRecord) {
+  const { upstream, server, attempts, sticky, status, error } = record;
+  return { upstream, server, attempts, sticky, status, error };
 }
 
 const served = (server: string, sticky: RequestRecord["sticky"], attempts = 1) => ({
@@ -169,5 +175,126 @@ describe("onRequestDone: the record of every request", () => {
       status: 404,
       error: "no_route",
     });
+  });
+});
+
+describe("onRequestDone: the request's own facts, and when the record goes out", () => {
+  /** A gateway whose upstream answers with `body`; records and the requests it sent. */
+  function gatewayWith(body: () => UpstreamResponse["body"]) {
+    const records: RequestRecord[] = [];
+    const sent: UpstreamRequest[] = [];
+    const transport: Transport = {
+      async send(_server: Server, request: UpstreamRequest): Promise<UpstreamResponse> {
+        sent.push(request);
+        // As the real transport does: the body goes upstream before the answer comes.
+        const upload = request.body;
+        if (upload !== null) {
+          for (
+            let r = await upload.read();
+            !r.done;
+            r = await upload.read()
+          );
+        }
+        return { status: 201, statusText: "Created", headers: [], body: body() };
+      },
+      close() {},
+    };
+    const gateway = new Gateway(parseConfig(CONFIG, "t.toml"), transport, {
+      onRequestDone: (record) => records.push(record),
+    });
+    return { gateway, records, sent };
+  }
+
+  it("client, method, target as sent, protocol, UA, referer, upstream status and timings", async () => {
+    const { gateway, records, sent } = gatewayWith(() => new Uint8Array(7));
+    const before = Date.now();
+    const response = await gateway.handle(
+      new Request("http://gw.test/plain/a?b=1", {
+        method: "POST",
+        body: "hello",
+        headers: { "user-agent": "ua/1", referer: "http://r.test/", "x-request-id": "rid-1" },
+      }),
+      CLIENT,
+    );
+    assert.equal(response.status, 201);
+    const record = records[0];
+    assert.equal(record.kind, "http");
+    assert.ok(record.startMs >= before && record.startMs <= Date.now());
+    assert.equal(record.clientAddress, "192.0.2.1");
+    assert.equal(record.method, "POST");
+    assert.equal(record.target, "/plain/a?b=1");
+    assert.equal(record.protocol, "HTTP/1.1");
+    assert.equal(record.userAgent, "ua/1");
+    assert.equal(record.referer, "http://r.test/");
+    assert.equal(record.upstreamStatus, 201);
+    assert.equal(record.bytesOut, 7);
+    assert.ok(record.upstreamHeaderMs! >= 0 && record.upstreamHeaderMs! <= record.durationMs);
+    // The client's sane request id is kept, and sent upstream.
+    assert.equal(record.requestId, "rid-1");
+    assert.deepEqual(sent[0].headers.filter(([n]) => n === "x-request-id"), [[
+      "x-request-id",
+      "rid-1",
+    ]]);
+  });
+
+  it("a request id is made when the client sent none or an unsafe one, and goes upstream", async () => {
+    const { gateway, records, sent } = gatewayWith(() => null);
+    for (const id of [undefined, 'a "quoted" id', "x".repeat(200)]) {
+      await gateway.handle(
+        new Request("http://gw.test/plain/", {
+          headers: id === undefined ? {} : { "x-request-id": id },
+        }),
+        CLIENT,
+      );
+    }
+    const ids = records.map((r) => r.requestId);
+    assert.equal(new Set(ids).size, 3, "unique");
+    for (const [i, id] of ids.entries()) {
+      assert.match(id, /^[0-9a-f]{12}-[0-9a-z]+$/);
+      assert.deepEqual(sent[i].headers.filter(([n]) => n === "x-request-id"), [[
+        "x-request-id",
+        id,
+      ]]);
+    }
+  });
+
+  it("a streamed body: the record goes out when the body has ended, with the bytes sent", async () => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const { gateway, records } = gatewayWith(() =>
+      new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
+    );
+    const response = await gateway.handle(new Request("http://gw.test/plain/"), CLIENT);
+    assert.equal(records.length, 0, "not before the body is over");
+    const reading = new Response(response.body).arrayBuffer();
+    controller.enqueue(new Uint8Array(1000));
+    controller.enqueue(new Uint8Array(24));
+    controller.close();
+    assert.equal((await reading).byteLength, 1024);
+    assert.equal(records.length, 1);
+    assert.equal(records[0].bytesOut, 1024);
+    assert.equal(records[0].status, 201);
+  });
+
+  it("a body the client stops reading: the record goes out at the cancel, once", async () => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const { gateway, records } = gatewayWith(() =>
+      new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
+    );
+    const response = await gateway.handle(new Request("http://gw.test/plain/"), CLIENT);
+    const reader = response.body!.getReader();
+    controller.enqueue(new Uint8Array(10));
+    await reader.read();
+    await reader.cancel();
+    assert.equal(records.length, 1);
+    assert.equal(records[0].bytesOut, 10);
+  });
+
+  it("bytes in: the request body as read from the client", async () => {
+    const { gateway, records } = gatewayWith(() => null);
+    await gateway.handle(
+      new Request("http://gw.test/plain/", { method: "PUT", body: "x".repeat(300) }),
+      CLIENT,
+    );
+    assert.equal(records[0].bytesIn, 300);
   });
 });
