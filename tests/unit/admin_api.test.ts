@@ -4,6 +4,8 @@ import { createHash } from "node:crypto";
 import { parseAddress } from "../../src/config/mod.ts";
 import type { AdminSettings } from "../../src/config/admin.ts";
 import { createAdminHandler, type ServerRow, type UpstreamRow } from "../../src/ops/admin/mod.ts";
+import { quantile, RateSampler } from "../../src/ops/admin/rates.ts";
+import type { LatencyHistogram, UpstreamStatus } from "../../src/ops/admin/mod.ts";
 import { FakeView } from "./admin_fake_view.ts";
 
 const TOKEN = "s3cret-token-0123456789";
@@ -85,7 +87,7 @@ describe("admin API: reading", () => {
     const api = serverOf(upstreams, "api", "api-1");
     assert.equal(api.cookieValue, "");
     assert.equal(api.state, "drain");
-    assert.deepEqual(api.health, { passive: "ok", active: "unknown", history: [] });
+    assert.deepEqual(api.health, { passive: "ok", active: "unchecked", history: [] });
     assert.deepEqual(api.sticky, { hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 });
   });
 
@@ -456,5 +458,48 @@ describe("admin status page: the document", () => {
     assert.match(script, /\/api\/v1\/upstreams/);
     assert.ok(csp.includes(`script-src 'sha256-${hash(script)}'`), "the script runs under the CSP");
     assert.ok(csp.includes(`style-src 'sha256-${hash(style)}'`), "the style applies under the CSP");
+  });
+});
+
+describe("admin rates", () => {
+  const upstream = (requests: number, latency: LatencyHistogram | null): UpstreamStatus[] => [{
+    name: "app",
+    stickyCookie: null,
+    servers: [{
+      id: "a",
+      address: "127.0.0.1:1",
+      cookieValue: "",
+      backup: false,
+      weight: 1,
+      state: "ready",
+      health: { passive: "ok", active: "unchecked", history: [] },
+      inFlight: 0,
+      requests,
+      latency,
+      sticky: { hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 },
+      lastStickyMs: null,
+    }],
+  }];
+
+  it("a server without a latency histogram has a rate but no percentiles", () => {
+    const sampler = new RateSampler();
+    sampler.observe(upstream(10, null), 0);
+    assert.deepEqual(sampler.observe(upstream(30, null), 4000)("app", "a"), {
+      perSecond: 5,
+      p50Ms: null,
+      p99Ms: null,
+    });
+  });
+
+  it("a counter that went back (a restart behind the view) gives no figures", () => {
+    const sampler = new RateSampler();
+    sampler.observe(upstream(100, null), 0);
+    assert.equal(sampler.observe(upstream(10, null), 2000)("app", "a").perSecond, null);
+  });
+
+  it("quantiles interpolate inside the bucket; the +Inf bucket gives the last finite bound", () => {
+    assert.equal(quantile(0.5, [10, 100, Infinity], [0, 4, 4]), 55);
+    assert.equal(quantile(0.99, [10, 100, Infinity], [0, 4, 8]), 100);
+    assert.equal(quantile(0.5, [10, Infinity], [0, 0]), null);
   });
 });

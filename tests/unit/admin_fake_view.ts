@@ -70,7 +70,7 @@ export class FakeView implements AdminView {
       for (const server of upstream.servers) {
         byId.set(server.id, {
           state: server.state,
-          health: { passive: "ok", active: "unknown", history: [] },
+          health: { passive: "ok", active: "unchecked", history: [] },
           inFlight: 0,
           requests: 0,
           counts: BOUNDS_MS.map(() => 0),

@@ -10,6 +10,12 @@ export {
   type ServerRow,
   type UpstreamRow,
 } from "./handler.ts";
+export {
+  type AdminStateChange,
+  createGatewayView,
+  type GatewayViewSources,
+  type ServerTotals,
+} from "./gateway_view.ts";
 export type {
   AdminView,
   LatencyHistogram,

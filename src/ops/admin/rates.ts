@@ -23,7 +23,7 @@ export interface RecentFigures {
 
 interface ServerTotals {
   readonly requests: number;
-  readonly counts: readonly number[];
+  readonly counts: readonly number[] | undefined;
 }
 
 interface Sample {
@@ -54,11 +54,11 @@ export class RateSampler {
     nowMs: number,
   ): (upstream: string, id: string) => RecentFigures {
     const totals = new Map<string, ServerTotals>();
-    const latency = new Map<string, LatencyHistogram>();
+    const latency = new Map<string, LatencyHistogram | null>();
     for (const upstream of upstreams) {
       for (const server of upstream.servers) {
         const key = `${upstream.name}\0${server.id}`;
-        totals.set(key, { requests: server.requests, counts: server.latency.counts });
+        totals.set(key, { requests: server.requests, counts: server.latency?.counts });
         latency.set(key, server.latency);
       }
     }
@@ -75,15 +75,16 @@ export class RateSampler {
       const now = totals.get(key);
       const then = base?.totals.get(key);
       const histogram = latency.get(key);
-      if (base === undefined || now === undefined || then === undefined || !histogram) {
-        return NO_FIGURES;
-      }
+      if (base === undefined || now === undefined || then === undefined) return NO_FIGURES;
       const seconds = (nowMs - base.atMs) / 1000;
       // A counter that went down was reset (a restart behind the view): no rate this time.
       if (now.requests < then.requests) return NO_FIGURES;
-      const deltas = histogram.counts.map((count, i) => count - (then.counts[i] ?? 0));
+      const perSecond = (now.requests - then.requests) / seconds;
+      const before = then.counts;
+      if (!histogram || before === undefined) return { perSecond, p50Ms: null, p99Ms: null };
+      const deltas = histogram.counts.map((count, i) => count - (before[i] ?? 0));
       return {
-        perSecond: (now.requests - then.requests) / seconds,
+        perSecond,
         p50Ms: quantile(0.5, histogram.boundsMs, deltas),
         p99Ms: quantile(0.99, histogram.boundsMs, deltas),
       };

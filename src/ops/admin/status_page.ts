@@ -158,8 +158,8 @@ function setState(upstream, id, state) {
 }
 function healthCell(h) {
   var td = el("td", "health");
-  var word = h.active === "down" ? "down" : h.passive === "failed" ? "failed"
-    : h.active === "up" ? "up" : "ok";
+  var word = h.active === "down" ? "down" : h.active === "unknown" ? "unknown"
+    : h.passive === "failed" ? "failed" : h.active === "up" ? "up" : "ok";
   td.appendChild(el("span", "health-" + word, word));
   if (h.history.length > 0) {
     var dots = el("span", "dots");
@@ -172,7 +172,8 @@ function healthCell(h) {
   return td;
 }
 function serverRow(upstream, s, nowMs) {
-  var bad = s.health.passive === "failed" || s.health.active === "down";
+  var bad = s.health.passive === "failed" || s.health.active === "down" ||
+    s.health.active === "unknown";
   var tr = el("tr", bad ? "down" : "");
   tr.dataset.server = s.id;
   var name = el("td");
@@ -225,7 +226,8 @@ function render(data) {
     var head = el("div", "upstream-head");
     head.appendChild(el("h2", "", u.name));
     var ready = u.servers.filter(function (s) {
-      return s.state === "ready" && s.health.passive === "ok" && s.health.active !== "down";
+      return s.state === "ready" && s.health.passive === "ok" &&
+        (s.health.active === "unchecked" || s.health.active === "up");
     }).length;
     head.appendChild(el("span", "muted", ready + " of " + u.servers.length +
       " servers take new clients" + (u.stickyCookie ? ", cookie " + u.stickyCookie : ", not sticky")));

@@ -25,8 +25,9 @@ export interface StickyCounts {
 export interface ServerHealth {
   /** `failed`: max_fails reached within fail_timeout (passive health). */
   readonly passive: "ok" | "failed";
-  /** Active health checks: `unknown` when the upstream has none (or none finished yet). */
-  readonly active: "unknown" | "up" | "down";
+  /** Active health checks: `unchecked` (the upstream has none: counts as up), `unknown`
+   * (none concluded yet: no traffic), `up`, `down`. */
+  readonly active: "unchecked" | "unknown" | "up" | "down";
   /** Recent active check results, oldest first (true = passed); empty without checks. */
   readonly history: readonly boolean[];
 }
@@ -58,7 +59,8 @@ export interface ServerStatus {
   readonly inFlight: number;
   /** Requests this server answered since start (all workers). */
   readonly requests: number;
-  readonly latency: LatencyHistogram;
+  /** Its request durations; null when they are not measured per server. */
+  readonly latency: LatencyHistogram | null;
   readonly sticky: StickyCounts;
   /** When a request last came with a cookie naming this server (ms since the epoch), or null. */
   readonly lastStickyMs: number | null;

@@ -1,0 +1,154 @@
+/**
+ * The {@link AdminView} of a running gateway: the config snapshot in use, the shared state every
+ * worker thread writes (admin state, health, in-flight, last sticky request) and the metrics'
+ * per-server totals. Everything is read when asked, nothing is kept; a reload that swaps the
+ * snapshot (and its state) is seen at the next call.
+ *
+ * @module
+ */
+import type { GatewayConfig, ServerState, Upstream } from "../../config/types.ts";
+import type { SharedState } from "../../state/shared_state.ts";
+import { serverStatus } from "../../state/status.ts";
+import type {
+  AdminView,
+  LatencyHistogram,
+  ServerStatus,
+  SetStateResult,
+  StickyCounts,
+  UpstreamStatus,
+} from "./view.ts";
+
+/** One server's counters over all threads since start (the metrics module's `serverTotals`). */
+export interface ServerTotals {
+  readonly requests: number;
+  readonly latency: LatencyHistogram;
+  /** Sticky decisions that ended on it, by outcome (other outcomes may be present). */
+  readonly sticky: StickyCounts;
+}
+
+/** A state change made through the admin API, for the gateway's event log. */
+export interface AdminStateChange {
+  readonly upstream: string;
+  readonly server: string;
+  readonly from: ServerState;
+  readonly to: ServerState;
+  readonly reason: "admin api";
+}
+
+/** Where the view reads from; each is called when the view is asked. */
+export interface GatewayViewSources {
+  /** The config snapshot in use now. */
+  readonly config: () => GatewayConfig;
+  /** The shared state made for that snapshot. */
+  readonly state: () => SharedState;
+  /** A server's counters (`Metrics.serverTotals`); undefined = not counted (all zero). */
+  readonly totals?: (upstream: string, serverId: string) => ServerTotals | undefined;
+  /** The Prometheus exposition. */
+  readonly metricsText: () => string;
+  /** Whether the process serves (default: it answers, so yes). */
+  readonly healthy?: () => boolean;
+  /** Told of every change `setServerState` makes. */
+  readonly onStateChange?: (change: AdminStateChange) => void;
+  /** The clock (ms since the epoch); default `Date.now`. */
+  readonly now?: () => number;
+}
+
+const NO_STICKY: StickyCounts = Object.freeze({ hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 });
+
+/**
+ * The admin view over the gateway's snapshot, shared state and metrics.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "../../config/mod.ts";
+ * import { SharedState } from "../../state/mod.ts";
+ * const config = parseConfig(`[upstreams.app]\nservers = ["127.0.0.1:9001"]\n`);
+ * const state = SharedState.create(config);
+ * const view = createGatewayView({
+ *   config: () => config,
+ *   state: () => state,
+ *   metricsText: () => "",
+ * });
+ * view.setServerState("app", "127.0.0.1:9001", "drain"); // "ok"
+ * view.upstreams()[0].servers[0].state; // "drain"
+ * ```
+ */
+export function createGatewayView(sources: GatewayViewSources): AdminView {
+  const now = sources.now ?? Date.now;
+  return {
+    upstreams: () => {
+      const config = sources.config();
+      const state = sources.state();
+      const nowMs = now();
+      return [...config.upstreams.values()].map((upstream) =>
+        upstreamStatus(upstream, state, sources.totals, nowMs)
+      );
+    },
+    setServerState: (name, id, to): SetStateResult => {
+      const upstream = sources.config().upstreams.get(name);
+      if (upstream === undefined) return "no_upstream";
+      const state = sources.state();
+      const slot = state.serverSlot(name, id);
+      if (slot === undefined) return "no_server";
+      const from = state.adminState(slot);
+      if (state.setAdminState(slot, to, now())) {
+        sources.onStateChange?.({ upstream: name, server: id, from, to, reason: "admin api" });
+      }
+      return "ok";
+    },
+    metricsText: () => sources.metricsText(),
+    ready: () => {
+      const state = sources.state();
+      const nowMs = now();
+      for (const upstream of sources.config().upstreams.values()) {
+        const takesNew = upstream.servers.some((server) =>
+          serverStatus(state, upstream, server, nowMs).summary === "up"
+        );
+        if (!takesNew) return false;
+      }
+      return true;
+    },
+    healthy: () => sources.healthy?.() ?? true,
+  };
+}
+
+function upstreamStatus(
+  upstream: Upstream,
+  state: SharedState,
+  totals: GatewayViewSources["totals"],
+  nowMs: number,
+): UpstreamStatus {
+  return {
+    name: upstream.name,
+    stickyCookie: upstream.sticky?.name ?? null,
+    servers: upstream.servers.map((server): ServerStatus => {
+      const live = serverStatus(state, upstream, server, nowMs);
+      const counted = totals?.(upstream.name, server.id);
+      const sticky = counted?.sticky ?? NO_STICKY;
+      return {
+        id: server.id,
+        address: server.address.text,
+        cookieValue: server.cookieValue,
+        backup: server.backup,
+        weight: server.weight,
+        state: live.state,
+        health: {
+          passive: live.failed ? "failed" : "ok",
+          active: live.health,
+          history: live.healthHistory,
+        },
+        inFlight: live.inFlight,
+        requests: counted?.requests ?? 0,
+        latency: counted?.latency ?? null,
+        sticky: {
+          hit: sticky.hit,
+          new: sticky.new,
+          repin: sticky.repin,
+          invalid: sticky.invalid,
+          refused: sticky.refused,
+        },
+        lastStickyMs: live.lastStickyMs ?? null,
+      };
+    }),
+  };
+}
