@@ -23,6 +23,9 @@ import type {
   Upstream,
 } from "./types.ts";
 import { readSticky, setCookieProblem } from "./sticky.ts";
+import { readLogSettings } from "./log.ts";
+import { readAdminSettings } from "./admin.ts";
+import { readHealthSettings } from "./health.ts";
 import { cookieValue } from "../cookie/value.ts";
 import { setCookieTemplate } from "../cookie/set_cookie.ts";
 
@@ -57,9 +60,25 @@ export function parseConfig(text: string, file = "<config>"): GatewayConfig {
   const server = readServerSettings(root, problems, baseDir);
   const upstreams = readUpstreams(root, problems, baseDir);
   const routes = readRoutes(root, upstreams, problems);
+  const log = readLogSettings(table(root, "log", problems), problems, baseDir);
+  const adminTable = table(root, "admin", problems);
+  const admin = adminTable && readAdminSettings(adminTable, problems, baseDir);
   root.finish();
   if (!problems.empty) throw new ConfigError(file, problems.list);
-  return Object.freeze({ file, server, upstreams, routes: buildRouteTable(routes) });
+  return Object.freeze({
+    file,
+    server,
+    upstreams,
+    routes: buildRouteTable(routes),
+    log,
+    ...(admin === undefined ? {} : { admin }),
+  });
+}
+
+/** The Fields of an optional table, undefined when it is absent. */
+function table(parent: Fields, key: string, problems: Problems): Fields | undefined {
+  const found = parent.subtable(key);
+  return found === undefined ? undefined : new Fields(found, parent.keyPath(key), problems);
 }
 
 function readServerSettings(root: Fields, problems: Problems, baseDir: string): ServerSettings {
@@ -133,6 +152,8 @@ function readUpstream(
   const tls = readUpstreamTls(fields, baseDir);
   // Only TLS upstreams carry the key; the cookie value below never depends on it.
   const withTls = tls === undefined ? {} : { tls };
+  const healthFields = table(fields, "health", problems);
+  const health = healthFields && readHealthSettings(healthFields);
   fields.finish();
   if (drafts.length === 0) return undefined;
 
@@ -183,6 +204,7 @@ function readUpstream(
     backups: servers.filter((s) => s.backup),
     sticky,
     ...withTls,
+    ...(health === undefined ? {} : { health }),
   });
 }
 

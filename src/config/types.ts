@@ -9,6 +9,11 @@ import type { Address } from "./address.ts";
 import type { CookieValueMode } from "../cookie/value.ts";
 import type { SetCookieTemplate } from "../cookie/set_cookie.ts";
 import type { RouteTable } from "./routes.ts";
+import type { LogSettings } from "./log.ts";
+import type { AdminSettings } from "./admin.ts";
+import type { HealthCheckSettings } from "./health.ts";
+
+export type { AdminSettings, HealthCheckSettings, LogSettings };
 
 export interface GatewayConfig {
   /** The file it was read from, for messages. */
@@ -16,6 +21,10 @@ export interface GatewayConfig {
   readonly server: ServerSettings;
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly routes: RouteTable;
+  /** `[log]`: the access log (on by default, to stdout). */
+  readonly log: LogSettings;
+  /** `[admin]`: the admin listener (metrics, API, status page); absent = none. */
+  readonly admin?: AdminSettings;
 }
 
 /** Which client talks to upstreams: see `src/proxy/transport.ts`. */
@@ -84,6 +93,8 @@ export interface Upstream {
   readonly sticky?: Sticky;
   /** Absent for plain HTTP upstreams. */
   readonly tls?: UpstreamTls;
+  /** `[upstreams.NAME.health]`: active health checks; absent = passive health only. */
+  readonly health?: HealthCheckSettings;
 }
 
 /**

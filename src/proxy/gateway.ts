@@ -30,6 +30,7 @@ import { failover, type Outcome } from "./failover.ts";
 import { parseLength } from "./http1_syntax.ts";
 import { clientResponse, discardBody } from "./client_response.ts";
 import { type RequestDone, requestId, RequestTrace } from "./request_record.ts";
+import type { SharedState } from "../state/shared_state.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
 interface Generation {
@@ -48,6 +49,8 @@ export interface GatewayOptions {
   /** Sockets to upstreams for WebSocket sessions (websocket.ts); without it, `Upgrade`
    * requests are forwarded as plain HTTP, the `Upgrade` header dropped. */
   readonly connect?: Connect;
+  /** The state shared by all threads (state/shared_state.ts); absent = one for this gateway. */
+  readonly state?: SharedState;
 }
 
 export class Gateway {
@@ -60,7 +63,7 @@ export class Gateway {
   readonly webSockets: WebSocketProxy | undefined;
 
   constructor(config: GatewayConfig, transport: Transport, options: GatewayOptions = {}) {
-    this.#generation = { config, balancers: createBalancers(config) };
+    this.#generation = { config, balancers: createBalancers(config, options.state) };
     this.#transport = transport;
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
@@ -116,7 +119,11 @@ export class Gateway {
       decided = decision.outcome;
       if (trace !== undefined) trace.sticky = decided;
       if (decision.kind === "refuse") return this.#failed("pinned_unavailable", trace);
-      if (decision.kind === "pinned") pinned = decision.server;
+      if (decision.kind === "pinned") {
+        pinned = decision.server;
+        // When this server's clients were last seen (a drain is over when they stop coming).
+        if (trace !== undefined) balancer.shared.markSticky(balancer.slot(pinned), now);
+      }
     }
 
     // WebSocket handshakes (one header lookup on the hot path) are relayed by websocket.ts.
@@ -149,6 +156,10 @@ export class Gateway {
         return this.#relay(outcome, request, client, sticky, pinned, now, trace);
       }
       if (trace !== undefined) {
+        // A session is in flight at its server until it closes (a drain waits for it).
+        const slot = balancer.slot(outcome.server);
+        balancer.shared.addInFlight(slot, 1);
+        trace.onEnd = () => balancer.shared.addInFlight(slot, -1);
         trace.server = outcome.server.id;
         trace.answered(101);
         trace.end(101, 0, "ws-open");
@@ -181,7 +192,10 @@ export class Gateway {
         noFallback,
         sticky: decided,
         now,
-        send: (server) => transport.send(server, upstreamRequest, limits),
+        send: trace === undefined
+          ? (server) => transport.send(server, upstreamRequest, limits)
+          : (server) =>
+            inFlight(balancer, server, trace, transport.send(server, upstreamRequest, limits)),
         replayable: () => body === null || !body.consumed,
         clientFailure: (code) => clientFailure(request, guarded, code),
       },
@@ -277,6 +291,29 @@ export class Gateway {
       trace.end(response.status, failureBodyLength(code));
     }
     return response;
+  }
+}
+
+/**
+ * Counts a request in flight at its server from its sending until its record ends (the response
+ * body's end; a WebSocket's close), or until the attempt fails.
+ */
+async function inFlight<T>(
+  balancer: Balancer,
+  server: Server,
+  trace: RequestTrace,
+  sending: Promise<T>,
+): Promise<T> {
+  const slot = balancer.slot(server);
+  const shared = balancer.shared;
+  shared.addInFlight(slot, 1);
+  try {
+    const answer = await sending;
+    trace.onEnd = () => shared.addInFlight(slot, -1);
+    return answer;
+  } catch (error) {
+    shared.addInFlight(slot, -1);
+    throw error;
   }
 }
 

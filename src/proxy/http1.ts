@@ -48,6 +48,8 @@ export interface Http1Options {
   /** An idle connection older than this is closed instead of reused (default 2s, below the
    * 5s keep-alive timeout of Node's http server, the shortest common one). */
   readonly idleTimeoutMs?: number;
+  /** Told when a connection to `server` opens (+1) and closes (-1): the open-connections gauge. */
+  readonly onConnections?: (server: Server, delta: 1 | -1) => void;
 }
 
 const HEAD_LIMIT = 64 * 1024;
@@ -62,11 +64,13 @@ export class Http1Transport implements Transport {
   readonly #maxIdle: number;
   readonly #idleTimeoutMs: number;
   readonly #watchdog = new Watchdog();
+  readonly #onConnections: Http1Options["onConnections"];
 
   constructor(connect: Connect, options: Http1Options = {}) {
     this.#connect = connect;
     this.#maxIdle = options.maxIdlePerServer ?? 256;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 2000;
+    this.#onConnections = options.onConnections;
   }
 
   async send(
@@ -159,7 +163,11 @@ export class Http1Transport implements Transport {
       timer = setTimeout(() => reject(new UpstreamError("connect_timeout")), timeoutMs);
     });
     try {
-      return new Connection(await Promise.race([connecting, timeout]), key, this.#dropIdle);
+      const socket = await Promise.race([connecting, timeout]);
+      const counted = this.#onConnections;
+      if (counted === undefined) return new Connection(socket, key, this.#dropIdle);
+      counted(server, 1);
+      return new Connection(socket, key, this.#dropIdle, () => counted(server, -1));
     } catch (error) {
       connecting.then((socket) => socket.close(), () => {});
       throw toUpstreamError(error, "connect");
@@ -254,6 +262,7 @@ class Connection implements BufferedInput {
     readonly socket: ByteStream,
     readonly key: string,
     dropIdle: (connection: Connection) => void,
+    readonly onDestroy?: () => void,
   ) {
     this.onIdleActivity = () => dropIdle(this);
   }
@@ -302,6 +311,7 @@ class Connection implements BufferedInput {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.onDestroy?.();
     this.uploading?.cancel();
     this.uploading = undefined;
     try {

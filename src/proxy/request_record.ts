@@ -101,6 +101,8 @@ export class RequestTrace {
   error: FailureCode | undefined;
   /** Counts the request body as it is read (RequestBody), when there is one. */
   bytesIn: () => number = zero;
+  /** Called once when the exchange is over (a plain response's end, a WebSocket's close). */
+  onEnd: (() => void) | undefined;
   #ended = false;
 
   constructor(
@@ -129,6 +131,10 @@ export class RequestTrace {
   end(status: number, bytesOut: number, kind: RequestRecord["kind"] = "http"): void {
     if (this.#ended && kind === "http") return;
     this.#ended = true;
+    if (kind !== "ws-open" && this.onEnd !== undefined) {
+      this.onEnd();
+      this.onEnd = undefined;
+    }
     const headers = this.request.headers;
     this.done({
       kind,

@@ -357,7 +357,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assertOnlyProblem(
         `route = 1\n${TWO_SERVERS}`,
         "route",
-        "unknown key; allowed here: server, upstreams, routes",
+        "unknown key; allowed here: server, upstreams, routes, log, admin",
       );
     });
 
@@ -374,7 +374,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assertOnlyProblem(
         `${TWO_SERVERS}weight = 2\n`,
         "upstreams.app.weight",
-        "unknown key; allowed here: servers, sticky, tls, ca, insecure, sni",
+        "unknown key; allowed here: servers, sticky, tls, ca, insecure, sni, health",
       );
     });
 
