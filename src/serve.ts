@@ -12,6 +12,9 @@ import { unsupportedFetchTls } from "./proxy/fetch.ts";
 import type { Listener, Runtime } from "./runtime/runtime.ts";
 import { type Instance, startInstance } from "./runtime/instance.ts";
 import type { WorkerCommand, WorkerReport } from "./worker.ts";
+import { type SharedBuffers, ThreadOps } from "./ops/thread_ops.ts";
+import { reopenLogsOnSignal } from "./ops/main_ops.ts";
+import { flushEvents, logEvent } from "./ops/log/events.ts";
 
 /**
  * Every check a config gets before it serves: the file → a valid snapshot, then what this
@@ -73,21 +76,27 @@ export async function serve(
     }
   }
   let instance: Instance;
-  let workers: Worker[];
+  let workers: Worker[] = [];
+  let ops: ThreadOps;
   try {
-    instance = await startInstance(config, runtime);
+    // The memory all threads share (server states, round robin, metrics), made for all of them.
+    ops = ThreadOps.create(config, config.server.workers);
+    instance = await startInstance(config, runtime, { ops, main: true });
   } catch (error) {
-    // The config was validated whole before (loadServableConfig): what fails here is the socket.
+    // The config was validated whole before (loadServableConfig): what fails here is a socket
+    // (or the access log's file).
+    const message = (error as Error).message;
     process.stderr.write(
-      `sticky-gateway: cannot listen on ${config.server.listen.text}: ${
-        (error as Error).message
-      }\n`,
+      message.startsWith("cannot listen")
+        ? `sticky-gateway: ${message}\n`
+        : `sticky-gateway: cannot listen on ${config.server.listen.text}: ${message}\n`,
     );
     return 1;
   }
+  reopenLogsOnSignal(ops, () => workers);
   const { host, port } = instance.listener;
   try {
-    workers = await startWorkers(options.file, port, config.server.workers - 1);
+    workers = await startWorkers(options.file, port, config.server.workers - 1, ops.buffers);
   } catch (error) {
     process.stderr.write(
       `sticky-gateway: cannot start worker threads: ${(error as Error).message}\n`,
@@ -100,6 +109,19 @@ export async function serve(
       config.server.workers > 1 ? "s" : ""
     }) listening on ${config.server.tls === undefined ? "http" : "https"}://${shown}:${port}`,
   );
+  if (instance.admin !== undefined) {
+    const admin = instance.admin;
+    const adminHost = admin.host.includes(":") ? `[${admin.host}]` : admin.host;
+    console.log(
+      `sticky-gateway: admin on http://${adminHost}:${admin.port} (status page /status, metrics /metrics)`,
+    );
+  }
+  logEvent("info", "started", {
+    version: pkg.version,
+    runtime: runtime.name,
+    workers: config.server.workers,
+    listen: `${shown}:${port}`,
+  });
 
   shutdown.serving = async (signal) => {
     console.log(
@@ -109,12 +131,18 @@ export async function serve(
     );
     await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
     await Promise.all(demoListeners.map((l) => l.stop(0)));
+    await flushEvents();
   };
   return await stopped;
 }
 
 /** Starts `count` worker threads serving the config on `port`; resolves once all listen. */
-async function startWorkers(file: string, port: number, count: number): Promise<Worker[]> {
+async function startWorkers(
+  file: string,
+  port: number,
+  count: number,
+  buffers: SharedBuffers,
+): Promise<Worker[]> {
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
     const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
@@ -122,7 +150,9 @@ async function startWorkers(file: string, port: number, count: number): Promise<
     const report = await new Promise<WorkerReport>((resolve) => {
       worker.onmessage = (event: MessageEvent<WorkerReport>) => resolve(event.data);
       worker.onerror = (event) => resolve({ type: "failed", message: String(event.message) });
-      worker.postMessage({ type: "start", file, port } satisfies WorkerCommand);
+      worker.postMessage(
+        { type: "start", file, port, buffers, thread: i + 1 } satisfies WorkerCommand,
+      );
     });
     if (report.type === "failed") throw new Error(`worker ${i + 1}: ${report.message}`);
   }

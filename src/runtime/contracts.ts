@@ -140,6 +140,9 @@ export interface ListenOptions {
   readonly keepaliveTimeoutMs?: number;
   /** `max_connections` of the front, per listener; 0 = no limit. */
   readonly maxConnections?: number;
+  /** Told when a client connection opens (+1) and closes (-1): the metrics' gauge. The front
+   * only (plain HTTP); TLS listeners do not report. */
+  readonly onClientConnection?: (delta: 1 | -1) => void;
 }
 
 export interface Runtime {

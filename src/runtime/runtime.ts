@@ -45,6 +45,7 @@ function frontOptions(options: ListenOptions): FrontOptions {
     maxConnections: options.maxConnections ?? 10_000,
     clientMaxHeaderSize: options.clientMaxHeaderSize ?? 32 * 1024,
     reusePort: options.reusePort ?? false,
+    onClientConnection: options.onClientConnection,
   };
 }
 

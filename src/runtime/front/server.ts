@@ -25,6 +25,8 @@ export interface FrontOptions {
   /** `client_max_header_size` (the hard head cap is derived from it). */
   readonly clientMaxHeaderSize: number;
   readonly reusePort: boolean;
+  /** Told when a client connection opens (+1) and closes (-1). */
+  readonly onClientConnection?: (delta: 1 | -1) => void;
 }
 
 /** How often the sweep looks at the connections' clocks. */
@@ -75,12 +77,13 @@ class FrontServer implements ConnectionHost {
     if (max > 0 && this.connections.size >= max) return refuse(socket);
     const connection = new Connection(this, socket);
     this.connections.add(connection);
+    this.options.onClientConnection?.(1);
     this.#timer ??= setInterval(this.#sweep, SWEEP_MS);
     connection.run();
   }
 
   release(connection: Connection): void {
-    this.connections.delete(connection);
+    if (this.connections.delete(connection)) this.options.onClientConnection?.(-1);
     if (this.connections.size === 0) this.#stopped?.();
   }
 

@@ -1,0 +1,109 @@
+/**
+ * What runs once per process, in the main thread, beside the request path: active health checks
+ * (one probe per server whatever the number of workers) and the admin listener (metrics, probes,
+ * the upstreams API, the status page). Both read and write the shared state only.
+ *
+ * @module
+ */
+import process from "node:process";
+import pkg from "../../package.json" with { type: "json" };
+import type { GatewayConfig } from "../config/mod.ts";
+import type { Transport } from "../proxy/transport.ts";
+import type { Listener, ProxyRequest, Runtime } from "../runtime/contracts.ts";
+import { serverStatus } from "../state/status.ts";
+import { HealthChecker } from "./health/checker.ts";
+import { createAdminHandler, createGatewayView } from "./admin/mod.ts";
+import { healthResultOf } from "./metrics/metrics.ts";
+import { renderMetrics, type ServerGauges } from "./metrics/render.ts";
+import { logEvent } from "./log/events.ts";
+import type { ThreadOps } from "./thread_ops.ts";
+
+/** The health checker, started; its first round is under way (see {@link HealthChecker}). */
+export function startHealthChecks(
+  config: GatewayConfig,
+  ops: ThreadOps,
+  transport: Transport,
+): HealthChecker | undefined {
+  if (![...config.upstreams.values()].some((u) => u.health !== undefined)) return undefined;
+  const metrics = ops.metrics;
+  return new HealthChecker(config, ops.state, transport, {
+    onEvent: (event) =>
+      logEvent(event.to === "down" ? "warn" : "info", `server_${event.kind}`, {
+        upstream: event.upstream,
+        server: event.server,
+        from: event.from,
+        to: event.to,
+        reason: event.reason,
+      }),
+    onCheck: metrics &&
+      ((check) => metrics.healthCheck(check.upstream, check.server, healthResultOf(check))),
+  });
+}
+
+/** The admin listener on `[admin] listen`, or undefined without `[admin]`. */
+export async function startAdmin(
+  config: GatewayConfig,
+  runtime: Runtime,
+  ops: ThreadOps,
+): Promise<Listener | undefined> {
+  const settings = config.admin;
+  const metrics = ops.metrics;
+  if (settings === undefined || metrics === undefined) return undefined;
+  const state = ops.state;
+  const gauges: ServerGauges = {
+    read(upstreamName, serverId) {
+      const upstream = config.upstreams.get(upstreamName);
+      const server = upstream?.servers.find((s) => s.id === serverId);
+      if (upstream === undefined || server === undefined) return undefined;
+      const status = serverStatus(state, upstream, server, Date.now());
+      return { inFlight: status.inFlight, connections: status.connections, state: status.summary };
+    },
+  };
+  const build = { version: pkg.version, runtime: runtime.name };
+  const view = createGatewayView({
+    config: () => config,
+    state: () => state,
+    totals: (upstream, serverId) => metrics.serverTotals(upstream, serverId),
+    metricsText: () => renderMetrics({ metrics, gauges, build }),
+    onStateChange: (change) =>
+      logEvent("info", "server_state", {
+        upstream: change.upstream,
+        server: change.server,
+        from: change.from,
+        to: change.to,
+        reason: change.reason,
+      }),
+  });
+  const handle = createAdminHandler(view, settings, {
+    onError: (error) => logEvent("error", "admin_error", { error: String(error) }),
+  });
+  return await runtime.listen(settings.listen, (request) => handle(webRequest(request)), {
+    clientMaxHeaderSize: config.server.clientMaxHeaderSize,
+    clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,
+    keepaliveTimeoutMs: config.server.keepaliveTimeoutMs,
+    maxConnections: 64,
+  });
+}
+
+/** The admin handler speaks Web `Request`s; the listener's lighter request is made into one
+ * (a few requests a second, off the request path). */
+function webRequest(request: ProxyRequest): Request {
+  if (request instanceof Request) return request;
+  const headers = new Headers();
+  for (const [name, value] of request.headers) headers.append(name, value);
+  return new Request(request.url, {
+    method: request.method,
+    headers,
+    body: request.body,
+    duplex: "half",
+  } as RequestInit);
+}
+
+/** Reopens the access log of this thread and tells the workers to (SIGUSR1, after logrotate). */
+export function reopenLogsOnSignal(ops: ThreadOps, workers: () => readonly Worker[]): void {
+  process.on("SIGUSR1", () => {
+    ops.accessLog?.reopen();
+    for (const worker of workers()) worker.postMessage({ type: "reopen" });
+    logEvent("info", "logs_reopened", {});
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * The operations of one serving thread, beside its request path: the views on the state all
+ * threads share (server states and health, round-robin cursors) and on the metrics, and this
+ * thread's access log. The request path gets three callbacks from here and knows nothing else.
+ *
+ * The main thread creates the shared memory ({@link ThreadOps.create}) and posts
+ * {@link ThreadOps.buffers} to each worker, which attaches to it ({@link ThreadOps.attach}).
+ *
+ * @module
+ */
+import type { GatewayConfig, Server } from "../config/mod.ts";
+import { SharedState, type SharedStateBuffers } from "../state/shared_state.ts";
+import { Metrics, type MetricsBuffers } from "./metrics/metrics.ts";
+import { AccessLog } from "./log/access_log.ts";
+import { logEvent } from "./log/events.ts";
+import type { FailureCode } from "../proxy/errors.ts";
+import type { RequestDone, RequestRecord } from "../proxy/request_record.ts";
+
+/** The memory every thread shares, structured-cloneable (posted to workers). */
+export interface SharedBuffers {
+  readonly state: SharedStateBuffers;
+  /** Absent when nothing reads metrics (no `[admin]`). */
+  readonly metrics?: MetricsBuffers;
+}
+
+/** One thread's operations (see the module's comment). */
+export class ThreadOps {
+  readonly state: SharedState;
+  /** Only with an admin listener, which is what reads them. */
+  readonly metrics: Metrics | undefined;
+  readonly accessLog: AccessLog | undefined;
+  /** For the gateway: each request's record (undefined when nothing reads records). */
+  readonly onRequestDone: RequestDone | undefined;
+
+  private constructor(
+    readonly config: GatewayConfig,
+    state: SharedState,
+    metrics: Metrics | undefined,
+  ) {
+    this.state = state;
+    this.metrics = metrics;
+    this.accessLog = AccessLog.open(config.log, {
+      onDrop: metrics && ((lines) => metrics.accessLogDropped(lines)),
+    });
+    const log = this.accessLog;
+    this.onRequestDone = log !== undefined && metrics !== undefined
+      ? (record: RequestRecord) => {
+        log.log(record);
+        metrics.recordRequest(record);
+      }
+      : log !== undefined
+      ? (record: RequestRecord) => log.log(record)
+      : metrics !== undefined
+      ? (record: RequestRecord) => metrics.recordRequest(record)
+      : undefined;
+  }
+
+  /** The main thread's: the shared memory made for `threads` threads in all. */
+  static create(config: GatewayConfig, threads: number): ThreadOps {
+    const metrics = config.admin === undefined ? undefined : Metrics.create(config, threads);
+    return new ThreadOps(config, SharedState.create(config), metrics);
+  }
+
+  /** A worker's (`threadIndex` 1 and up), on the main thread's memory. */
+  static attach(config: GatewayConfig, buffers: SharedBuffers, threadIndex: number): ThreadOps {
+    const metrics = buffers.metrics && Metrics.attach(config, buffers.metrics, threadIndex);
+    return new ThreadOps(config, SharedState.attach(config, buffers.state), metrics);
+  }
+
+  /** What to post to the workers. */
+  get buffers(): SharedBuffers {
+    return { state: this.state.buffers, metrics: this.metrics?.buffers };
+  }
+
+  /** For the gateway: a failed upstream attempt, logged and counted. */
+  readonly onUpstreamError = (server: Server, code: FailureCode, detail: string): void => {
+    const upstream = this.#upstreamOf(server);
+    logEvent("warn", "upstream_error", {
+      upstream,
+      server: server.id,
+      address: server.address.text,
+      code,
+      detail,
+    });
+    if (upstream !== undefined) this.metrics?.upstreamFailure(upstream, server.id, code);
+  };
+
+  /** For the upstream client: connections opened (+1) and closed (-1) per server. */
+  readonly onConnections = (server: Server, delta: 1 | -1): void => {
+    const slot = this.state.slotOf(server);
+    if (slot !== undefined) this.state.addConnections(slot, delta);
+  };
+
+  /** For the listener: client connections opened (+1) and closed (-1) in this thread. */
+  readonly onClientConnection = (delta: 1 | -1): void => {
+    if (delta > 0) this.metrics?.clientConnectionOpened();
+    else this.metrics?.clientConnectionClosed();
+  };
+
+  /** Writes what the access log holds and closes it. */
+  async close(): Promise<void> {
+    await this.accessLog?.close();
+  }
+
+  #upstreamOf(server: Server): string | undefined {
+    for (const upstream of this.config.upstreams.values()) {
+      if (upstream.servers[server.index] === server) return upstream.name;
+    }
+    return undefined;
+  }
+}
