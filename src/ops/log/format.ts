@@ -13,9 +13,25 @@
 import type { RequestRecord } from "../../proxy/request_record.ts";
 import { escapeBare, escapeQuoted, safeJson } from "./escape.ts";
 
+let isoMs = Number.NaN;
+/** toISOString of isoMs: the requests of one millisecond share it (a string made by
+ * concatenation instead would be a cons string, which takes JSON.stringify off its fast path). */
+let isoText = "";
+
 /** RFC 3339 in UTC with milliseconds; "" for a time that is not one (never a throw). */
 function isoTime(epochMs: number): string {
-  return Number.isFinite(epochMs) ? new Date(epochMs).toISOString() : "";
+  if (epochMs === isoMs) return isoText;
+  if (!Number.isFinite(epochMs)) return "";
+  isoText = new Date(epochMs).toISOString();
+  isoMs = epochMs;
+  return isoText;
+}
+
+/** Characters JSON.stringify leaves as they are but a terminal or a line splitter acts on. */
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029]/;
+
+function jsonSafe(value: string | undefined): boolean {
+  return value === undefined || !JSON_UNSAFE.test(value);
 }
 
 /** Milliseconds rounded to microseconds: a duration readable in JSON without float noise. */
@@ -49,7 +65,7 @@ function seconds(valueMs: number): string {
  * ```
  */
 export function formatAccessJson(record: RequestRecord): string {
-  return safeJson({
+  const line = JSON.stringify({
     time: isoTime(record.startMs),
     kind: record.kind,
     client: record.clientAddress,
@@ -71,6 +87,13 @@ export function formatAccessJson(record: RequestRecord): string {
     user_agent: record.userAgent ?? null,
     referer: record.referer ?? null,
   });
+  // JSON.stringify escaped quotes and C0 controls; what it leaves (DEL, C1, U+2028/9) can only
+  // come from the client's strings: the whole line is rewritten only when one of them has some.
+  return jsonSafe(record.target) && jsonSafe(record.userAgent) && jsonSafe(record.referer) &&
+      jsonSafe(record.requestId) && jsonSafe(record.method) && jsonSafe(record.clientAddress) &&
+      jsonSafe(record.protocol)
+    ? line
+    : safeJson(JSON.parse(line));
 }
 
 /**

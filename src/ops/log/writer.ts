@@ -273,21 +273,44 @@ export class AccessLogWriter {
 
   #pump(): void {
     if (this.#writing || this.#retry !== undefined) return;
+    const descriptor = this.#descriptor;
+    if (descriptor.owned && !descriptor.regular) {
+      this.#pumpNow(descriptor.fd);
+      return;
+    }
     const piece = this.#pieces[0];
     if (piece === undefined) {
-      for (const resolve of this.#idle.splice(0)) resolve();
+      this.#wakeIdle();
       return;
     }
     this.#writing = true;
-    const { fd } = this.#descriptor;
     fsWrite(
-      fd,
+      descriptor.fd,
       piece.bytes,
       piece.offset,
       piece.bytes.length - piece.offset,
       null,
       (error: Error | null, count: number) => this.#afterWrite(piece, error, count),
     );
+  }
+
+  /**
+   * Writes the pieces with writeSync on a pipe or terminal we opened with O_NONBLOCK: each call
+   * returns at once (EAGAIN when the reader is behind), and costs a syscall, not the callback
+   * and promise of an asynchronous write (several µs each: most of the log's cost on a pipe).
+   */
+  #pumpNow(fd: number): void {
+    for (let piece = this.#pieces[0]; piece !== undefined; piece = this.#pieces[0]) {
+      let error: Error | null = null;
+      let count = 0;
+      try {
+        count = writeSync(fd, piece.bytes, piece.offset, piece.bytes.length - piece.offset);
+      } catch (thrown) {
+        error = thrown as Error;
+      }
+      if (!this.#settle(piece, error, count)) return;
+    }
+    this.#wakeIdle();
   }
 
   #afterWrite(piece: Piece, error: Error | null, count: number): void {
@@ -297,14 +320,26 @@ export class AccessLogWriter {
       this.#retired = undefined;
     }
     if (this.#closed) return;
-    if (error !== null && (error as { code?: string }).code === "EAGAIN") {
-      // The reader is slow: try the same piece again a little later (nothing of it was written).
+    if (!this.#settle(piece, error, count)) return;
+    if (this.#pieces.length === 0 && this.#queue.length > 0) this.#flush();
+    else this.#pump();
+  }
+
+  /**
+   * Accounts for one write of the first piece; false when it is to be tried again later (EAGAIN:
+   * the reader is slow; nothing of it was written, see the module doc).
+   */
+  #settle(piece: Piece, error: Error | null, count: number): boolean {
+    if (
+      (error !== null && (error as { code?: string }).code === "EAGAIN") ||
+      (error === null && count <= 0)
+    ) {
       this.#retry = setTimeout(() => {
         this.#retry = undefined;
         this.#pump();
       }, this.#retryMs);
       this.#retry.unref();
-      return;
+      return false;
     }
     if (error !== null) {
       this.#pieces.shift();
@@ -312,17 +347,20 @@ export class AccessLogWriter {
       this.#drop(piece.lines);
       if (!this.#failing) this.#onError?.(error);
       this.#failing = true;
-    } else {
-      this.#failing = false;
-      piece.offset += count;
-      this.#pieceBytes -= count;
-      if (piece.offset >= piece.bytes.length) {
-        this.#pieces.shift();
-        this.#written += piece.lines;
-      }
+      return true;
     }
-    if (this.#pieces.length === 0 && this.#queue.length > 0) this.#flush();
-    else this.#pump();
+    this.#failing = false;
+    piece.offset += count;
+    this.#pieceBytes -= count;
+    if (piece.offset >= piece.bytes.length) {
+      this.#pieces.shift();
+      this.#written += piece.lines;
+    }
+    return true;
+  }
+
+  #wakeIdle(): void {
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 }
 
