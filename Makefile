@@ -16,7 +16,7 @@ TBIN := $(TOOLS)/node_modules/.bin
 DENO := $(shell command -v deno >/dev/null && deno --version | head -1 | grep -qF ' $(DENO_VERSION) ' && command -v deno || echo $(TBIN)/deno)
 BUN := $(shell command -v bun >/dev/null && [ "$$(bun --version)" = "$(BUN_VERSION)" ] && command -v bun || echo $(TBIN)/bun)
 
-DENO_PERMS := --allow-net --allow-read --allow-env --allow-sys
+DENO_PERMS := --allow-net --allow-read --allow-write --allow-env --allow-sys
 # How the gateway runs on Deno: V8's young generation capped at 8 MiB (its default grows to 16 MiB
 # a semi-space): peak RSS under the bench's load 150 -> 114 MiB at no CPU cost (docs/benchmarks.md).
 DENO_GATEWAY := $(DENO_PERMS) --v8-flags=--max-semi-space-size=8
@@ -74,13 +74,13 @@ compile-deno: deps
 	$(DENO) compile $(DENO_GATEWAY) --include src/worker.ts --output dist/sticky-gateway-deno src/main.ts
 
 test-unit: deps $(BUN)
-	$(DENO) test $(DENO_PERMS) --allow-run --allow-write tests/unit/
+	$(DENO) test $(DENO_PERMS) --allow-run tests/unit/
 	$(BUN) test tests/unit/
 
 # End-to-end: the real gateway process in front of real upstream servers on loopback, once per
 # way of running it. The test runner is chosen to match (Deno's for the Deno gateway).
 test-e2e: deps $(BINARY)
-	GATEWAY=deno GATEWAY_DENO=$(DENO) $(DENO) test $(DENO_PERMS) --allow-run --allow-write tests/e2e/
+	GATEWAY=deno GATEWAY_DENO=$(DENO) $(DENO) test $(DENO_PERMS) --allow-run tests/e2e/
 	GATEWAY=bun GATEWAY_BUN=$(BUN) $(BUN) test --timeout 30000 tests/e2e/
 	GATEWAY=binary GATEWAY_BINARY=$(CURDIR)/$(BINARY) $(BUN) test --timeout 30000 tests/e2e/
 

@@ -237,6 +237,7 @@ function log(message: string): void {
 const DENO_PERMS = [
   "--allow-net",
   "--allow-read",
+  "--allow-write",
   "--allow-env",
   "--allow-sys",
   "--v8-flags=--max-semi-space-size=8",

@@ -3,6 +3,7 @@
  * connections, failed `max_fails` times, recovered after `fail_timeout`, backups, nothing left;
  * with and without no_fallback. Upstream hit counts prove which servers were (not) tried.
  */
+import { eventually } from "../support/realtime.ts";
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { sleep, startGateway, stopAllGateways } from "../support/gateway.ts";
@@ -94,10 +95,12 @@ servers = ["${refusing}", "${A.address}", "${C.address}"]
       [setCookie(A.address)],
       "one Set-Cookie, for the server that answered",
     );
-    assert.match(
-      gw.stderr(),
-      new RegExp(`upstream ${refusing.replaceAll(".", "\\.")}: connect_refused`),
+    // One structured event per failed attempt (stderr, written soon after), naming the server
+    // and the code.
+    const event = new RegExp(
+      `"address":"${refusing.replaceAll(".", "\\.")}","code":"connect_refused"`,
     );
+    await eventually(() => event.test(gw.stderr()), 2000, "the upstream_error event");
   });
 
   it("row 8: a new client whose round-robin pick refuses is retried, and gets the cookie of the server that answered", async () => {

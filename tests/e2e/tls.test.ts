@@ -9,6 +9,7 @@
  *   apart from plain connections, and the cookie still computed from the address text; with
  *   each upstream client (`http1`, `fetch`).
  */
+import { eventually } from "../support/realtime.ts";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -371,7 +372,9 @@ ${optional}`);
         assert.equal(header(answer.response, "x-gateway-error"), "upstream_tls", path);
         assert.equal(answer.servedBy, undefined);
       }
-      assert.match(stderr(), /upstream 127\.0\.0\.1:\d+: upstream_tls: /);
+      // The structured event (stderr, written soon after the answer).
+      const event = /"event":"upstream_error".*"address":"127\.0\.0\.1:\d+","code":"upstream_tls"/;
+      await eventually(() => event.test(stderr()), 2000, "the upstream_error event");
     });
 
     it("a certificate for another name (address is an IP, no sni): 502 upstream_tls", async () => {

@@ -41,6 +41,7 @@ export const GATEWAY_RUNTIME: "deno" | "bun" = GATEWAY === "deno" ? "deno" : "bu
 const DENO_PERMISSIONS = [
   "--allow-net",
   "--allow-read",
+  "--allow-write",
   "--allow-env",
   "--allow-sys",
   "--v8-flags=--max-semi-space-size=8",
