@@ -3,7 +3,7 @@
  * runtime proxies, on loopback, with the proxy under test pinned to its own core.
  *
  *   bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N]
- *                    [--only REGEX] [--no-stream] [--no-scale] [--no-micro] [--no-peers]
+ *                    [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-micro] [--no-peers]
  *                    [--write-docs]
  *   bun bench/run.ts --report bench/results/full-<time>/results.json   (re-render, no measuring)
  *
@@ -48,6 +48,7 @@ import {
   gatewayToml,
   haproxyCfg,
   nginxProxyConf,
+  OPS_SCENARIOS,
   ports,
   requestPath,
   type Scenario,
@@ -99,6 +100,8 @@ interface Options {
   only?: RegExp;
   stream: boolean;
   scale: boolean;
+  /** The gateway with its access log on and with /metrics scraped (scenarios log, metrics). */
+  ops: boolean;
   /** The in-process scale micro-benchmark (bench/micro/scale.ts) on Deno and Bun. */
   micro: boolean;
   peers: boolean;
@@ -120,6 +123,7 @@ function parseOptions(argv: string[]): Options {
     streamRounds: quick ? 1 : 3,
     stream: true,
     scale: true,
+    ops: true,
     micro: true,
     peers: !quick,
     writeDocs: !quick,
@@ -140,6 +144,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--only") o.only = new RegExp(value());
     else if (a === "--no-stream") o.stream = false;
     else if (a === "--no-scale") o.scale = false;
+    else if (a === "--no-ops") o.ops = false;
     else if (a === "--no-micro") o.micro = false;
     else if (a === "--no-peers") o.peers = false;
     else if (a === "--peers") o.peers = true;
@@ -161,7 +166,7 @@ function positive(name: string, text: string): number {
 
 function usage(message: string): never {
   console.error(
-    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-micro] [--no-peers] [--write-docs]`,
+    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-micro] [--no-peers] [--write-docs]`,
   );
   process.exit(2);
 }
@@ -262,7 +267,7 @@ function gatewayTarget(
     skip,
     launch: (scenario, extra) => {
       const file = path.join(TMP, `${id}-${scenario}.toml`);
-      writeFileSync(file, gatewayToml(scenario, P, extra));
+      writeFileSync(file, gatewayToml(scenario, P, extra, path.join(TMP, `${id}-access.log`)));
       return { argv: argv(file) };
     },
   };
@@ -551,6 +556,15 @@ async function awaitQuiet(): Promise<number> {
   }
 }
 
+/** Fetches the gateway's /metrics every `ms` until stopped (scenario "metrics"). */
+function scrapeEvery(ms: number): { stop(): void } {
+  const url = `http://${P.host}:${P.admin}/metrics`;
+  const timer = setInterval(() => {
+    fetch(url).then((r) => r.text()).catch(() => {});
+  }, ms);
+  return { stop: () => clearInterval(timer) };
+}
+
 async function throughputRun(v: Variant, round: number): Promise<ThroughputResult> {
   const tag = `r${round}-${v.id.replaceAll("/", "-")}`;
   const base: ThroughputResult = {
@@ -569,7 +583,10 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
     if (opt.warmup > 0) await wrk(url, opt.warmup, sendCookie);
     const cpu0 = cpuSeconds(proc.pid);
     const cores0 = cpuTimes();
+    // As Prometheus would, only more often (its default interval is 15 s).
+    const scraping = v.scenario === "metrics" ? scrapeEvery(1000) : undefined;
     const w = await wrk(url, opt.duration, sendCookie);
+    scraping?.stop();
     const cores1 = cpuTimes();
     const cpu = cpuSeconds(proc.pid) - cpu0;
     const rss = peakRssKiB(proc.pid);
@@ -838,6 +855,7 @@ function plan(usable: Target[]): { variants: Variant[]; streams: StreamVariant[]
     }
     // Reference for the gateway's 1,000 live servers: what a large pool costs HAProxy.
     if (opt.scale && !opt.quick && t.kind === "haproxy") scenarios.push("servers1000");
+    if (opt.ops && t.kind === "gateway" && t.id !== "gw-binary") scenarios.push(...OPS_SCENARIOS);
     for (const scenario of scenarios) {
       for (const cookie of cookies) {
         variants.push({ id: `${t.id}/${scenario}/${cookie}`, target: t, scenario, cookie });

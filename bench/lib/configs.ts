@@ -19,6 +19,8 @@ export interface Ports {
   readonly scaleBase: number;
   /** First of the 997 addresses marked `down` (never contacted). */
   readonly downBase: number;
+  /** The gateway's admin listener (scenario "metrics"). */
+  readonly admin: number;
 }
 
 export function ports(base: number): Ports {
@@ -29,6 +31,7 @@ export function ports(base: number): Ports {
     sink: base + 110,
     scaleBase: base + 1000,
     downBase: base + 2000,
+    admin: base + 90,
   };
 }
 
@@ -39,7 +42,19 @@ export const BODY = "0123456789abcdef"; // the 16-byte response of every upstrea
  * Gateway only: "servers1000" (1,000 live servers), "servers1000down" (3 live + 997 `down`),
  * "routes500" (500 routes, the request matches the last one).
  */
-export type Scenario = "main" | "stream" | "servers1000" | "servers1000down" | "routes500";
+export type Scenario =
+  | "main"
+  | "stream"
+  | "servers1000"
+  | "servers1000down"
+  | "routes500"
+  | "log"
+  | "metrics";
+
+/** Gateway-only scenarios of "main" with an operations feature on (issue 9's costs): "log",
+ * the access log to a file; "metrics", the admin listener scraped every second. Every other
+ * scenario runs the gateway with the access log off, as HAProxy and nginx run here. */
+export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics"];
 
 export const SCALE_SERVERS = 1000;
 export const SCALE_ROUTES = 500;
@@ -102,7 +117,12 @@ function serverList(scenario: Scenario, p: Ports): string {
   return p.upstreams.map((port) => `  ${q(port)},`).join("\n");
 }
 
-export function gatewayToml(scenario: Scenario, p: Ports, extraServer: string): string {
+export function gatewayToml(
+  scenario: Scenario,
+  p: Ports,
+  extraServer: string,
+  logFile = "/dev/null",
+): string {
   let routes = "";
   let sink = "";
   if (scenario === "stream") {
@@ -129,7 +149,15 @@ ${serverList(scenario, p)}
 
 [upstreams.app.sticky]
 name = "route"
-${sink}${routes}`;
+${sink}${routes}
+${opsToml(scenario, p, logFile)}`;
+}
+
+function opsToml(scenario: Scenario, p: Ports, logFile: string): string {
+  if (scenario === "log") return `[log]\naccess = "${logFile}"\n`;
+  const off = `[log]\naccess = "off"\n`;
+  if (scenario === "metrics") return `${off}\n[admin]\nlisten = "${p.host}:${p.admin}"\n`;
+  return off;
 }
 
 export function haproxyCfg(scenario: Scenario, p: Ports): string {

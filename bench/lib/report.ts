@@ -610,9 +610,25 @@ function evaluateTargets(input: Input): string {
   }
   const micro = (input.micro ?? []).flatMap((m) => (m.result === undefined ? [] : [m.result]));
   for (const result of micro) rows.push(...microTargetRows(result, input));
+  // Issue 9: the access log (to a file) ≤ 10% and a scraped /metrics ≤ 3% of req/s, against
+  // the same gateway without them, in the same rounds.
+  const opsLimits: Record<string, number> = { log: 0.9, metrics: 0.97 };
+  const opsIds = [...new Set(results.map((r) => r.variant))].filter((id) =>
+    id.startsWith("gw-") && id.split("/")[1] in opsLimits
+  );
+  for (const id of opsIds) {
+    const [target, scenario, cookie] = id.split("/");
+    const r = pairedRatio(results, id, `${target}/main/${cookie}`, (x) => x.rps);
+    const what = scenario === "log" ? "access log to a file" : "/metrics scraped every second";
+    rows.push([
+      `${target} with ${what}, cookie ${cookie}: ≥ ${opsLimits[scenario].toFixed(2)}× without`,
+      `${times(r)} req/s`,
+      verdict(r, opsLimits[scenario]),
+    ]);
+  }
   const scaleIds = [
     ...new Set(results.map((r) => r.variant).filter((id) => !id.includes("/main/"))),
-  ].filter((id) => id.startsWith("gw-"));
+  ].filter((id) => id.startsWith("gw-") && !(id.split("/")[1] in opsLimits));
   for (const id of scaleIds) {
     const [target, scenario, cookie] = id.split("/");
     const r = pairedRatio(results, id, `${target}/main/${cookie}`, (x) => x.rps);
