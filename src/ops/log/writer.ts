@@ -310,7 +310,9 @@ export class AccessLogWriter {
       }
       if (!this.#settle(piece, error, count)) return;
     }
-    this.#wakeIdle();
+    // Lines queued while a retry waited set no timer (the writer was busy): write them now.
+    if (this.#queue.length > 0) this.#flush();
+    else this.#wakeIdle();
   }
 
   #afterWrite(piece: Piece, error: Error | null, count: number): void {
