@@ -54,6 +54,7 @@ import { type Balancer, createBalancers } from "../../src/balancer/balancer.ts";
 import { Gateway } from "../../src/proxy/gateway.ts";
 import type { ClientInfo, HeaderPair } from "../../src/proxy/headers.ts";
 import type { Transport, UpstreamRequest, UpstreamResponse } from "../../src/proxy/transport.ts";
+import { toResponse } from "../../src/runtime/shared/answer.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -424,7 +425,7 @@ class HandleCase implements Case {
    * request's target and forwarding headers. */
   async #once(): Promise<Server> {
     const transport = this.#transport;
-    const response = await this.#gateway.handle(this.#request, CLIENT);
+    const response = toResponse(await this.#gateway.handle(this.#request, CLIENT));
     const server = transport.last;
     check(response.status === 200, `${label(this)}: status ${response.status}`);
     check(server !== undefined && this.#scene.live.has(server), `${label(this)}: server`);
@@ -453,7 +454,7 @@ class HandleCase implements Case {
     let wrong = 0;
     const clock = startClock();
     for (let i = 0; i < n; i++) {
-      const response = await gateway.handle(request, CLIENT);
+      const response = toResponse(await gateway.handle(request, CLIENT));
       if (response.status !== 200) wrong++;
     }
     const sample = perOp(clock, n);

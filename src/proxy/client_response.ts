@@ -1,5 +1,5 @@
 /**
- * The client's Response made from an upstream's answer: the sticky Set-Cookie first, then the
+ * The client's response made from an upstream's answer: the sticky Set-Cookie first, then the
  * upstream's headers less hop-by-hop ones. Used for plain responses and for WebSocket
  * handshakes the upstream refused (anything but 101).
  *
@@ -8,18 +8,21 @@
 import type { HeaderPair } from "./headers.ts";
 import { appendClientResponseHeaders } from "./headers.ts";
 import { isStandardReason } from "./reason.ts";
-import { type PartsResponse, RESPONSE_PARTS } from "../runtime/contracts.ts";
+import type { Answer, ResponseParts } from "../runtime/contracts.ts";
+
+/** What a reason phrase may hold (RFC 9112 §4: HTAB, SP, VCHAR, obs-text). */
+const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
- * The client's Response; throws when the runtime refuses what the upstream sent (a status or
- * header it cannot represent): the caller answers `bad_response` then, outside any failure
- * handling that would count it against the server.
+ * The client's response; throws when it cannot be sent (a status or reason a `Response` refuses):
+ * the caller answers `bad_response` then, outside any failure handling that would count it
+ * against the server.
  *
  * @param stickyLowerName the sticky cookie's name in lower case (the upstream's own Set-Cookie
  *   for it is dropped), or undefined
  * @param setCookie the gateway's Set-Cookie, or undefined
- * @param partsOnly the listener writes the {@link RESPONSE_PARTS} (ClientInfo.readsParts): the
- *   Response gets neither headers nor body
+ * @param partsOnly the listener writes {@link ResponseParts} (ClientInfo.readsParts): no
+ *   Response is made
  */
 export function clientResponse(
   status: number,
@@ -29,25 +32,25 @@ export function clientResponse(
   stickyLowerName: string | undefined,
   setCookie: string | undefined,
   partsOnly = false,
-): Response {
+): Answer {
   const pairs: HeaderPair[] = [];
   // The module sends its Set-Cookie before the upstream's headers.
   if (setCookie !== undefined) pairs.push(["set-cookie", setCookie]);
   appendClientResponseHeaders(upstreamHeaders, stickyLowerName, pairs);
   const standard = isStandardReason(status, statusText);
-  // With `partsOnly` the listener writes the parts (ClientInfo.readsParts): the Response only
-  // checks the status and reason the runtime would refuse, and carries them.
   if (partsOnly) {
-    const response: PartsResponse = standard
-      ? new Response(null, { status })
-      : new Response(null, { status, statusText });
-    response[RESPONSE_PARTS] = {
+    // What `new Response` would refuse, refused the same way.
+    if (!(status >= 200 && status <= 599) || !Number.isInteger(status)) {
+      throw new RangeError(`status ${status} is not one a response can have (200-599)`);
+    }
+    if (!standard && !REASON.test(statusText)) throw new TypeError("invalid reason phrase");
+    const parts: ResponseParts = {
       status,
       statusText: standard ? "" : statusText,
       headers: pairs,
       body,
     };
-    return response;
+    return parts;
   }
   const response = standard
     ? new Response(body, { status })

@@ -23,7 +23,7 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from "./transport.ts";
-import type { Connect, ProxyRequest, RequestHeaders } from "../runtime/contracts.ts";
+import type { Answer, Connect, ProxyRequest, RequestHeaders } from "../runtime/contracts.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardResponseBody, refuseRequest } from "./limits.ts";
 import { failover, type Outcome } from "./failover.ts";
@@ -80,7 +80,7 @@ export class Gateway {
   }
 
   /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
-  handle = async (request: ProxyRequest, client: ClientInfo): Promise<Response> => {
+  handle = async (request: ProxyRequest, client: ClientInfo): Promise<Answer> => {
     const { config, balancers } = this.#generation;
     const url = request.url;
     const slash = url.indexOf("/", url.indexOf("//") + 2);
@@ -222,7 +222,7 @@ export class Gateway {
     pinned: Server | undefined,
     now: number,
     trace: RequestTrace | undefined,
-  ): Response {
+  ): Answer {
     const { server, value: response } = outcome;
     const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
     if (trace !== undefined) {
@@ -233,7 +233,7 @@ export class Gateway {
     const answerBody = this.#responseBody(response.body, limits.idleTimeoutMs, server, trace);
     // Outside the failure handling above: what the runtime refuses to put in a Response is a bad
     // answer, never a transport failure that would count against the server.
-    let answer: Response;
+    let answer: Answer;
     try {
       answer = clientResponse(
         response.status,

@@ -60,17 +60,18 @@ export interface ClientInfo {
   /** Accepts a WebSocket handshake on this connection (see {@link UpgradeWebSocket}). */
   readonly upgrade?: UpgradeWebSocket;
   /**
-   * The listener writes a response from its {@link RESPONSE_PARTS} when it has them (the
-   * HTTP/1.1 front): such a Response may then be made without its headers and body, which on
-   * Deno cost more to put in and take out again than the whole head costs to write.
+   * The listener writes {@link ResponseParts} (the HTTP/1.1 front): the handler may answer with
+   * them instead of a `Response`, whose making (and its `Headers`, and its body getter) costs
+   * more than the whole head costs to write.
    */
   readonly readsParts?: boolean;
 }
 
 /**
- * A Response's status, headers and body as the gateway had them before making the Response: a
- * listener that can write them (the front) skips the Response's `Headers` (Deno sorts them on
- * every pass) and its body getters (Deno makes a stream even for bytes it holds).
+ * A response's status, headers and body as the gateway has them, for a listener that writes them
+ * itself (the front): no `Response` to make, no `Headers` (Deno sorts them on every pass), no
+ * body getter (Deno makes a stream even for bytes it holds). The status and reason were checked
+ * as a `Response` would check them.
  */
 export interface ResponseParts {
   readonly status: number;
@@ -82,11 +83,9 @@ export interface ResponseParts {
   readonly body: ReadableStream<Uint8Array> | Uint8Array | null;
 }
 
-/** The key of a Response's {@link ResponseParts}, where the gateway attached them. */
-export const RESPONSE_PARTS: unique symbol = Symbol("sticky-gateway.responseParts");
-
-/** A Response that may carry its {@link ResponseParts}. */
-export type PartsResponse = Response & { [RESPONSE_PARTS]?: ResponseParts };
+/** A handler's answer: a `Response`, or its parts to a listener that reads them
+ * ({@link ClientInfo.readsParts}). */
+export type Answer = Response | ResponseParts;
 
 // -- what a runtime gives the proxy --
 
@@ -117,7 +116,7 @@ export interface ProxyRequest {
   readonly httpVersion?: string;
 }
 
-export type Handler = (request: ProxyRequest, client: ClientInfo) => Response | Promise<Response>;
+export type Handler = (request: ProxyRequest, client: ClientInfo) => Answer | Promise<Answer>;
 
 export interface Listener {
   readonly host: string;

@@ -10,6 +10,7 @@
 import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
 import type { Handler, ListenOptions, ProxyRequest, Runtime } from "./contracts.ts";
+import { toResponse } from "./shared/answer.ts";
 export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
 import { connectBunSocket } from "./bun/socket.ts";
 import { connectDenoSocket } from "./deno/socket.ts";
@@ -100,12 +101,14 @@ function denoRuntime(Deno: any): Runtime {
               },
               onError: internalError,
             },
-            (request: Request, info: any) =>
-              refuseOnTls(request) ?? handler(request, {
-                remoteAddress: info.remoteAddr.hostname,
-                protocol: "https",
-                upgrade,
-              }),
+            async (request: Request, info: any) =>
+              refuseOnTls(request) ?? toResponse(
+                await handler(request, {
+                  remoteAddress: info.remoteAddr.hostname,
+                  protocol: "https",
+                  upgrade,
+                }),
+              ),
           );
         } catch (error) {
           reject(error);

@@ -10,6 +10,7 @@ import { parseConfig, type Server } from "../../src/config/mod.ts";
 import { Gateway } from "../../src/proxy/gateway.ts";
 import type { FailureCode } from "../../src/proxy/errors.ts";
 import type { Transport, UpstreamRequest, UpstreamResponse } from "../../src/proxy/transport.ts";
+import { toResponse } from "../../src/runtime/shared/answer.ts";
 
 const CLIENT = { remoteAddress: "192.0.2.1", protocol: "http" as const };
 
@@ -46,7 +47,7 @@ describe("the gateway frames what it forwards", () => {
     ) {
       const request = new Request("http://app.example/", { method, headers });
       assert.equal(request.body, null);
-      const response = await gateway.handle(request, CLIENT);
+      const response = toResponse(await gateway.handle(request, CLIENT));
       assert.equal(response.status, 400, `${method} ${JSON.stringify(headers)}`);
       assert.equal(response.headers.get("x-gateway-error"), "bad_request");
     }
@@ -56,15 +57,15 @@ describe("the gateway frames what it forwards", () => {
   it("forwards a GET with Content-Length: 0 as such, and declares a body's length", async () => {
     const { gateway, sent } = gatewayWith(OK);
     const get = new Request("http://app.example/", { headers: { "content-length": "0" } });
-    assert.equal((await gateway.handle(get, CLIENT)).status, 200);
+    assert.equal((toResponse(await gateway.handle(get, CLIENT))).status, 200);
     const post = new Request("http://app.example/", {
       method: "POST",
       body: "hello",
       headers: { "content-length": "5" },
     });
-    assert.equal((await gateway.handle(post, CLIENT)).status, 200);
+    assert.equal((toResponse(await gateway.handle(post, CLIENT))).status, 200);
     const bare = new Request("http://app.example/", { method: "POST" });
-    assert.equal((await gateway.handle(bare, CLIENT)).status, 200);
+    assert.equal((toResponse(await gateway.handle(bare, CLIENT))).status, 200);
     assert.deepEqual(sent.map((r) => [r.body === null, r.bodyLength]), [
       [true, 0],
       [false, 5],
@@ -83,12 +84,15 @@ describe("the client's Response is built outside the failure handling", () => {
       headers: bad ? [["x-a", "\u0100"]] : [],
       body: null,
     }));
-    const response = await gateway.handle(new Request("http://app.example/"), CLIENT);
+    const response = toResponse(await gateway.handle(new Request("http://app.example/"), CLIENT));
     assert.equal(response.status, 502);
     assert.equal(response.headers.get("x-gateway-error"), "bad_response");
     assert.deepEqual(logged, ["bad_response"]);
     bad = false;
     // max_fails = 1: had it been counted, no server would be left for this one.
-    assert.equal((await gateway.handle(new Request("http://app.example/"), CLIENT)).status, 200);
+    assert.equal(
+      (toResponse(await gateway.handle(new Request("http://app.example/"), CLIENT))).status,
+      200,
+    );
   });
 });

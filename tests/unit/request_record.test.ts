@@ -12,6 +12,7 @@ import { UpstreamError } from "../../src/proxy/errors.ts";
 import type { Transport, UpstreamRequest, UpstreamResponse } from "../../src/proxy/transport.ts";
 import type { RequestRecord } from "../../src/proxy/request_record.ts";
 import { md5 } from "../support/http.ts";
+import { toResponse } from "../../src/runtime/shared/answer.ts";
 
 const CLIENT = { remoteAddress: "192.0.2.1", protocol: "http" as const };
 
@@ -65,9 +66,11 @@ function setup() {
     const headers = port === undefined
       ? undefined
       : { cookie: `route=${md5(`127.0.0.1:${port}`)}` };
-    const response = await gateway.handle(
-      new Request(`http://gw.test${path}`, { headers }),
-      CLIENT,
+    const response = toResponse(
+      await gateway.handle(
+        new Request(`http://gw.test${path}`, { headers }),
+        CLIENT,
+      ),
     );
     assert.equal(records.length, 1, "one record per request");
     const record = routing(records.pop()!);
@@ -208,13 +211,15 @@ describe("onRequestDone: the request's own facts, and when the record goes out",
   it("client, method, target as sent, protocol, UA, referer, upstream status and timings", async () => {
     const { gateway, records, sent } = gatewayWith(() => new Uint8Array(7));
     const before = Date.now();
-    const response = await gateway.handle(
-      new Request("http://gw.test/plain/a?b=1", {
-        method: "POST",
-        body: "hello",
-        headers: { "user-agent": "ua/1", referer: "http://r.test/", "x-request-id": "rid-1" },
-      }),
-      CLIENT,
+    const response = toResponse(
+      await gateway.handle(
+        new Request("http://gw.test/plain/a?b=1", {
+          method: "POST",
+          body: "hello",
+          headers: { "user-agent": "ua/1", referer: "http://r.test/", "x-request-id": "rid-1" },
+        }),
+        CLIENT,
+      ),
     );
     assert.equal(response.status, 201);
     const record = records[0];
@@ -240,11 +245,13 @@ describe("onRequestDone: the request's own facts, and when the record goes out",
   it("a request id is made when the client sent none or an unsafe one, and goes upstream", async () => {
     const { gateway, records, sent } = gatewayWith(() => null);
     for (const id of [undefined, 'a "quoted" id', "x".repeat(200)]) {
-      await gateway.handle(
-        new Request("http://gw.test/plain/", {
-          headers: id === undefined ? {} : { "x-request-id": id },
-        }),
-        CLIENT,
+      toResponse(
+        await gateway.handle(
+          new Request("http://gw.test/plain/", {
+            headers: id === undefined ? {} : { "x-request-id": id },
+          }),
+          CLIENT,
+        ),
       );
     }
     const ids = records.map((r) => r.requestId);
@@ -263,7 +270,7 @@ describe("onRequestDone: the request's own facts, and when the record goes out",
     const { gateway, records } = gatewayWith(() =>
       new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
     );
-    const response = await gateway.handle(new Request("http://gw.test/plain/"), CLIENT);
+    const response = toResponse(await gateway.handle(new Request("http://gw.test/plain/"), CLIENT));
     assert.equal(records.length, 0, "not before the body is over");
     const reading = new Response(response.body).arrayBuffer();
     controller.enqueue(new Uint8Array(1000));
@@ -280,7 +287,7 @@ describe("onRequestDone: the request's own facts, and when the record goes out",
     const { gateway, records } = gatewayWith(() =>
       new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
     );
-    const response = await gateway.handle(new Request("http://gw.test/plain/"), CLIENT);
+    const response = toResponse(await gateway.handle(new Request("http://gw.test/plain/"), CLIENT));
     const reader = response.body!.getReader();
     controller.enqueue(new Uint8Array(10));
     await reader.read();
@@ -291,9 +298,11 @@ describe("onRequestDone: the request's own facts, and when the record goes out",
 
   it("bytes in: the request body as read from the client", async () => {
     const { gateway, records } = gatewayWith(() => null);
-    await gateway.handle(
-      new Request("http://gw.test/plain/", { method: "PUT", body: "x".repeat(300) }),
-      CLIENT,
+    toResponse(
+      await gateway.handle(
+        new Request("http://gw.test/plain/", { method: "PUT", body: "x".repeat(300) }),
+        CLIENT,
+      ),
     );
     assert.equal(records[0].bytesIn, 300);
   });

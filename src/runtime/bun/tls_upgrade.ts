@@ -20,6 +20,7 @@ import type {
 } from "../contracts.ts";
 import { failureResponse } from "../../proxy/errors.ts";
 import { NodeByteStream } from "../shared/node_socket.ts";
+import { toResponse } from "../shared/answer.ts";
 import { handshakeKey, switchingHead } from "../front/upgrade.ts";
 import { createServerWebSocket, type ServerWebSocket } from "../front/websocket.ts";
 import {
@@ -105,7 +106,7 @@ export async function respond(
   client: ClientInfo,
 ): Promise<Response> {
   try {
-    return await handler(request, client);
+    return toResponse(await handler(request, client));
   } catch (error) {
     console.error(
       `sticky-gateway: internal error: ${error instanceof Error ? error.stack : error}`,

@@ -8,11 +8,10 @@
  * @module
  */
 import {
+  type Answer,
   type ClientInfo,
   type Handler,
-  type PartsResponse,
   type ProxyRequest,
-  RESPONSE_PARTS,
   type ResponseParts,
   type UpgradeOptions,
   type WebSocketLike,
@@ -297,7 +296,7 @@ export class Connection implements BufferedInput {
     this.phase = BUSY;
     const request = this.#request(head);
     if (this.#body === undefined && !head.upgrade) this.#startReadAhead();
-    let response: Response;
+    let response: Answer;
     try {
       // `OPTIONS *` asks about the server, not a resource: answered here (the URL has no room
       // for `*`, it would reach the upstream as `/*`).
@@ -415,9 +414,8 @@ export class Connection implements BufferedInput {
   // -- writing --
 
   /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
-  async #writeResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
-    const parts = (response as PartsResponse)[RESPONSE_PARTS];
-    if (parts !== undefined) return await this.#writeParts(parts, head, close);
+  async #writeResponse(response: Answer, head: RequestHead, close: boolean): Promise<boolean> {
+    if (!(response instanceof Response)) return await this.#writeParts(response, head, close);
     const contentLength = response.headers.get("content-length");
     const status = response.status;
     if (
@@ -720,9 +718,8 @@ export class Connection implements BufferedInput {
 }
 
 /** Drops the body of a response that will not be written (a stream is cancelled). */
-function discardResponse(response: Response): void {
-  const parts = (response as PartsResponse)[RESPONSE_PARTS];
-  const body = parts === undefined ? response.body : parts.body;
+function discardResponse(response: Answer): void {
+  const body = response.body;
   if (body instanceof ReadableStream) body.cancel().catch(() => {});
 }
 

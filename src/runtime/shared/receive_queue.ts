@@ -60,8 +60,18 @@ export class ReceiveQueue {
   }
 
   /** Copies queued bytes into `into`; null once the socket ended and everything was read. */
-  async read(into: Uint8Array): Promise<number | null> {
+  read(into: Uint8Array): Promise<number | null> {
+    // Bytes already queued (the usual case on a busy connection): no async frame to wait in.
+    if (this.#chunks.length > 0) return Promise.resolve(this.#copy(into));
+    return this.#readLater(into);
+  }
+
+  async #readLater(into: Uint8Array): Promise<number | null> {
     if (!(await this.#arrived())) return null;
+    return this.#copy(into);
+  }
+
+  #copy(into: Uint8Array): number {
     const head = this.#chunks[0];
     const n = Math.min(head.length, into.length);
     into.set(n === head.length ? head : head.subarray(0, n));
@@ -72,8 +82,17 @@ export class ReceiveQueue {
   }
 
   /** Hands over the next queued chunk, or its first `max` bytes; null as for `read`. */
-  async readChunk(max: number): Promise<Uint8Array | null> {
+  readChunk(max: number): Promise<Uint8Array | null> {
+    if (this.#chunks.length > 0) return Promise.resolve(this.#take(max));
+    return this.#readChunkLater(max);
+  }
+
+  async #readChunkLater(max: number): Promise<Uint8Array | null> {
     if (!(await this.#arrived())) return null;
+    return this.#take(max);
+  }
+
+  #take(max: number): Uint8Array {
     const head = this.#chunks[0];
     let chunk = head;
     if (head.length <= max) this.#chunks.shift();
