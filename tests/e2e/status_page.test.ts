@@ -25,11 +25,15 @@ const SLOW = { timeout: 120_000 };
 let A: NamedUpstream;
 let B: NamedUpstream;
 let C: NamedUpstream;
+let D: NamedUpstream;
 
 const cookieFor = (u: NamedUpstream) => `route=${md5(u.address)}`;
 const row = (id: string) => `section[data-upstream="app"] tr[data-server="${id}"]`;
 
-function config(adminPort: number): string {
+/** `checks`: active health checks every second and a backup, D (what the screenshot shows). */
+function config(adminPort: number, checks = false): string {
+  const backup = `\n  { address = "${D.address}", id = "spare", backup = true },`;
+  const health = `\n[upstreams.app.health]\npath = "/"\ninterval = "1s"\nfall = 2\n`;
   return `
 [admin]
 listen = "127.0.0.1:${adminPort}"
@@ -38,16 +42,18 @@ listen = "127.0.0.1:${adminPort}"
 servers = [
   { address = "${A.address}", id = "web-a" },
   { address = "${B.address}", id = "web-b", weight = 2 },
-  { address = "${C.address}", id = "web-c", max_fails = 1, fail_timeout = "60s" },
+  { address = "${C.address}", id = "web-c", max_fails = 1, fail_timeout = "60s" },${
+    checks ? backup : ""
+  }
 ]
 
 [upstreams.app.sticky]
-`;
+${checks ? health : ""}`;
 }
 
-async function startWithAdmin() {
+async function startWithAdmin(checks = false) {
   const adminPort = await closedPort();
-  const gw = await startGateway(config(adminPort));
+  const gw = await startGateway(config(adminPort, checks));
   const deadline = Date.now() + 10_000;
   for (;;) {
     const up = await rawRequest(adminPort, { path: "/healthz" }).then((r) => r.status === 200)
@@ -70,6 +76,7 @@ describe("status page of the running gateway, in Chromium", () => {
     A = await startNamedUpstream("A");
     B = await startNamedUpstream("B");
     C = await startNamedUpstream("C");
+    D = await startNamedUpstream("D");
   });
   afterEach(stopAllGateways);
   after(async () => {
@@ -116,13 +123,15 @@ describe("status page of the running gateway, in Chromium", () => {
     "the drain button drains the server: its pinned client stays, new clients go elsewhere",
     SLOW,
     async () => {
-      const { gw, url } = await startWithAdmin();
+      const { gw, url } = await startWithAdmin(true);
       const { page, errors } = await open();
       await page.goto(url);
       const drain = `${row("web-b")} button[data-action="drain"]`;
       await page.waitForSelector(drain, { timeout: 5000 });
       await page.click(drain);
       await page.waitForSelector(`${row("web-b")} .state-drain`, { timeout: 3000 });
+      // The active checks' results: "up" and a dot per check.
+      await page.waitForSelector(`${row("web-a")} .health-up + .dots .dot`, { timeout: 3000 });
 
       const before = B.requests.length;
       assert.equal((await ask(gw.port, { cookies: [cookieFor(B)] })).servedBy, "B");
@@ -137,12 +146,17 @@ describe("status page of the running gateway, in Chromium", () => {
 
       const screenshot = process.env.STATUS_PAGE_SCREENSHOT;
       if (screenshot !== undefined && screenshot !== "") {
-        for (let i = 0; i < 40; i++) await ask(gw.port, { cookies: [cookieFor(A)] });
-        await sleep(2500);
-        for (let i = 0; i < 60; i++) await ask(gw.port, i % 3 ? { cookies: [cookieFor(A)] } : {});
+        // Some traffic, and C stopped until its checks fail (fall = 2): the page in the README.
+        await C.close();
+        const clients = [cookieFor(A), cookieFor(C), cookieFor(B)];
+        for (let i = 0; i < 200; i++) {
+          await ask(gw.port, i % 5 === 4 ? {} : { cookies: [clients[i % 3]] });
+          if (i % 50 === 49) await sleep(700);
+        }
         await sleep(2200);
         await page.setViewport({ width: 1180, height: 320 });
         await page.screenshot({ path: screenshot, fullPage: true });
+        await C.restart();
       }
       assert.deepEqual(errors, []);
       await page.close();
