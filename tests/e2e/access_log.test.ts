@@ -7,11 +7,25 @@
  */
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
+  gatewayCommand,
+  ROOT,
   type RunningGateway,
   sleep,
   startGateway,
@@ -311,5 +325,78 @@ upstream = "app"
     const output = gw.stdout() + gw.stderr();
     assert.equal(jsonLines(output).length, 0, output);
     assert.doesNotMatch(output, /rid=|"request_id"/);
+  });
+
+  it("a stdout nobody reads costs access lines (counted), never requests", async () => {
+    const dir = tempDir();
+    const fifo = join(dir, "stdout");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+    // Held open and never read: the gateway's stdout pipe fills (64 KiB) and stays full.
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const port = await closedPort();
+    const adminPort = await closedPort();
+    const configFile = join(dir, "gateway.toml");
+    writeFileSync(
+      configFile,
+      `${
+        config(`access = "stdout"`).replace("[server]", `[server]\nlisten = "127.0.0.1:${port}"`)
+      }\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n`,
+    );
+    const { command, args } = gatewayCommand(["--config", configFile]);
+    const quoted = [command, ...args].map((a) => `'${a}'`).join(" ");
+    const child = spawn("sh", ["-c", `exec ${quoted} > '${fifo}'`], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    let stderr = "";
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => stderr += chunk);
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    try {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const up = await rawRequest(adminPort, { path: "/healthz" }).then((r) => r.status, () => 0);
+        if (up === 200) break;
+        assert.ok(Date.now() < deadline && child.exitCode === null, `gateway start: ${stderr}`);
+        await sleep(50);
+      }
+      // 800 requests with 2 KiB targets: 1.7 MB of lines, past the pipe and the 1 MiB buffer.
+      const long = `/${"p".repeat(2000)}`;
+      const started = Date.now();
+      for (let i = 0; i < 800; i++) {
+        const answer = await rawRequest(port, { path: `${long}?i=${i}` }).catch((error) => {
+          throw new Error(`request ${i}: ${error.message}; gateway stderr: ${stderr}`);
+        });
+        assert.equal(answer.status, 200, `request ${i}`);
+      }
+      const tookMs = Date.now() - started;
+      assert.ok(tookMs < 30_000, `800 requests took ${tookMs} ms`);
+      const metrics = (await rawRequest(adminPort, { path: "/metrics" })).body.toString("utf8");
+      const dropped = Number(/^sticky_gateway_access_log_dropped_total (\d+)$/m.exec(metrics)?.[1]);
+      assert.ok(dropped > 0, `lines dropped and counted: ${dropped}`);
+      // The reader wakes up: what comes out is whole lines, about 800 minus the dropped ones.
+      let text = "";
+      const buffer = Buffer.alloc(1 << 20);
+      const readUntil = Date.now() + 5000;
+      while (Date.now() < readUntil) {
+        let count = 0;
+        try {
+          count = readSync(reader, buffer, 0, buffer.length, null);
+        } catch {
+          count = 0; // EAGAIN: nothing now
+        }
+        text += buffer.toString("utf8", 0, count);
+        if (count === 0) await sleep(50);
+      }
+      const lines = text.split("\n").filter((line) => line.startsWith("{"));
+      for (const line of lines) assert.equal(JSON.parse(line).status, 200);
+      assert.equal(lines.length + dropped, 800, `${lines.length} written + ${dropped} dropped`);
+      process.kill(child.pid ?? 0, "SIGTERM");
+      assert.equal(await withTimeout(exited, 10_000, "gateway exit"), 0, stderr);
+    } finally {
+      child.kill("SIGKILL");
+      closeSync(reader);
+    }
   });
 });

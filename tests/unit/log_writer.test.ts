@@ -228,17 +228,33 @@ describe("log writer: a pipe nobody reads", () => {
   });
 });
 
+/**
+ * How the child runs: on Deno with `--allow-all` the writer opens /proc/self/fd/1 itself; with
+ * the gateway's permissions it cannot, and writes through a `stdio` function (Deno.stdout.write,
+ * as the runtime seam gives it). Bun opens /proc/self/fd/1 either way.
+ */
+const CHILD_MODES = [
+  { name: "its own non-blocking descriptor", permissions: ["--allow-all"] },
+  {
+    name: "the runtime's stdio write (Deno's permissions without --allow-all)",
+    permissions: ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"],
+  },
+];
+
 describe("log writer: stdout of a process whose reader does not read", () => {
-  it("the writer on a blocking stdout pipe keeps the event loop free and drops the overflow", async () => {
-    const dir = tempDir();
-    const path = join(dir, "fifo");
-    assert.equal(spawnSync("mkfifo", [path]).status, 0);
-    const writerUrl = new URL("../../src/ops/log/writer.ts", import.meta.url).href;
-    const script = join(dir, "child.ts");
-    writeFileSync(
-      script,
-      `import { AccessLogWriter } from ${JSON.stringify(writerUrl)};
-const writer = new AccessLogWriter("stdout", { maxPendingBytes: 128 * 1024, flushIntervalMs: 5 });
+  for (const mode of CHILD_MODES) {
+    it(`the writer on a blocking stdout pipe keeps the event loop free and drops the overflow: ${mode.name}`, async () => {
+      const dir = tempDir();
+      const path = join(dir, "fifo");
+      assert.equal(spawnSync("mkfifo", [path]).status, 0);
+      const writerUrl = new URL("../../src/ops/log/writer.ts", import.meta.url).href;
+      const script = join(dir, "child.mjs");
+      writeFileSync(
+        script,
+        `import { AccessLogWriter } from ${JSON.stringify(writerUrl)};
+const deno = globalThis.Deno;
+const stdio = deno === undefined ? undefined : (fd, bytes) => (fd === 1 ? deno.stdout : deno.stderr).write(bytes);
+const writer = new AccessLogWriter("stdout", { maxPendingBytes: 128 * 1024, flushIntervalMs: 5, stdio });
 let ticks = 0;
 const ticker = setInterval(() => ticks++, 5);
 const started = performance.now();
@@ -250,53 +266,54 @@ console.error(JSON.stringify({ burstMs, ticks, dropped: writer.dropped, pending:
 await writer.close(10000);
 console.error(JSON.stringify({ written: writer.written, dropped: writer.dropped }));
 `,
-    );
-    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const runtime = process.execPath;
-    const args = "Bun" in globalThis ? [script] : ["run", "--allow-all", script];
-    const quoted = [runtime, ...args].map((a) => `'${a}'`).join(" ");
-    // The shell opens the FIFO for writing without O_NONBLOCK: the child's fd 1 is a blocking
-    // pipe, as a terminal or `| less` would be.
-    const child = spawn("sh", ["-c", `exec ${quoted} > '${path}'`], {
-      stdio: ["ignore", "ignore", "pipe"],
+      );
+      const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      const runtime = process.execPath;
+      const args = "Bun" in globalThis ? [script] : ["run", ...mode.permissions, script];
+      const quoted = [runtime, ...args].map((a) => `'${a}'`).join(" ");
+      // The shell opens the FIFO for writing without O_NONBLOCK: the child's fd 1 is a blocking
+      // pipe, as a terminal or `| less` would be.
+      const child = spawn("sh", ["-c", `exec ${quoted} > '${path}'`], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr?.setEncoding("utf8");
+      child.stderr?.on("data", (chunk: string) => stderr += chunk);
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      let received = "";
+      try {
+        const deadline = performance.now() + 30_000;
+        while (!stderr.includes("\n")) {
+          assert.ok(performance.now() < deadline, `child report: ${stderr}`);
+          await sleep(20);
+        }
+        const first = JSON.parse(stderr.split("\n")[0]);
+        assert.ok(first.burstMs < 1000, `burst ${first.burstMs} ms`);
+        assert.ok(first.ticks >= 20, `the child's event loop ran: ${first.ticks} ticks`);
+        assert.ok(first.dropped > 0, "lines dropped while nobody read");
+        assert.ok(first.pending <= 128 * 1024);
+        // Now read: the child finishes writing and exits.
+        const buffer = Buffer.alloc(256 * 1024);
+        let code: number | null | undefined;
+        void exited.then((c) => code = c);
+        while (code === undefined) {
+          assert.ok(performance.now() < deadline, "child exit");
+          const count = readAvailable(reader, buffer);
+          received += buffer.toString("utf8", 0, count);
+          await sleep(count === 0 ? 5 : 0);
+        }
+        received += buffer.toString("utf8", 0, readAvailable(reader, buffer));
+        closeSync(reader);
+        assert.equal(code, 0, stderr);
+      } finally {
+        child.kill("SIGKILL"); // only when the test failed half-way: it has exited otherwise
+      }
+      const last = JSON.parse(stderr.trim().split("\n")[1]);
+      const lines = received.split("\n");
+      assert.equal(lines.pop(), "");
+      assert.equal(lines.length, last.written);
+      assert.equal(last.written + last.dropped, 10000);
+      for (const line of lines) assert.match(line, /^line \d+ x{180}$/);
     });
-    let stderr = "";
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => stderr += chunk);
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    let received = "";
-    try {
-      const deadline = performance.now() + 30_000;
-      while (!stderr.includes("\n")) {
-        assert.ok(performance.now() < deadline, `child report: ${stderr}`);
-        await sleep(20);
-      }
-      const first = JSON.parse(stderr.split("\n")[0]);
-      assert.ok(first.burstMs < 1000, `burst ${first.burstMs} ms`);
-      assert.ok(first.ticks >= 20, `the child's event loop ran: ${first.ticks} ticks`);
-      assert.ok(first.dropped > 0, "lines dropped while nobody read");
-      assert.ok(first.pending <= 128 * 1024);
-      // Now read: the child finishes writing and exits.
-      const buffer = Buffer.alloc(256 * 1024);
-      let code: number | null | undefined;
-      void exited.then((c) => code = c);
-      while (code === undefined) {
-        assert.ok(performance.now() < deadline, "child exit");
-        const count = readAvailable(reader, buffer);
-        received += buffer.toString("utf8", 0, count);
-        await sleep(count === 0 ? 5 : 0);
-      }
-      received += buffer.toString("utf8", 0, readAvailable(reader, buffer));
-      closeSync(reader);
-      assert.equal(code, 0, stderr);
-    } finally {
-      child.kill("SIGKILL"); // only when the test failed half-way: it has exited otherwise
-    }
-    const last = JSON.parse(stderr.trim().split("\n")[1]);
-    const lines = received.split("\n");
-    assert.equal(lines.pop(), "");
-    assert.equal(lines.length, last.written);
-    assert.equal(last.written + last.dropped, 10000);
-    for (const line of lines) assert.match(line, /^line \d+ x{180}$/);
-  });
+  }
 });

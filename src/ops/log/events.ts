@@ -7,7 +7,7 @@
  * @module
  */
 import { safeJson } from "./escape.ts";
-import { AccessLogWriter, type LogWriterOptions } from "./writer.ts";
+import { AccessLogWriter, type LogWriterOptions, type StdioWrite } from "./writer.ts";
 
 /** How bad an event is. */
 export type EventLevel = "info" | "warn" | "error";
@@ -19,10 +19,20 @@ export type EventFields = Readonly<Record<string, string | number | boolean | un
 const EVENT_WRITER_OPTIONS: LogWriterOptions = { flushIntervalMs: 10, maxPendingBytes: 256 * 1024 };
 
 let writer: AccessLogWriter | undefined;
+let stdio: StdioWrite | undefined;
 
 function stderrWriter(): AccessLogWriter {
-  writer ??= new AccessLogWriter("stderr", EVENT_WRITER_OPTIONS);
+  writer ??= new AccessLogWriter("stderr", { ...EVENT_WRITER_OPTIONS, stdio });
   return writer;
+}
+
+/**
+ * Gives event lines the runtime's non-blocking stdio write (see {@link StdioWrite}); call it at
+ * start, before the first event. Lines already queued are still written by the old writer.
+ */
+export function configureEvents(options: { readonly stdio?: StdioWrite }): void {
+  stdio = options.stdio;
+  writer = undefined;
 }
 
 /**

@@ -23,6 +23,15 @@
 import { closeSync, constants, fstatSync, openSync, write as fsWrite, writeSync } from "node:fs";
 import { clearTimeout, setTimeout } from "node:timers";
 
+/**
+ * Writes to the process's stdout (1) or stderr (2) without blocking the event loop; resolves to
+ * the bytes written. The runtime seam provides it where the writer cannot make a non-blocking
+ * descriptor of its own: Deno opens no `/proc/self/fd/N` without `--allow-all`, and its `node:fs`
+ * writes run on the calling thread, so there `Deno.stdout.write` (done off the event loop) is the
+ * way. Without it, the process's descriptor is written with `node:fs` `write`.
+ */
+export type StdioWrite = (fd: 1 | 2, bytes: Uint8Array) => Promise<number>;
+
 /** Where a writer writes: the process's stdout or stderr, or a file (created, appended to). */
 export type LogDestination = "stdout" | "stderr" | { readonly file: string };
 
@@ -40,6 +49,8 @@ export interface LogWriterOptions {
   readonly onDrop?: (lines: number) => void;
   /** Called once when writing starts failing (not for EAGAIN), again only after a success. */
   readonly onError?: (error: Error) => void;
+  /** For stdout/stderr when no non-blocking descriptor can be opened (see {@link StdioWrite}). */
+  readonly stdio?: StdioWrite;
 }
 
 /** At most this much in one write() to a pipe: written whole or not at all (POSIX PIPE_BUF). */
@@ -61,6 +72,8 @@ interface Descriptor {
   readonly owned: boolean;
   /** A regular file: bigger pieces; no EAGAIN. */
   readonly regular: boolean;
+  /** The process's stdout or stderr as it is (may block): written through `stdio` if given. */
+  readonly stdio?: 1 | 2;
 }
 
 /**
@@ -89,6 +102,7 @@ export class AccessLogWriter {
   readonly #retryMs: number;
   readonly #onDrop: ((lines: number) => void) | undefined;
   readonly #onError: ((error: Error) => void) | undefined;
+  readonly #stdio: StdioWrite | undefined;
 
   #descriptor: Descriptor;
   /** A descriptor replaced by reopen() while a write on it was in flight: closed after it. */
@@ -116,6 +130,7 @@ export class AccessLogWriter {
     this.#retryMs = options.retryMs ?? 20;
     this.#onDrop = options.onDrop;
     this.#onError = options.onError;
+    this.#stdio = options.stdio;
     this.#descriptor = openDestination(destination);
   }
 
@@ -284,6 +299,14 @@ export class AccessLogWriter {
       return;
     }
     this.#writing = true;
+    if (descriptor.stdio !== undefined && this.#stdio !== undefined) {
+      const bytes = piece.bytes.subarray(piece.offset);
+      this.#stdio(descriptor.stdio, bytes).then(
+        (count) => this.#afterWrite(piece, null, count),
+        (error: Error) => this.#afterWrite(piece, error, 0),
+      );
+      return;
+    }
     fsWrite(
       descriptor.fd,
       piece.bytes,
@@ -423,8 +446,9 @@ function openDestination(destination: LogDestination): Descriptor {
     );
     return { fd: own, owned: true, regular: false };
   } catch {
-    // A socket (journald) or no /proc: the process's descriptor, which may block.
-    return { fd, owned: false, regular: false };
+    // A socket (journald), no /proc, or Deno's permissions: the process's descriptor, which may
+    // block (written through `stdio` when the runtime gives one).
+    return { fd, owned: false, regular: false, stdio: fd };
   }
 }
 
