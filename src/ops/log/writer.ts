@@ -10,13 +10,17 @@
  *
  * stdout and stderr get a descriptor of their own, opened from `/proc/self/fd/N` with O_NONBLOCK
  * (a new open file description of the same pipe or terminal, so the flag does not change what
- * `console.log` uses); when that cannot be done (a socket, e.g. journald, or no /proc) or when the
- * descriptor is a regular file, the process's own descriptor is used as it is.
+ * `console.log` uses); when that cannot be done (a socket, e.g. journald, no /proc, or Deno's
+ * permissions) or when the descriptor is a regular file, the process's own descriptor is used as
+ * it is: through the runtime's {@link StdioWrite} when given (off the event loop), else `fs.write`.
  *
- * Writes to a pipe are cut at line boundaries into pieces of at most PIPE_BUF (4096) bytes: a
- * piece that size is written whole or not at all (so EAGAIN never leaves half a line whose length
- * the runtime did not report), and the lines of several writers (worker threads) sharing the pipe
- * never interleave. Writes to a regular file are up to 64 KiB, appended (O_APPEND).
+ * Writes to a non-blocking pipe are cut at line boundaries into pieces of at most PIPE_BUF (4096)
+ * bytes: a piece that size is written whole or not at all (so EAGAIN never leaves half a line
+ * whose length the runtime did not report: Deno's does not), and the lines of several writers
+ * (worker threads) sharing the pipe never interleave. Writes to a regular file, and blocking
+ * writes through {@link StdioWrite} (which report what they wrote), are up to 64 KiB: a tenth of
+ * the calls (each costs several µs there); lines of two threads can then interleave only while
+ * the reader lags so far that the pipe is full.
  *
  * @module
  */
@@ -178,7 +182,7 @@ export class AccessLogWriter {
       this.write(line);
       return;
     }
-    const pieces = cut([line], descriptor.regular ? FILE_PIECE : PIPE_PIECE);
+    const pieces = cut([line], this.#pieceLimit(descriptor));
     while (pieces.length > 0) {
       const piece = pieces[0];
       try {
@@ -253,6 +257,12 @@ export class AccessLogWriter {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /** The largest write for the descriptor (see the module doc). */
+  #pieceLimit(descriptor: Descriptor): number {
+    const blockingStdio = descriptor.stdio !== undefined && this.#stdio !== undefined;
+    return descriptor.regular || blockingStdio ? FILE_PIECE : PIPE_PIECE;
+  }
+
   /** A write is in flight, waits for a retry, or pieces wait. */
   #busy(): boolean {
     return this.#writing || this.#retry !== undefined || this.#pieces.length > 0;
@@ -275,7 +285,7 @@ export class AccessLogWriter {
       this.#timer = undefined;
     }
     if (this.#queue.length > 0) {
-      const pieces = cut(this.#queue, this.#descriptor.regular ? FILE_PIECE : PIPE_PIECE);
+      const pieces = cut(this.#queue, this.#pieceLimit(this.#descriptor));
       for (const piece of pieces) {
         this.#pieces.push(piece);
         this.#pieceBytes += piece.bytes.length;
