@@ -23,7 +23,7 @@ DENO_GATEWAY := $(DENO_PERMS) --v8-flags=--max-semi-space-size=8
 BINARY := dist/sticky-gateway
 SOURCES := $(shell find src -name '*.ts') package.json deno.json
 
-.PHONY: help run dev test test-unit test-e2e check compile compile-deno image image-run bench bench-quick tools clean
+.PHONY: help run dev test test-unit test-e2e test-tools check compile compile-deno image image-run bench bench-quick tools clean
 
 help:
 	@echo "make run       the gateway on config.example.toml with demo upstreams (127.0.0.1:8080)"
@@ -73,13 +73,17 @@ compile-deno: deps
 	mkdir -p dist
 	$(DENO) compile $(DENO_GATEWAY) --include src/worker.ts --output dist/sticky-gateway-deno src/main.ts
 
-test-unit: deps $(BUN)
+# chromium and prometheus from apt when missing (tests/install.sh).
+test-tools:
+	@tests/install.sh
+
+test-unit: deps test-tools $(BUN)
 	$(DENO) test $(DENO_PERMS) --allow-run tests/unit/
 	$(BUN) test tests/unit/
 
 # End-to-end: the real gateway process in front of real upstream servers on loopback, once per
 # way of running it. The test runner is chosen to match (Deno's for the Deno gateway).
-test-e2e: deps $(BINARY)
+test-e2e: deps test-tools $(BINARY)
 	GATEWAY=deno GATEWAY_DENO=$(DENO) $(DENO) test $(DENO_PERMS) --allow-run tests/e2e/
 	GATEWAY=bun GATEWAY_BUN=$(BUN) $(BUN) test --timeout 30000 tests/e2e/
 	GATEWAY=binary GATEWAY_BINARY=$(CURDIR)/$(BINARY) $(BUN) test --timeout 30000 tests/e2e/
