@@ -27,6 +27,8 @@ import {
   startNamedUpstream,
 } from "../support/upstreams.ts";
 import { checkMetrics, prometheus } from "../support/ops_tools.ts";
+import { startWsUpstreams, stopAllNodeUpstreams } from "../support/node_upstreams.ts";
+import { connect } from "node:net";
 
 let A: NamedUpstream;
 let B: NamedUpstream;
@@ -110,6 +112,7 @@ describe("metrics endpoint", () => {
   after(async () => {
     await stopAllGateways();
     await closeAllUpstreams();
+    await stopAllNodeUpstreams();
     for (const child of children) child.kill("SIGKILL");
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
@@ -194,6 +197,52 @@ describe("metrics endpoint", () => {
     assert.equal(a, b, "one round robin for both threads: A and B alternate");
     const check = await checkMetrics(text);
     assert.ok(check.ok, check.output);
+  });
+
+  it("open client connections and WebSockets are gauges that go up and back down", async () => {
+    const ws = await startWsUpstreams(["W"]);
+    const adminPort = await closedPort();
+    const gw = await startGateway(`
+[admin]
+listen = "127.0.0.1:${adminPort}"
+
+[log]
+access = "off"
+
+[upstreams.app]
+servers = [{ address = "${ws.address("W")}", id = "ws-1" }]
+
+[[routes]]
+path = "/"
+upstream = "app"
+`);
+    const gauge = async (name: string) => value(await scrape(adminPort), `${P}${name}`);
+    const idle = connect({ host: "127.0.0.1", port: gw.port });
+    await new Promise<void>((resolve) => idle.once("connect", () => resolve()));
+    await sleep(100);
+    assert.equal(await gauge("client_connections"), 1, "an idle connection counts");
+    const socket = new WebSocket(`ws://127.0.0.1:${gw.port}/socket`);
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        socket.onopen = () => resolve();
+        socket.onerror = () => reject(new Error("WebSocket error"));
+      }),
+      10_000,
+      "WebSocket open",
+    );
+    await sleep(100);
+    assert.equal(await gauge("websockets_open"), 1);
+    // An upgraded connection leaves the HTTP connections for websockets_open.
+    assert.equal(await gauge("client_connections"), 1, "the idle connection");
+    socket.close(1000);
+    idle.destroy();
+    const deadline = Date.now() + 5000;
+    while ((await gauge("websockets_open")) !== 0 || (await gauge("client_connections")) !== 0) {
+      assert.ok(Date.now() < deadline, "gauges back to 0 within 5 s");
+      await sleep(50);
+    }
+    const text = await scrape(adminPort);
+    assert.equal(value(text, `${P}requests_total{upstream="app",server="ws-1",class="1xx"}`), 1);
   });
 
   it("a real Prometheus scrapes it; its API answers sticky_gateway_requests_total", async () => {

@@ -194,7 +194,11 @@ export function renderMetrics(options: RenderOptions): string {
 
   if (options.gauges !== undefined) renderServerGauges(out, layout.upstreams, options.gauges);
 
-  out.family("client_connections", "gauge", "Open client connections.");
+  out.family(
+    "client_connections",
+    "gauge",
+    "Open client HTTP connections (one upgraded to a WebSocket counts in websockets_open).",
+  );
   out.sample("client_connections", {}, totals[GLOBAL.clientConnections]);
   out.family("websockets_open", "gauge", "Open WebSocket sessions.");
   out.sample("websockets_open", {}, totals[GLOBAL.websocketsOpen]);
