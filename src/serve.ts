@@ -80,11 +80,20 @@ export async function serve(
   let ops: ThreadOps;
   try {
     // The memory all threads share (server states, round robin, metrics), made for all of them.
-    ops = ThreadOps.create(config, config.server.workers);
+    ops = ThreadOps.create(config, config.server.workers, runtime.stdioWrite);
+  } catch (error) {
+    // The config check found the log's directory; the file itself may still be refused.
+    process.stderr.write(
+      `sticky-gateway: cannot open the access log ${config.log.file}: ${
+        (error as Error).message
+      }\n`,
+    );
+    return 1;
+  }
+  try {
     instance = await startInstance(config, runtime, { ops, main: true });
   } catch (error) {
-    // The config was validated whole before (loadServableConfig): what fails here is a socket
-    // (or the access log's file).
+    // The config was validated whole before (loadServableConfig): what fails here is a socket.
     const message = (error as Error).message;
     process.stderr.write(
       message.startsWith("cannot listen")

@@ -39,7 +39,7 @@ self.onmessage = async (event) => {
       // attaching to the shared memory fails: another set of upstreams or servers).
       const runtime = currentRuntime();
       const config = loadServableConfig(command.file, runtime);
-      ops = ThreadOps.attach(config, command.buffers, command.thread);
+      ops = ThreadOps.attach(config, command.buffers, command.thread, runtime.stdioWrite);
       instance = await startInstance(config, runtime, {
         ops,
         main: false,

@@ -12,7 +12,8 @@ import type { GatewayConfig, Server } from "../config/mod.ts";
 import { SharedState, type SharedStateBuffers } from "../state/shared_state.ts";
 import { Metrics, type MetricsBuffers } from "./metrics/metrics.ts";
 import { AccessLog } from "./log/access_log.ts";
-import { logEvent } from "./log/events.ts";
+import { configureEvents, logEvent } from "./log/events.ts";
+import type { StdioWrite } from "./log/writer.ts";
 import type { FailureCode } from "../proxy/errors.ts";
 import type { RequestDone, RequestRecord } from "../proxy/request_record.ts";
 
@@ -36,11 +37,15 @@ export class ThreadOps {
     readonly config: GatewayConfig,
     state: SharedState,
     metrics: Metrics | undefined,
+    stdio: StdioWrite | undefined,
   ) {
     this.state = state;
     this.metrics = metrics;
+    // Events (stderr) and the access log write stdout/stderr off the event loop.
+    configureEvents({ stdio });
     this.accessLog = AccessLog.open(config.log, {
       onDrop: metrics && ((lines) => metrics.accessLogDropped(lines)),
+      stdio,
     });
     const log = this.accessLog;
     this.onRequestDone = log !== undefined && metrics !== undefined
@@ -55,16 +60,24 @@ export class ThreadOps {
       : undefined;
   }
 
-  /** The main thread's: the shared memory made for `threads` threads in all. */
-  static create(config: GatewayConfig, threads: number): ThreadOps {
+  /**
+   * The main thread's: the shared memory made for `threads` threads in all. `stdio`: the
+   * runtime's `stdioWrite` (contracts.ts).
+   */
+  static create(config: GatewayConfig, threads: number, stdio?: StdioWrite): ThreadOps {
     const metrics = config.admin === undefined ? undefined : Metrics.create(config, threads);
-    return new ThreadOps(config, SharedState.create(config), metrics);
+    return new ThreadOps(config, SharedState.create(config), metrics, stdio);
   }
 
   /** A worker's (`threadIndex` 1 and up), on the main thread's memory. */
-  static attach(config: GatewayConfig, buffers: SharedBuffers, threadIndex: number): ThreadOps {
+  static attach(
+    config: GatewayConfig,
+    buffers: SharedBuffers,
+    threadIndex: number,
+    stdio?: StdioWrite,
+  ): ThreadOps {
     const metrics = buffers.metrics && Metrics.attach(config, buffers.metrics, threadIndex);
-    return new ThreadOps(config, SharedState.attach(config, buffers.state), metrics);
+    return new ThreadOps(config, SharedState.attach(config, buffers.state), metrics, stdio);
   }
 
   /** What to post to the workers. */

@@ -150,6 +150,12 @@ export interface Runtime {
   listen(address: Address, handler: Handler, options?: ListenOptions): Promise<Listener>;
   /** Socket for the HTTP/1.1 client. */
   readonly connect: Connect;
+  /**
+   * Writes to stdout (1) or stderr (2) off the event loop, resolving to the bytes written;
+   * absent where the log writer opens a non-blocking descriptor itself (Bun). Deno runs node:fs
+   * writes on its one thread, so a stdout pipe nobody reads would stop the gateway.
+   */
+  readonly stdioWrite?: (fd: 1 | 2, bytes: Uint8Array) => Promise<number>;
   readonly fetchOptions: FetchTransportOptions;
 }
 

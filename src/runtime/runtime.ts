@@ -118,6 +118,8 @@ function denoRuntime(Deno: any): Runtime {
     connect: (host: string, port: number, tls?: UpstreamTls) =>
       tls === undefined ? connectDenoSocket(Deno, host, port) : connectTlsSocket(host, port, tls),
     fetchOptions: denoFetchOptions(Deno),
+    stdioWrite: (fd: 1 | 2, bytes: Uint8Array) =>
+      (fd === 1 ? Deno.stdout : Deno.stderr).write(bytes),
   };
 }
 
