@@ -9,11 +9,10 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { type Address, isLoopback, parseAddress } from "./address.ts";
 import type { Fields } from "./fields.ts";
 import type { Problems } from "./problems.ts";
+import { readConfigFile } from "./files.ts";
 
 /** The shortest token accepted: 16 characters leave guessing out of reach of a rate-less API. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -132,28 +131,7 @@ function readTokenFile(
   baseDir: string,
   problems: Problems,
 ): string | undefined {
-  if (file === "") {
-    problems.add(path, "is empty; give the path of a file holding the token");
-    return undefined;
-  }
-  const full = isAbsolute(file) ? file : resolve(baseDir, file);
-  let text: string;
-  try {
-    text = readFileSync(full, "utf8");
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    const why = code === "ENOENT"
-      ? "no such file"
-      : code === "EACCES"
-      ? "permission denied"
-      : code === "EISDIR"
-      ? "it is a directory"
-      : (error instanceof Error ? error.message : String(error)).split("\n")[0];
-    problems.add(
-      path,
-      `cannot read ${JSON.stringify(file)}${full === file ? "" : ` (${full})`}: ${why}`,
-    );
-    return undefined;
-  }
+  const text = readConfigFile(problems, path, file, baseDir, "the token");
+  if (text === undefined) return undefined;
   return checkToken(path, text.trim(), ` in ${JSON.stringify(file)}`, problems);
 }

@@ -9,9 +9,8 @@
  * @module
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { describe, Fields, isTable } from "./fields.ts";
+import { firstLine, readConfigFile } from "./files.ts";
 import type { ServerTls, UpstreamTls } from "./types.ts";
 
 const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -159,28 +158,13 @@ export function readUpstreamTls(fields: Fields, baseDir: string): UpstreamTls | 
 
 /** Reads a PEM file named by `key`; records a problem and returns undefined when it cannot. */
 function readPem(fields: Fields, key: string, file: string, baseDir: string): string | undefined {
-  if (file === "") {
-    fields.problems.add(fields.keyPath(key), `is empty; give the path of a PEM file`);
-    return undefined;
-  }
-  const path = isAbsolute(file) ? file : resolve(baseDir, file);
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    const why = code === "ENOENT"
-      ? "no such file"
-      : code === "EACCES"
-      ? "permission denied"
-      : code === "EISDIR"
-      ? "it is a directory"
-      : firstLine(error);
-    fields.problems.add(
-      fields.keyPath(key),
-      `cannot read ${JSON.stringify(file)}${path === file ? "" : ` (${path})`}: ${why}`,
-    );
-    return undefined;
-  }
+  return readConfigFile(
+    fields.problems,
+    fields.keyPath(key),
+    file,
+    baseDir,
+    "a PEM certificate or key",
+  );
 }
 
 /** Parses every certificate block; returns the first (the leaf), or undefined (recorded). */
@@ -203,8 +187,4 @@ function parseCertificate(
     }
   }
   return parsed[0];
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
