@@ -23,7 +23,8 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from "./transport.ts";
-import type { Answer, Connect, ProxyRequest, RequestHeaders } from "../runtime/contracts.ts";
+import type { Answer, ProxyRequest, RequestHeaders } from "../runtime/contracts.ts";
+import type { Http1Transport } from "./http1.ts";
 import { isWebSocketUpgrade, WebSocketProxy } from "./websocket.ts";
 import { clientFailure, guardedRequestBody, guardResponseBody, refuseRequest } from "./limits.ts";
 import { failover, type Outcome } from "./failover.ts";
@@ -46,9 +47,10 @@ export interface GatewayOptions {
   /** Called once per request when its response body has ended (a WebSocket: at the upgrade and
    * at its close): the record the access log and metrics are made of (request_record.ts). */
   readonly onRequestDone?: RequestDone;
-  /** Sockets to upstreams for WebSocket sessions (websocket.ts); without it, `Upgrade`
-   * requests are forwarded as plain HTTP, the `Upgrade` header dropped. */
-  readonly connect?: Connect;
+  /** The HTTP/1.1 client WebSocket handshakes go through (websocket.ts; the gateway's own
+   * transport when it is one); without it, `Upgrade` requests are forwarded as plain HTTP, the
+   * `Upgrade` header dropped. */
+  readonly webSocketTransport?: Http1Transport;
   /** The state shared by all threads (state/shared_state.ts); absent = one for this gateway. */
   readonly state?: SharedState;
 }
@@ -59,7 +61,7 @@ export class Gateway {
   readonly #now: () => number;
   readonly #onUpstreamError: GatewayOptions["onUpstreamError"];
   readonly #onRequestDone: RequestDone | undefined;
-  /** WebSocket sessions, when `options.connect` is given. */
+  /** WebSocket sessions, when `options.webSocketTransport` is given. */
   readonly webSockets: WebSocketProxy | undefined;
 
   constructor(config: GatewayConfig, transport: Transport, options: GatewayOptions = {}) {
@@ -68,8 +70,8 @@ export class Gateway {
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
     this.#onRequestDone = options.onRequestDone;
-    this.webSockets = options.connect &&
-      new WebSocketProxy(options.connect, {
+    this.webSockets = options.webSocketTransport &&
+      new WebSocketProxy(options.webSocketTransport, {
         now: this.#now,
         onUpstreamError: this.#onUpstreamError,
       });

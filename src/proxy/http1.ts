@@ -222,7 +222,7 @@ export class Http1Transport implements Transport {
         statusText: head.statusText,
         headers: head.headers,
         body: null,
-        upgraded: { stream: connection.socket, buffered },
+        upgraded: { stream: handedOver(connection), buffered },
       };
     }
     const finish = () => {
@@ -233,6 +233,22 @@ export class Http1Transport implements Transport {
     const body = responseBody(connection, head, finish);
     return { status: head.status, statusText: head.statusText, headers: head.headers, body };
   }
+}
+
+/**
+ * The socket of an upgraded connection, for its new owner (a WebSocket session): closing it
+ * destroys the connection, so the count of open connections (onConnections) sees it go.
+ */
+function handedOver(connection: Connection): ByteStream {
+  const socket = connection.socket;
+  return {
+    read: (into) => socket.read(into),
+    readChunk: (max) => socket.readChunk(max),
+    write: (data) => socket.write(data),
+    watchIdle: (onActivity) => socket.watchIdle(onActivity),
+    unwatchIdle: () => socket.unwatchIdle(),
+    close: () => connection.destroy(),
+  };
 }
 
 /** One upstream connection and its read buffer (bytes `start..end` not yet consumed). */

@@ -32,7 +32,7 @@ import {
   type HeaderPair,
   upstreamRequestHeaders,
 } from "./headers.ts";
-import type { ByteStream, Connect } from "../runtime/contracts.ts";
+import type { ByteStream } from "../runtime/contracts.ts";
 import type { UpstreamLimits, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 import type { ProxyRequest, RequestHeaders, WebSocketLike } from "../runtime/contracts.ts";
 import { Http1Transport } from "./http1.ts";
@@ -128,14 +128,14 @@ export interface WebSocketProxyOptions {
 }
 
 export class WebSocketProxy {
-  /** Its own HTTP/1.1 client: handshakes go through it whichever transport plain requests use. */
+  /** The HTTP/1.1 client handshakes go through (the gateway's, when plain requests use it). */
   readonly #transport: Http1Transport;
   readonly #now: () => number;
   readonly #onUpstreamError: WebSocketProxyOptions["onUpstreamError"];
   readonly #bridges = new Set<Bridge>();
 
-  constructor(connect: Connect, options: WebSocketProxyOptions = {}) {
-    this.#transport = new Http1Transport(connect);
+  constructor(transport: Http1Transport, options: WebSocketProxyOptions = {}) {
+    this.#transport = transport;
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
   }

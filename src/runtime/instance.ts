@@ -53,11 +53,15 @@ export async function startInstance(
   // The first round of health checks decides before any client is served.
   const checker = main ? startHealthChecks(config, ops, transport) : undefined;
   await checker?.firstRound();
+  // WebSocket handshakes need our HTTP/1.1 client: the same one when plain requests use it.
+  const upgrades = transport instanceof Http1Transport
+    ? transport
+    : new Http1Transport(runtime.connect, { onConnections: ops.onConnections });
   const gateway = new Gateway(config, transport, {
     state: ops.state,
     onUpstreamError: ops.onUpstreamError,
     onRequestDone: ops.onRequestDone,
-    connect: runtime.connect,
+    webSocketTransport: upgrades,
   });
   const listener = await runtime.listen(options.address ?? config.server.listen, gateway.handle, {
     reusePort: config.server.workers > 1,
@@ -88,6 +92,7 @@ export async function startInstance(
       gateway.webSockets?.closeAll();
       await Promise.all([listener.stop(config.server.gracePeriodMs), admin?.stop(0)]);
       transport.close();
+      upgrades.close();
       await ops.close();
     },
   };

@@ -234,10 +234,16 @@ upstream = "app"
     assert.equal(await gauge("websockets_open"), 1);
     // An upgraded connection leaves the HTTP connections for websockets_open.
     assert.equal(await gauge("client_connections"), 1, "the idle connection");
+    // The session's upstream connection is open at its server until the session ends.
+    const upstreamConnections = `upstream_connections{upstream="app",server="ws-1"}`;
+    assert.equal(await gauge(upstreamConnections), 1);
     socket.close(1000);
     idle.destroy();
     const deadline = Date.now() + 5000;
-    while ((await gauge("websockets_open")) !== 0 || (await gauge("client_connections")) !== 0) {
+    while (
+      (await gauge("websockets_open")) !== 0 || (await gauge("client_connections")) !== 0 ||
+      (await gauge(upstreamConnections)) !== 0
+    ) {
       assert.ok(Date.now() < deadline, "gauges back to 0 within 5 s");
       await sleep(50);
     }

@@ -149,8 +149,10 @@ function track(
  */
 export function withEphemeralListen(configToml: string): string {
   const lines: string[] = [];
-  if (!/^\s*listen\s*=/m.test(configToml)) lines.push(`listen = "127.0.0.1:0"`);
-  if (!/^\s*workers\s*=/m.test(configToml)) lines.push("workers = 1");
+  // Only [server]'s keys count ([admin] has a listen of its own).
+  const server = /^\s*\[server\]\s*$([\s\S]*?)(?=^\s*\[|(?![\s\S]))/m.exec(configToml)?.[1] ?? "";
+  if (!/^\s*listen\s*=/m.test(server)) lines.push(`listen = "127.0.0.1:0"`);
+  if (!/^\s*workers\s*=/m.test(server)) lines.push("workers = 1");
   if (lines.length === 0) return configToml;
   if (/^\s*\[server\]\s*$/m.test(configToml)) {
     return configToml.replace(/^\s*\[server\]\s*$/m, (header) => `${header}\n${lines.join("\n")}`);
