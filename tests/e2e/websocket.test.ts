@@ -7,6 +7,7 @@
  */
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { eventually } from "../support/realtime.ts";
 import { Buffer } from "node:buffer";
 import { sleep, startGateway, stopAllGateways, withTimeout } from "../support/gateway.ts";
 import { header, headerValues, md5 } from "../support/http.ts";
@@ -275,7 +276,8 @@ describe("WebSocket proxying", () => {
     ws.send("whoami");
     assert.equal(await ws.nextText(), "A");
     ws.close(1000);
-    assert.match(gw.stderr(), /connect_refused/);
+    // The structured event (stderr), written soon after the answer.
+    await eventually(() => /connect_refused/.test(gw.stderr()), 2000, "the connect_refused event");
     // max_fails = 1: the refusing server is now skipped by new sessions (B, then A).
     const fresh = await rawWebSocket(gw.port);
     assert.equal(header(fresh, "set-cookie"), setCookie(B()));
