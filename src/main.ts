@@ -1,7 +1,7 @@
 /**
  * sticky-gateway: the command line.
  *
- *   sticky-gateway --config FILE [--check] [--demo]
+ *   sticky-gateway --config FILE [--check] [--demo] [--watch]
  *   sticky-gateway --version | --help
  *
  * Exit status: 0 normal stop, 1 could not start (e.g. port in use), 2 bad config or arguments.
@@ -19,13 +19,14 @@ const USAGE =
   `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
 
 Usage:
-  sticky-gateway --config FILE [--check] [--demo]
+  sticky-gateway --config FILE [--check] [--demo] [--watch]
   sticky-gateway --version | --help
 
 Options:
   --config FILE   the TOML config (see config.example.toml)
   --check         validate the config, print a summary and exit (0 ok, 2 problems)
   --demo          also start demo upstream servers on the config's loopback addresses
+  --watch         reload the config when its file changes (as SIGHUP and POST /api/v1/reload do)
   --version       print the version
   --help          print this help
 `;
@@ -34,12 +35,14 @@ interface Options {
   readonly config: string;
   readonly check: boolean;
   readonly demo: boolean;
+  readonly watch: boolean;
 }
 
 function parseArguments(args: readonly string[]): Options | string {
   let config: string | undefined;
   let check = false;
   let demo = false;
+  let watch = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--config" || arg === "-c") {
@@ -48,10 +51,11 @@ function parseArguments(args: readonly string[]): Options | string {
     } else if (arg.startsWith("--config=")) config = arg.slice("--config=".length);
     else if (arg === "--check") check = true;
     else if (arg === "--demo") demo = true;
+    else if (arg === "--watch") watch = true;
     else return `unknown argument "${arg}"`;
   }
   if (config === undefined) return "--config FILE is required";
-  return { config, check, demo };
+  return { config, check, demo, watch };
 }
 
 async function main(args: readonly string[]): Promise<number> {
@@ -81,7 +85,11 @@ async function main(args: readonly string[]): Promise<number> {
     process.stdout.write(`${checkSummary(config)}\n`);
     return 0;
   }
-  return await serve(config, runtime, { file: options.config, demo: options.demo });
+  return await serve(config, runtime, {
+    file: options.config,
+    demo: options.demo,
+    watch: options.watch,
+  });
 }
 
 process.exit(await main(process.argv.slice(2)));

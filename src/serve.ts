@@ -6,7 +6,13 @@
  */
 import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
-import { ConfigError, formatDuration, type GatewayConfig, loadConfigFile } from "./config/mod.ts";
+import {
+  ConfigError,
+  formatDuration,
+  type GatewayConfig,
+  loadConfigFile,
+  parseConfig,
+} from "./config/mod.ts";
 import { startDemoUpstreams } from "./demo.ts";
 import { unsupportedFetchTls } from "./proxy/fetch.ts";
 import type { Listener, Runtime } from "./runtime/runtime.ts";
@@ -15,15 +21,18 @@ import type { WorkerCommand, WorkerReport } from "./worker.ts";
 import { type SharedBuffers, ThreadOps } from "./ops/thread_ops.ts";
 import { reopenLogsOnSignal } from "./ops/main_ops.ts";
 import { flushEvents, logEvent } from "./ops/log/events.ts";
+import { Reloader } from "./reload/reloader.ts";
+import { watchConfig } from "./reload/watch.ts";
 
 /**
  * Every check a config gets before it serves: the file → a valid snapshot, then what this
  * runtime can honour (the TLS keys its `fetch` lacks under `upstream_client = "fetch"`). Used by
- * `--check`, by start and by each worker thread, so `--check` fails exactly where start would.
- * Throws {@link ConfigError} (exit 2).
+ * `--check`, by start, by each worker thread and by every reload, so `--check` fails exactly where
+ * start or a reload would. `text`: the file's text as read already (a reload posts the text it
+ * validated to the workers: the file may have changed since). Throws {@link ConfigError}.
  */
-export function loadServableConfig(file: string, runtime: Runtime): GatewayConfig {
-  const config = loadConfigFile(file);
+export function loadServableConfig(file: string, runtime: Runtime, text?: string): GatewayConfig {
+  const config = text === undefined ? loadConfigFile(file) : parseConfig(text, file);
   if (config.server.upstreamClient === "fetch") {
     const problems = unsupportedFetchTls(config, runtime.fetchOptions);
     if (problems.length > 0) throw new ConfigError(config.file, problems);
@@ -37,6 +46,8 @@ export interface ServeOptions {
   readonly file: string;
   /** Also start demo upstreams on the config's loopback addresses. */
   readonly demo: boolean;
+  /** Reload when the config file changes (`--watch`). */
+  readonly watch?: boolean;
 }
 
 /**
@@ -63,6 +74,11 @@ export async function serve(
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
   });
+  // SIGHUP reloads (its default action would end the process): until serving, it is ignored.
+  const reloading: { reloader?: Reloader } = {};
+  process.on("SIGHUP", () => {
+    if (!stopping) void reloading.reloader?.reload("SIGHUP");
+  });
 
   const demoListeners: Listener[] = [];
   if (options.demo) {
@@ -75,7 +91,7 @@ export async function serve(
       return 1;
     }
   }
-  let instance: Instance;
+  let instance: Instance | undefined;
   let workers: Worker[] = [];
   let ops: ThreadOps;
   try {
@@ -90,8 +106,16 @@ export async function serve(
     );
     return 1;
   }
+  const reloader = new Reloader({
+    file: options.file,
+    runtime,
+    load: loadServableConfig,
+    ops,
+    instance: () => instance,
+    workers: () => workers,
+  });
   try {
-    instance = await startInstance(config, runtime, { ops, main: true });
+    instance = await startInstance(config, runtime, { ops, main: true, control: reloader.control });
   } catch (error) {
     // The config was validated whole before (loadServableConfig): what fails here is a socket.
     const message = (error as Error).message;
@@ -125,6 +149,10 @@ export async function serve(
       `sticky-gateway: admin on http://${adminHost}:${admin.port} (status page /status, metrics /metrics)`,
     );
   }
+  reloading.reloader = reloader;
+  const watch = options.watch === true
+    ? watchConfig(options.file, () => void reloader.reload("watch"))
+    : undefined;
   logEvent("info", "started", {
     version: pkg.version,
     runtime: runtime.name,
@@ -133,12 +161,12 @@ export async function serve(
   });
 
   shutdown.serving = async (signal) => {
+    watch?.close();
+    const grace = ops.config.server.gracePeriodMs;
     console.log(
-      `sticky-gateway: ${signal}: finishing in-flight requests (up to ${
-        formatDuration(config.server.gracePeriodMs)
-      })`,
+      `sticky-gateway: ${signal}: finishing in-flight requests (up to ${formatDuration(grace)})`,
     );
-    await Promise.all([instance.stop(), stopWorkers(workers, config.server.gracePeriodMs)]);
+    await Promise.all([instance.stop(), stopWorkers(workers, grace)]);
     await Promise.all(demoListeners.map((l) => l.stop(0)));
     await flushEvents();
   };

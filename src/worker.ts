@@ -3,9 +3,14 @@
  * serves it on the port the main thread bound, with SO_REUSEPORT, on the memory the main thread
  * shares with every worker (server states and health, the round robin, metrics: ops/).
  *
- * Messages: in `{ type: "start", file, port, buffers, thread }`, `{ type: "reopen" }` (SIGUSR1)
- * and `{ type: "stop" }`; out `{ type: "ready" }`, `{ type: "failed", message }` and
- * `{ type: "stopped" }`.
+ * Messages: in `{ type: "start", file, port, buffers, thread }`, `{ type: "reopen" }` (SIGUSR1),
+ * `{ type: "reload", file, text, buffers, generation }` and `{ type: "stop" }`; out
+ * `{ type: "ready" }`, `{ type: "failed", message }`, `{ type: "reloaded", generation }`,
+ * `{ type: "reload_failed", generation, message }` and `{ type: "stopped" }`.
+ *
+ * A reload posts the config text the main thread validated (not the path: the file may have
+ * changed again since) and the new generation's shared memory; the thread parses it through the
+ * same checks and swaps its gateway to it (src/reload/).
  *
  * @module
  */
@@ -13,14 +18,22 @@ import { currentRuntime } from "./runtime/runtime.ts";
 import { type Instance, startInstance } from "./runtime/instance.ts";
 import { loadServableConfig } from "./serve.ts";
 import { type SharedBuffers, ThreadOps } from "./ops/thread_ops.ts";
+import { SharedState } from "./state/shared_state.ts";
+import { Metrics } from "./ops/metrics/metrics.ts";
 
+/** What the main thread posts to a worker. */
 export type WorkerCommand =
   | { type: "start"; file: string; port: number; buffers: SharedBuffers; thread: number }
   | { type: "reopen" }
+  | { type: "reload"; file: string; text: string; buffers: SharedBuffers; generation: number }
   | { type: "stop" };
-export type WorkerReport = { type: "ready" } | { type: "failed"; message: string } | {
-  type: "stopped";
-};
+/** What a worker posts back. */
+export type WorkerReport =
+  | { type: "ready" }
+  | { type: "failed"; message: string }
+  | { type: "reloaded"; generation: number }
+  | { type: "reload_failed"; generation: number; message: string }
+  | { type: "stopped" };
 
 declare const self: {
   onmessage: ((event: MessageEvent<WorkerCommand>) => void) | null;
@@ -30,6 +43,7 @@ declare const self: {
 
 let instance: Instance | undefined;
 let ops: ThreadOps | undefined;
+let thread = 0;
 
 self.onmessage = async (event) => {
   const command = event.data;
@@ -38,6 +52,7 @@ self.onmessage = async (event) => {
       // The same checks as the main thread's: the file may have changed since it started (then
       // attaching to the shared memory fails: another set of upstreams or servers).
       const runtime = currentRuntime();
+      thread = command.thread;
       const config = loadServableConfig(command.file, runtime);
       ops = ThreadOps.attach(config, command.buffers, command.thread, runtime.stdioWrite);
       instance = await startInstance(config, runtime, {
@@ -51,6 +66,19 @@ self.onmessage = async (event) => {
     }
   } else if (command.type === "reopen") {
     ops?.accessLog?.reopen();
+  } else if (command.type === "reload") {
+    const { generation } = command;
+    try {
+      if (instance === undefined) throw new Error("not serving");
+      const config = loadServableConfig(command.file, currentRuntime(), command.text);
+      const state = SharedState.attach(config, command.buffers.state);
+      const metrics = command.buffers.metrics &&
+        Metrics.attach(config, command.buffers.metrics, thread);
+      await instance.reload(config, state, metrics);
+      self.postMessage({ type: "reloaded", generation });
+    } catch (error) {
+      self.postMessage({ type: "reload_failed", generation, message: (error as Error).message });
+    }
   } else {
     await instance?.stop();
     self.postMessage({ type: "stopped" });

@@ -31,16 +31,19 @@ import { setCookieTemplate } from "../cookie/set_cookie.ts";
 
 /** Reads and validates a config file. Throws {@link ConfigError} (exit 2) on any problem. */
 export function loadConfigFile(file: string): GatewayConfig {
-  let text: string;
+  return parseConfig(readConfigText(file), file);
+}
+
+/** The config file's text; a missing or unreadable file throws {@link ConfigError}. */
+export function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === "ENOENT"
       ? "file not found; pass an existing file with --config"
       : `cannot be read (${(error as Error).message})`;
     throw new ConfigError(file, [{ path: "", message: reason }]);
   }
-  return parseConfig(text, file);
 }
 
 /** Validates config text. `file` only names the source in messages. */
@@ -135,6 +138,7 @@ interface ServerDraft {
   readonly backup: boolean;
   readonly state: ServerState;
   readonly down: boolean;
+  readonly stateSet?: boolean;
 }
 
 function readUpstream(
@@ -273,6 +277,8 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
   const down = fields.boolean("down", false);
   const id = fields.string("id");
   const state = readServerState(fields, down);
+  // Said in the file (not defaulted): a reload then applies it over the admin API's state.
+  const stateSet = fields.has("state") || fields.has("down");
   fields.finish();
   if (text === undefined) {
     problems.add(fields.keyPath("address"), `is required, e.g. address = "127.0.0.1:9001"`);
@@ -289,7 +295,14 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
     problems.add(fields.keyPath("id"), idProblem);
     return undefined;
   }
-  return { address, id: id ?? address.text, ...draft, state, down: state === "maint" };
+  return {
+    address,
+    id: id ?? address.text,
+    ...draft,
+    state,
+    down: state === "maint",
+    ...(stateSet ? { stateSet } : {}),
+  };
 }
 
 /** `state = "ready" | "drain" | "maint"`; nginx's `down = true` is `maint` and cannot say more. */

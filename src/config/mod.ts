@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { loadConfigFile, parseConfig } from "./load.ts";
+export { loadConfigFile, parseConfig, readConfigText } from "./load.ts";
 export { ConfigError, formatProblem } from "./problems.ts";
 export { matchRoute } from "./routes.ts";
 export { formatDuration, parseDuration } from "./duration.ts";

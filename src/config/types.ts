@@ -122,6 +122,9 @@ export interface Server {
   readonly state: ServerState;
   /** `state` is `maint` (nginx's `down` spelling of it). */
   readonly down: boolean;
+  /** The file says `state` or `down` for this server: on reload, the file's state replaces the
+   * one the admin API set (otherwise that one is kept). Absent in hand-made snapshots = false. */
+  readonly stateSet?: boolean;
   /** This server's sticky cookie value, or "" when the upstream is not sticky. */
   readonly cookieValue: string;
   /** This server's Set-Cookie, prepared (only the Expires date is added per response). */

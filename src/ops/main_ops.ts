@@ -11,22 +11,26 @@ import type { GatewayConfig } from "../config/mod.ts";
 import type { Transport } from "../proxy/transport.ts";
 import type { Listener, ProxyRequest, Runtime } from "../runtime/contracts.ts";
 import { serverStatus } from "../state/status.ts";
+import type { SharedState } from "../state/shared_state.ts";
 import { HealthChecker } from "./health/checker.ts";
 import { createAdminHandler, createGatewayView } from "./admin/mod.ts";
 import { healthResultOf } from "./metrics/metrics.ts";
-import { renderMetrics, type ServerGauges } from "./metrics/render.ts";
+import { type ReloadFigures, renderMetrics, type ServerGauges } from "./metrics/render.ts";
+import type { Metrics } from "./metrics/metrics.ts";
+import type { ReloadAnswer } from "./admin/view.ts";
 import { logEvent } from "./log/events.ts";
 import type { ThreadOps } from "./thread_ops.ts";
 
-/** The health checker, started; its first round is under way (see {@link HealthChecker}). */
+/** The health checker on `state` (default: the thread's), started; its first round is under way
+ * (see {@link HealthChecker}). */
 export function startHealthChecks(
   config: GatewayConfig,
   ops: ThreadOps,
   transport: Transport,
+  state: SharedState = ops.state,
 ): HealthChecker | undefined {
   if (![...config.upstreams.values()].some((u) => u.health !== undefined)) return undefined;
-  const metrics = ops.metrics;
-  return new HealthChecker(config, ops.state, transport, {
+  return new HealthChecker(config, state, transport, {
     onEvent: (event) =>
       logEvent(event.to === "down" ? "warn" : "info", `server_${event.kind}`, {
         upstream: event.upstream,
@@ -35,36 +39,56 @@ export function startHealthChecks(
         to: event.to,
         reason: event.reason,
       }),
-    onCheck: metrics &&
-      ((check) => metrics.healthCheck(check.upstream, check.server, healthResultOf(check))),
+    // Counted in the metrics this thread writes when the check ends (a reload swaps them).
+    onCheck: (check) =>
+      ops.metrics?.healthCheck(check.upstream, check.server, healthResultOf(check)),
   });
 }
 
-/** The admin listener on `[admin] listen`, or undefined without `[admin]`. */
+/**
+ * What the admin listener asks of the process beyond this thread's operations: reloads, and
+ * the metrics a scrape reads (those of the last generation until every thread has swapped, so no
+ * counter is seen going backwards).
+ */
+export interface AdminControl {
+  /** The metrics to read now. */
+  readonly metrics: () => Metrics | undefined;
+  /** `POST /api/v1/reload`. */
+  readonly reload: () => Promise<ReloadAnswer>;
+  /** Reloads so far and the generation serving. */
+  readonly reloads: () => ReloadFigures;
+}
+
+/**
+ * The admin listener on `[admin] listen`, or undefined without `[admin]`. It reads the snapshot
+ * and state `ops` holds when asked: a reload swaps them under it.
+ */
 export async function startAdmin(
   config: GatewayConfig,
   runtime: Runtime,
   ops: ThreadOps,
+  control?: AdminControl,
 ): Promise<Listener | undefined> {
   const settings = config.admin;
-  const metrics = ops.metrics;
-  if (settings === undefined || metrics === undefined) return undefined;
-  const state = ops.state;
+  if (settings === undefined || ops.metrics === undefined) return undefined;
+  const metrics = () => control?.metrics() ?? ops.metrics!;
   const gauges: ServerGauges = {
     read(upstreamName, serverId) {
-      const upstream = config.upstreams.get(upstreamName);
+      const upstream = ops.config.upstreams.get(upstreamName);
       const server = upstream?.servers.find((s) => s.id === serverId);
       if (upstream === undefined || server === undefined) return undefined;
-      const status = serverStatus(state, upstream, server, Date.now());
+      const status = serverStatus(ops.state, upstream, server, Date.now());
       return { inFlight: status.inFlight, connections: status.connections, state: status.summary };
     },
   };
   const build = { version: pkg.version, runtime: runtime.name };
   const view = createGatewayView({
-    config: () => config,
-    state: () => state,
-    totals: (upstream, serverId) => metrics.serverTotals(upstream, serverId),
-    metricsText: () => renderMetrics({ metrics, gauges, build }),
+    config: () => ops.config,
+    state: () => ops.state,
+    totals: (upstream, serverId) => metrics().serverTotals(upstream, serverId),
+    metricsText: () =>
+      renderMetrics({ metrics: metrics(), gauges, build, reloads: control?.reloads() }),
+    reload: control?.reload,
     onStateChange: (change) =>
       logEvent("info", "server_state", {
         upstream: change.upstream,

@@ -24,23 +24,37 @@ export interface SharedBuffers {
   readonly metrics?: MetricsBuffers;
 }
 
+/** Where a server of some generation's snapshot counts: its upstream and its slot. */
+interface ServerPlace {
+  readonly upstream: string;
+  readonly state: SharedState;
+  readonly slot: number;
+}
+
 /** One thread's operations (see the module's comment). */
 export class ThreadOps {
-  readonly state: SharedState;
+  /** The snapshot in use (a reload swaps it with the state and metrics: {@link reload}). */
+  config: GatewayConfig;
+  state: SharedState;
   /** Only with an admin listener, which is what reads them. */
-  readonly metrics: Metrics | undefined;
+  metrics: Metrics | undefined;
   readonly accessLog: AccessLog | undefined;
   /** For the gateway: each request's record (undefined when nothing reads records). */
   readonly onRequestDone: RequestDone | undefined;
+  /** Every generation's servers, while anything (a connection, a request) still holds them: a
+   * connection opened for an older generation is counted closed where it was counted open. */
+  readonly #places = new WeakMap<Server, ServerPlace>();
 
   private constructor(
-    readonly config: GatewayConfig,
+    config: GatewayConfig,
     state: SharedState,
     metrics: Metrics | undefined,
     stdio: StdioWrite | undefined,
   ) {
+    this.config = config;
     this.state = state;
     this.metrics = metrics;
+    this.#place(config, state);
     // Events (stderr) and the access log write stdout/stderr off the event loop.
     configureEvents({ stdio });
     this.accessLog = AccessLog.open(config.log, {
@@ -48,16 +62,41 @@ export class ThreadOps {
       stdio,
     });
     const log = this.accessLog;
+    // Metrics are read from `this` per record: a reload swaps them (records are counted by
+    // upstream name and server id, so a request of the last generation counts in the new one).
     this.onRequestDone = log !== undefined && metrics !== undefined
       ? (record: RequestRecord) => {
         log.log(record);
-        metrics.recordRequest(record);
+        this.metrics!.recordRequest(record);
       }
       : log !== undefined
       ? (record: RequestRecord) => log.log(record)
       : metrics !== undefined
-      ? (record: RequestRecord) => metrics.recordRequest(record)
+      ? (record: RequestRecord) => this.metrics!.recordRequest(record)
       : undefined;
+  }
+
+  /**
+   * Swaps to the next generation (a reload, in this thread): its snapshot, its shared state and,
+   * with metrics, new metrics on `metrics` (this thread's region), into which this thread's
+   * counts so far are carried ({@link Metrics.carryFrom}).
+   */
+  reload(config: GatewayConfig, state: SharedState, metrics: Metrics | undefined): void {
+    const previous = this.metrics;
+    if (metrics !== undefined && previous !== undefined) metrics.carryFrom(previous);
+    this.config = config;
+    this.state = state;
+    this.metrics = metrics;
+    this.#place(config, state);
+  }
+
+  #place(config: GatewayConfig, state: SharedState): void {
+    for (const upstream of config.upstreams.values()) {
+      const base = state.upstreamSlots(upstream).base;
+      for (const server of upstream.servers) {
+        this.#places.set(server, { upstream: upstream.name, state, slot: base + server.index });
+      }
+    }
   }
 
   /**
@@ -87,7 +126,7 @@ export class ThreadOps {
 
   /** For the gateway: a failed upstream attempt, logged and counted. */
   readonly onUpstreamError = (server: Server, code: FailureCode, detail: string): void => {
-    const upstream = this.#upstreamOf(server);
+    const upstream = this.#places.get(server)?.upstream;
     logEvent("warn", "upstream_error", {
       upstream,
       server: server.id,
@@ -100,8 +139,8 @@ export class ThreadOps {
 
   /** For the upstream client: connections opened (+1) and closed (-1) per server. */
   readonly onConnections = (server: Server, delta: 1 | -1): void => {
-    const slot = this.state.slotOf(server);
-    if (slot !== undefined) this.state.addConnections(slot, delta);
+    const place = this.#places.get(server);
+    place?.state.addConnections(place.slot, delta);
   };
 
   /** For the listener: client connections opened (+1) and closed (-1) in this thread. */
@@ -113,12 +152,5 @@ export class ThreadOps {
   /** Writes what the access log holds and closes it. */
   async close(): Promise<void> {
     await this.accessLog?.close();
-  }
-
-  #upstreamOf(server: Server): string | undefined {
-    for (const upstream of this.config.upstreams.values()) {
-      if (upstream.servers[server.index] === server) return upstream.name;
-    }
-    return undefined;
   }
 }

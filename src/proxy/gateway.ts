@@ -81,6 +81,15 @@ export class Gateway {
     return this.#generation.config;
   }
 
+  /**
+   * Serves the next generation (a reload): requests that arrive from now on use `config` and
+   * balancers on `state` (the new generation's shared state); those under way finish on the
+   * generation they began with, WebSocket sessions included. The upstream client stays.
+   */
+  reload(config: GatewayConfig, state: SharedState): void {
+    this.#generation = { config, balancers: createBalancers(config, state) };
+  }
+
   /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
   handle = async (request: ProxyRequest, client: ClientInfo): Promise<Answer> => {
     const { config, balancers } = this.#generation;
@@ -155,7 +164,7 @@ export class Gateway {
       if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
       if (upgraded === undefined) {
         // The upstream refused the upgrade: its answer is relayed as any response.
-        return this.#relay(outcome, request, client, sticky, pinned, now, trace);
+        return this.#relay(outcome, request, client, sticky, pinned, now, trace, config);
       }
       if (trace !== undefined) {
         // A session is in flight at its server until it closes (a drain waits for it).
@@ -209,7 +218,7 @@ export class Gateway {
       trace.sticky = outcome.sticky;
     }
     if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
-    return this.#relay(outcome, request, client, sticky, pinned, now, trace);
+    return this.#relay(outcome, request, client, sticky, pinned, now, trace, config);
   };
 
   /**
@@ -224,6 +233,7 @@ export class Gateway {
     pinned: Server | undefined,
     now: number,
     trace: RequestTrace | undefined,
+    config: GatewayConfig,
   ): Answer {
     const { server, value: response } = outcome;
     const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
@@ -231,7 +241,8 @@ export class Gateway {
       trace.server = server.id;
       trace.answered(response.status);
     }
-    const limits = this.#generation.config.server;
+    // The request's own generation: a reload since must not change its limits.
+    const limits = config.server;
     const answerBody = this.#responseBody(response.body, limits.idleTimeoutMs, server, trace);
     // Outside the failure handling above: what the runtime refuses to put in a Response is a bad
     // answer, never a transport failure that would count against the server.

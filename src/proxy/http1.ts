@@ -65,6 +65,8 @@ export class Http1Transport implements Transport {
   readonly #idleTimeoutMs: number;
   readonly #watchdog = new Watchdog();
   readonly #onConnections: Http1Options["onConnections"];
+  /** The pool keys of the servers of the snapshot in use, once a reload said them. */
+  #retained: ReadonlySet<string> | undefined;
 
   constructor(connect: Connect, options: Http1Options = {}) {
     this.#connect = connect;
@@ -78,10 +80,7 @@ export class Http1Transport implements Transport {
     request: UpstreamRequest,
     limits: UpstreamLimits,
   ): Promise<UpstreamResponse> {
-    // TLS connections (per TLS settings) never mix with plain ones to the same address.
-    const key = server.tls === undefined
-      ? server.address.text
-      : server.tls.poolKey + server.address.text;
+    const key = poolKeyOf(server);
     let connection: Connection | undefined;
     // Ended when the response body is done (`finish` in #exchange), or here on failure.
     const watch = this.#watchdog.watch(request.client, () => connection?.destroy());
@@ -115,6 +114,23 @@ export class Http1Transport implements Transport {
     this.#idle.clear();
   }
 
+  /**
+   * After a reload: only `servers` (the new snapshot's) keep pooled connections. Idle ones to any
+   * other address or TLS settings close now, and those in use close when their exchange ends
+   * instead of going back to the pool. A server whose address and TLS settings did not change
+   * keeps its pool, whatever else changed.
+   */
+  retain(servers: Iterable<Server>): void {
+    const keys = new Set<string>();
+    for (const server of servers) keys.add(poolKeyOf(server));
+    this.#retained = keys;
+    for (const [key, list] of this.#idle) {
+      if (keys.has(key)) continue;
+      this.#idle.delete(key);
+      for (const connection of list) connection.destroy();
+    }
+  }
+
   /** Open idle connections per server, for tests and leak checks. */
   idleCount(): number {
     let count = 0;
@@ -138,6 +154,9 @@ export class Http1Transport implements Transport {
   /** Pools a connection whose exchange ended cleanly (nothing extra buffered), else closes it. */
   #release(connection: Connection): void {
     if (connection.destroyed || connection.start !== connection.end) return connection.destroy();
+    if (this.#retained !== undefined && !this.#retained.has(connection.key)) {
+      return connection.destroy();
+    }
     let list = this.#idle.get(connection.key);
     if (list === undefined) this.#idle.set(connection.key, list = []);
     if (list.length >= this.#maxIdle) return connection.destroy();
@@ -233,6 +252,12 @@ export class Http1Transport implements Transport {
     const body = responseBody(connection, head, finish);
     return { status: head.status, statusText: head.statusText, headers: head.headers, body };
   }
+}
+
+/** A server's pool: TLS connections (per TLS settings) never mix with plain ones to the same
+ * address. */
+export function poolKeyOf(server: Server): string {
+  return server.tls === undefined ? server.address.text : server.tls.poolKey + server.address.text;
 }
 
 /**

@@ -13,12 +13,26 @@ import { Http1Transport } from "../proxy/http1.ts";
 import type { Transport } from "../proxy/transport.ts";
 import type { Listener, Runtime } from "./runtime.ts";
 import type { ThreadOps } from "../ops/thread_ops.ts";
-import { startAdmin, startHealthChecks } from "../ops/main_ops.ts";
+import { type AdminControl, startAdmin, startHealthChecks } from "../ops/main_ops.ts";
+import type { SharedState } from "../state/shared_state.ts";
+import type { Metrics } from "../ops/metrics/metrics.ts";
 
 export interface Instance {
   readonly listener: Listener;
   /** The admin listener (main thread, with `[admin]`). */
   readonly admin: Listener | undefined;
+  /** Main thread, before a reload carries the state over: the health checks stop, so none writes
+   * the old state once it has been copied. */
+  pauseChecks(): Promise<void>;
+  /**
+   * Serves the next generation: `config`, on `state` (and `metrics`, new for this thread's region;
+   * the old counts are carried into them). In the main thread the health checks start on `state`
+   * first, and servers that need a first check get it before the swap. Requests under way finish
+   * on their generation; the upstream client and its pools stay, but for servers gone.
+   */
+  reload(config: GatewayConfig, state: SharedState, metrics: Metrics | undefined): Promise<void>;
+  /** Main thread, when a reload stopped before its swap: the checks go on on the running state. */
+  resumeChecks(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes upstreams. */
   stop(): Promise<void>;
 }
@@ -40,6 +54,8 @@ export interface InstanceOptions {
   /** Where to listen (the config's address unless given: workers get the port the main
    * thread actually bound). */
   readonly address?: Address;
+  /** Main thread: reloads and the metrics the admin listener reads (see main_ops.ts). */
+  readonly control?: AdminControl;
 }
 
 /** Starts serving `config`. */
@@ -51,7 +67,7 @@ export async function startInstance(
   const { ops, main } = options;
   const transport = createTransport(config, runtime, ops);
   // The first round of health checks decides before any client is served.
-  const checker = main ? startHealthChecks(config, ops, transport) : undefined;
+  let checker = main ? startHealthChecks(config, ops, transport) : undefined;
   await checker?.firstRound();
   // WebSocket handshakes need our HTTP/1.1 client: the same one when plain requests use it.
   const upgrades = transport instanceof Http1Transport
@@ -74,7 +90,7 @@ export async function startInstance(
   });
   let admin: Listener | undefined;
   try {
-    admin = main ? await startAdmin(config, runtime, ops) : undefined;
+    admin = main ? await startAdmin(config, runtime, ops, options.control) : undefined;
   } catch (error) {
     await listener.stop(0);
     await checker?.stop();
@@ -85,12 +101,32 @@ export async function startInstance(
   return {
     listener,
     admin,
+    async pauseChecks() {
+      await checker?.stop();
+      checker = undefined;
+    },
+    async resumeChecks() {
+      if (main && checker === undefined) checker = startHealthChecks(ops.config, ops, transport);
+      await checker?.firstRound();
+    },
+    async reload(next, state, metrics) {
+      if (main) {
+        await checker?.stop();
+        checker = startHealthChecks(next, ops, transport, state);
+        await checker?.firstRound();
+      }
+      ops.reload(next, state, metrics);
+      gateway.reload(next, state);
+      const servers = [...next.upstreams.values()].flatMap((u) => u.servers);
+      if (transport instanceof Http1Transport) transport.retain(servers);
+      if (upgrades !== transport) upgrades.retain(servers);
+    },
     async stop() {
       await checker?.stop();
       // Open WebSocket sessions would hold the stop for the whole grace period: close them
       // (1001, both ways) while in-flight requests finish.
       gateway.webSockets?.closeAll();
-      await Promise.all([listener.stop(config.server.gracePeriodMs), admin?.stop(0)]);
+      await Promise.all([listener.stop(ops.config.server.gracePeriodMs), admin?.stop(0)]);
       transport.close();
       upgrades.close();
       await ops.close();

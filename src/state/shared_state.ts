@@ -9,7 +9,8 @@
  * uses `base + Server.index`, O(1). Counters move with `Atomics`; times are Float64 cells written
  * plainly (aligned 8-byte stores, and a stale time costs at most one wrong availability guess).
  *
- * The state belongs to one snapshot: a reload with other servers needs a new one.
+ * The state belongs to one snapshot: a reload makes a new one ({@link SharedState.carry}) that
+ * carries what the gateway learned over by (upstream name, server id).
  *
  * @module
  */
@@ -99,6 +100,9 @@ export class SharedState {
   readonly #slotOfServer = new Map<Server, number>();
   /** Upstream record of each server slot (setAdminState bumps that upstream's version). */
   readonly #upstreamOfSlot: Int32Array;
+  /** Earlier generations' states whose requests or connections may still be open (main thread:
+   * what the admin view reads sums them). */
+  #retired: readonly Retired[] = [];
 
   private constructor(source: StateSource, layout: Layout, memory: SharedArrayBuffer) {
     this.buffers = { memory, fingerprint: layout.fingerprint };
@@ -146,6 +150,102 @@ export class SharedState {
       throw new Error("shared state was made for another config (upstreams or servers differ)");
     }
     return new SharedState(source, layout, buffers.memory);
+  }
+
+  /**
+   * The state of the next generation (main thread, on reload): what `previous` learned is carried
+   * over for each server of `source` that `before` had too (same upstream name and server id):
+   * passive-health failures and last failure, active health with its history and last check (when
+   * the upstream still has health checks), the last sticky request, and the admin state, unless
+   * the new file says `state`/`down` for the server (`Server.stateSet`) or the running state is
+   * still what the old file said (then the new file's applies). An upstream's round-robin cursor
+   * is kept when `sameRotation` says its sequence is unchanged and no admin state moved.
+   * In-flight requests and open connections stay counted where they began (the old generation's
+   * requests end on its state); {@link SharedState.inFlight} and {@link SharedState.connections}
+   * of the new state add up those still open.
+   */
+  static carry(
+    source: StateSource,
+    previous: SharedState,
+    before: StateSource,
+    sameRotation: (before: Upstream, after: Upstream) => boolean,
+    nowMs: number = Date.now(),
+  ): SharedState {
+    const state = SharedState.create(source);
+    const slots = new Int32Array(state.#upstreamOfSlot.length).fill(-1);
+    for (const upstream of source.upstreams.values()) {
+      const old = before.upstreams.get(upstream.name);
+      const oldBase = previous.#upstreams.get(upstream.name)?.base;
+      if (old === undefined || oldBase === undefined) continue;
+      const oldById = new Map(old.servers.map((s) => [s.id, s]));
+      let adminMoved = false;
+      for (const server of upstream.servers) {
+        const was = oldById.get(server.id);
+        if (was === undefined) continue;
+        const from = oldBase + was.index;
+        const to = state.#slotOfServer.get(server)!;
+        slots[to] = from;
+        state.#copyServer(previous, from, to, upstream.health !== undefined);
+        const running = previous.adminState(from);
+        const admin = server.stateSet === true || running === was.state ? server.state : running;
+        Atomics.store(state.#ints, to * SERVER_INTS + ADMIN, STATE_CODES[admin]);
+        state.#floats[to * SERVER_FLOATS + ADMIN_CHANGED_MS] = admin === running
+          ? previous.adminChangedMs(from)
+          : nowMs;
+        if (admin !== running) adminMoved = true;
+      }
+      if (!adminMoved && sameRotation(old, upstream)) {
+        const record = state.#upstreams.get(upstream.name)!.upstream;
+        const oldRecord = previous.#upstreams.get(upstream.name)!.upstream;
+        for (const cell of [PRIMARY_CURSOR, BACKUP_CURSOR]) {
+          Atomics.store(state.#ints, record + cell, Atomics.load(previous.#ints, oldRecord + cell));
+        }
+      }
+    }
+    // The previous state and those it still sums, mapped to this layout; gone once nothing is
+    // open on them.
+    const retired: Retired[] = [{ state: previous, slots }];
+    for (const older of previous.#retired) {
+      retired.push({ state: older.state, slots: slots.map((s) => s < 0 ? -1 : older.slots[s]) });
+    }
+    state.#retired = retired.filter((r) => r.slots.some((s) => s >= 0 && r.state.#openAt(s)));
+    return state;
+  }
+
+  /** Copies what a server learned (not its admin state, not its gauges) from `from` in
+   * `previous` to `to` here. */
+  #copyServer(previous: SharedState, from: number, to: number, checked: boolean): void {
+    const a = previous.#ints;
+    const b = this.#ints;
+    const i = from * SERVER_INTS;
+    const j = to * SERVER_INTS;
+    b[j + FAILS] = Atomics.load(a, i + FAILS);
+    const f = from * SERVER_FLOATS;
+    const g = to * SERVER_FLOATS;
+    for (const cell of [LAST_FAILURE_MS, LAST_STICKY_MS]) {
+      this.#floats[g + cell] = previous.#floats[f + cell];
+    }
+    if (!checked) return;
+    const active = Atomics.load(a, i + ACTIVE);
+    if (active !== ACTIVE_CODES.up && active !== ACTIVE_CODES.down) return;
+    b[j + ACTIVE] = active;
+    for (const cell of [HISTORY_BITS, HISTORY_COUNT, LAST_CHECK_STATUS]) b[j + cell] = a[i + cell];
+    for (const cell of [LAST_CHECK_MS, LAST_CHECK_DURATION_MS, ACTIVE_CHANGED_MS]) {
+      this.#floats[g + cell] = previous.#floats[f + cell];
+    }
+  }
+
+  /** Requests or connections still open at this slot, in this state alone. */
+  #openAt(slot: number): boolean {
+    return Atomics.load(this.#ints, slot * SERVER_INTS + IN_FLIGHT) !== 0 ||
+      Atomics.load(this.#ints, slot * SERVER_INTS + CONNECTIONS) !== 0;
+  }
+
+  /** Whether the health checker must check this server before it takes traffic: it has no
+   * concluded active health (a new server, or one carried from an upstream without checks). */
+  activeConcluded(slot: number): boolean {
+    const code = Atomics.load(this.#ints, slot * SERVER_INTS + ACTIVE);
+    return code === ACTIVE_CODES.up || code === ACTIVE_CODES.down;
   }
 
   /** The upstream's records; throws when its servers are not those the state was made for. */
@@ -320,9 +420,15 @@ export class SharedState {
     Atomics.add(this.#ints, slot * SERVER_INTS + IN_FLIGHT, delta);
   }
 
-  /** Requests in flight to the server, over all threads. */
+  /** Requests in flight to the server, over all threads (and the generations before, whose
+   * requests still run). */
   inFlight(slot: number): number {
-    return Atomics.load(this.#ints, slot * SERVER_INTS + IN_FLIGHT);
+    let count = Atomics.load(this.#ints, slot * SERVER_INTS + IN_FLIGHT);
+    for (const r of this.#retired) {
+      const at = r.slots[slot];
+      if (at >= 0) count += Atomics.load(r.state.#ints, at * SERVER_INTS + IN_FLIGHT);
+    }
+    return count;
   }
 
   /** Adds `delta` (1 when an upstream connection opens, -1 when it closes). */
@@ -330,9 +436,14 @@ export class SharedState {
     Atomics.add(this.#ints, slot * SERVER_INTS + CONNECTIONS, delta);
   }
 
-  /** Open upstream connections to the server, over all threads. */
+  /** Open upstream connections to the server, over all threads (and generations). */
   connections(slot: number): number {
-    return Atomics.load(this.#ints, slot * SERVER_INTS + CONNECTIONS);
+    let count = Atomics.load(this.#ints, slot * SERVER_INTS + CONNECTIONS);
+    for (const r of this.#retired) {
+      const at = r.slots[slot];
+      if (at >= 0) count += Atomics.load(r.state.#ints, at * SERVER_INTS + CONNECTIONS);
+    }
+    return count;
   }
 
   /** Notes a request that came pinned to this server by its cookie. */
@@ -344,6 +455,12 @@ export class SharedState {
   lastStickyMs(slot: number): number {
     return this.#floats[slot * SERVER_FLOATS + LAST_STICKY_MS];
   }
+}
+
+/** An earlier generation's state, with the slot there of each slot here (-1: a new server). */
+interface Retired {
+  readonly state: SharedState;
+  readonly slots: Int32Array;
 }
 
 /** A round-robin cursor in shared memory: `cells[index]`, moved with `Atomics.add`. */

@@ -12,6 +12,7 @@ import { serverStatus } from "../../state/status.ts";
 import type {
   AdminView,
   LatencyHistogram,
+  ReloadAnswer,
   ServerStatus,
   SetStateResult,
   StickyCounts,
@@ -51,6 +52,8 @@ export interface GatewayViewSources {
   readonly onStateChange?: (change: AdminStateChange) => void;
   /** The clock (ms since the epoch); default `Date.now`. */
   readonly now?: () => number;
+  /** Reloads the config file (the reloader's); absent = no reload endpoint. */
+  readonly reload?: () => Promise<ReloadAnswer>;
 }
 
 const NO_STICKY: StickyCounts = Object.freeze({ hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 });
@@ -109,6 +112,7 @@ export function createGatewayView(sources: GatewayViewSources): AdminView {
       return true;
     },
     healthy: () => sources.healthy?.() ?? true,
+    ...(sources.reload === undefined ? {} : { reload: sources.reload }),
   };
 }
 

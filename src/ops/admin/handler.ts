@@ -7,6 +7,7 @@
  * | `GET /healthz`, `GET /readyz` | Kubernetes probes: 200/503 with a short JSON (no token) |
  * | `GET /api/v1/upstreams`, `GET /api/v1/upstreams/{u}` | servers with state, health, figures |
  * | `PUT /api/v1/upstreams/{u}/servers/{id}/state` | `{"state": "ready" \| "drain" \| "maint"}` |
+ * | `POST /api/v1/reload` | reloads the config file: 200 with the generation and changes, or 400 |
  * | `GET /status` | the status page (its data comes from the API) |
  *
  * Every answer is `Cache-Control: no-store`. Wrong Host → 421; missing or wrong token → 401
@@ -151,6 +152,21 @@ export function createAdminHandler(
       if (upstream === undefined) throw noUpstream(name, upstreams);
       return json(200, { nowMs, upstream });
     }
+    if (path === "/api/v1/reload" && view.reload !== undefined) {
+      allowMethods(request, "POST");
+      if (!originAllowed(request.headers.get("origin"), hosts)) {
+        throw new Refusal(403, "cross-origin requests are refused");
+      }
+      await request.body?.cancel();
+      const answer = await view.reload();
+      return answer.ok
+        ? json(200, { generation: answer.generation, changes: answer.changes })
+        : json(400, {
+          error: "the config has problems; the running one stays",
+          generation: answer.generation,
+          problems: answer.problems,
+        });
+    }
     const state = STATE_PATH.exec(path);
     if (state !== null) {
       allowMethods(request, "PUT");
@@ -250,8 +266,8 @@ function segment(text: string, field: string): string {
 }
 
 /** GET endpoints answer HEAD too. */
-function allowMethods(request: Request, method: "GET" | "PUT"): void {
-  const allowed = method === "GET" ? ["GET", "HEAD"] : ["PUT"];
+function allowMethods(request: Request, method: "GET" | "PUT" | "POST"): void {
+  const allowed = method === "GET" ? ["GET", "HEAD"] : [method];
   if (!allowed.includes(request.method)) {
     throw new Refusal(405, `use ${allowed.join(" or ")}`, undefined, { allow: allowed.join(", ") });
   }

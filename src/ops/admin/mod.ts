@@ -19,6 +19,7 @@ export {
 export type {
   AdminView,
   LatencyHistogram,
+  ReloadAnswer,
   ServerHealth,
   ServerStatus,
   SetStateResult,

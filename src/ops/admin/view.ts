@@ -90,4 +90,26 @@ export interface AdminView {
   ready(): boolean;
   /** The process serves (Kubernetes liveness). */
   healthy(): boolean;
+  /** Reloads the config file (`POST /api/v1/reload`); absent = the endpoint answers 404. */
+  reload?(): Promise<ReloadAnswer>;
 }
+
+/**
+ * What a reload did: the new generation and the servers added, removed and changed per upstream
+ * (server ids by upstream name), or every problem that kept the running config.
+ */
+export type ReloadAnswer =
+  | {
+    readonly ok: true;
+    readonly generation: number;
+    readonly changes: {
+      readonly added: Readonly<Record<string, readonly string[]>>;
+      readonly removed: Readonly<Record<string, readonly string[]>>;
+      readonly changed: Readonly<Record<string, readonly string[]>>;
+    };
+  }
+  | {
+    readonly ok: false;
+    readonly generation: number;
+    readonly problems: readonly { readonly path: string; readonly message: string }[];
+  };

@@ -67,28 +67,34 @@ export class HealthChecker {
   readonly #first: Promise<void>;
   #ended: Promise<void> | undefined;
 
-  /** Marks the checked servers `unknown` and starts probing them all at once. */
+  /** Marks the checked servers `unknown` (but those already up or down: a reload carried their
+   * health over, and checks go on from there by `rise` and `fall`) and starts probing them all. */
   constructor(
     config: CheckedConfig,
     state: SharedState,
     transport: Transport,
     options: HealthCheckerOptions = {},
   ) {
+    const unknown: Promise<void>[] = [];
     for (const upstream of config.upstreams.values()) {
       const settings = upstream.health;
       if (settings === undefined) continue;
       const base = state.upstreamSlots(upstream).base;
       for (const server of upstream.servers) {
         const context = { upstream, server, settings, slot: base + server.index };
+        const loop = new ServerLoop(context, state, transport, options, this.#stop.signal);
+        this.#loops.push(loop);
+        // A server whose health a reload carried over keeps it: no traffic stops for a check.
+        if (state.activeConcluded(context.slot)) continue;
         state.setActiveHealth(context.slot, "unknown");
-        this.#loops.push(new ServerLoop(context, state, transport, options, this.#stop.signal));
+        unknown.push(loop.firstDone);
       }
     }
-    this.#first = Promise.all(this.#loops.map((loop) => loop.firstDone)).then(() => {});
+    this.#first = Promise.all(unknown).then(() => {});
     for (const loop of this.#loops) loop.done = loop.run();
   }
 
-  /** Resolves once every checked server has had one check (at once when there are none). */
+  /** Resolves once every server that started `unknown` has had one check (at once when none). */
   firstRound(): Promise<void> {
     return this.#first;
   }

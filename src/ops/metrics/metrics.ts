@@ -158,6 +158,34 @@ export class Metrics {
     this.#own[this.#block(upstream, serverId) + BLOCK.health + resultIndex(result)]++;
   }
 
+  /**
+   * On reload, in each thread as it swaps: this thread's counts in `previous` (the last
+   * generation's metrics, the same thread) are added into its region here, series by series (by
+   * upstream name and server id), so no counter of a series that stays goes backwards. A removed
+   * server's durations and sticky decisions go to its upstream's "no server" block, since those
+   * are shown per upstream; its own series (requests, failures, checks by server) end with it.
+   */
+  carryFrom(previous: Metrics): void {
+    const from = previous.#own;
+    const to = this.#own;
+    for (let i = 0; i < GLOBAL.size; i++) to[i] += from[i];
+    const add = (a: number, b: number, start: number, end: number) => {
+      for (let i = start; i < end; i++) to[b + i] += from[a + i];
+    };
+    for (const old of [...previous.layout.upstreams, previous.layout.noUpstream]) {
+      const next = old.upstream === undefined
+        ? this.layout.noUpstream
+        : this.layout.byName.get(old.name);
+      if (next === undefined) continue;
+      add(old.noServerBlock, next.noServerBlock, 0, BLOCK.size);
+      for (const [id, block] of old.blockById) {
+        const kept = next.blockById.get(id);
+        if (kept !== undefined) add(block, kept, 0, BLOCK.size);
+        else add(block, next.noServerBlock, BLOCK.duration, BLOCK.failures);
+      }
+    }
+  }
+
   /** A client connection opened (on this thread's listener). */
   clientConnectionOpened(): void {
     this.#own[GLOBAL.clientConnections]++;

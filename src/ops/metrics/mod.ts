@@ -15,6 +15,7 @@ export {
   escapeLabel,
   type MemoryReading,
   METRICS_CONTENT_TYPE,
+  type ReloadFigures,
   renderMetrics,
   type RenderOptions,
   type ServerGaugeReading,

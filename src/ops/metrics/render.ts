@@ -66,6 +66,15 @@ export interface RenderOptions {
   readonly build: { readonly version: string; readonly runtime: string };
   /** Process memory (default `process.memoryUsage()`); tests pass fixed figures. */
   readonly memory?: () => MemoryReading;
+  /** Config reloads so far and the generation serving (0 at start); absent = not rendered. */
+  readonly reloads?: ReloadFigures;
+}
+
+/** `config_reloads_total{result}` and `config_generation`. */
+export interface ReloadFigures {
+  readonly ok: number;
+  readonly error: number;
+  readonly generation: number;
 }
 
 /** Codes whose series exist from the start: those that mark a server failed (max_fails). */
@@ -217,6 +226,14 @@ export function renderMetrics(options: RenderOptions): string {
   out.family("process_heap_total_bytes", "gauge", "JavaScript heap allocated (the main thread's).");
   out.sample("process_heap_total_bytes", {}, memory.heapTotal);
 
+  const reloads = options.reloads;
+  if (reloads !== undefined) {
+    out.family("config_reloads_total", "counter", "Config reloads by result (ok, error).");
+    out.sample("config_reloads_total", { result: "ok" }, reloads.ok);
+    out.sample("config_reloads_total", { result: "error" }, reloads.error);
+    out.family("config_generation", "gauge", "The config generation serving: 0 at start.");
+    out.sample("config_generation", {}, reloads.generation);
+  }
   out.family("build_info", "gauge", "The gateway's version and runtime; always 1.");
   out.sample("build_info", { version: options.build.version, runtime: options.build.runtime }, 1);
   return out.text();

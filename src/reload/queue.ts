@@ -1,0 +1,58 @@
+/**
+ * Reloads one at a time: a reload asked for while one applies waits for it and is then run once
+ * for everyone who asked meanwhile (a storm of SIGHUPs or file events is one more reload, which
+ * reads the file as it is by then). Never two interleaved.
+ *
+ * @module
+ */
+
+/**
+ * Runs `task` serialized and coalesced: at most one run under way and one pending.
+ *
+ * @example
+ * ```ts
+ * import { ReloadQueue } from "./queue.ts";
+ *
+ * let runs = 0;
+ * const queue = new ReloadQueue(async () => ++runs);
+ * const answers = await Promise.all([queue.request(), queue.request(), queue.request()]);
+ * // The first runs at once; the two asked while it ran share the next run.
+ * if (answers.join() !== "1,2,2" || runs !== 2) throw new Error(answers.join());
+ * ```
+ */
+export class ReloadQueue<T> {
+  readonly #task: () => Promise<T>;
+  #running: Promise<T> | undefined;
+  #pending: Promise<T> | undefined;
+
+  constructor(task: () => Promise<T>) {
+    this.#task = task;
+  }
+
+  /** The result of a run that starts after this call: at once, or the one pending. */
+  request(): Promise<T> {
+    const running = this.#running;
+    if (running === undefined) return this.#start();
+    this.#pending ??= running.then(noop, noop).then(() => {
+      this.#pending = undefined;
+      return this.#start();
+    });
+    return this.#pending;
+  }
+
+  /** A run is under way. */
+  get busy(): boolean {
+    return this.#running !== undefined;
+  }
+
+  #start(): Promise<T> {
+    // A task that throws at once rejects its run like one that fails later.
+    const run: Promise<T> = Promise.resolve().then(this.#task).finally(() => {
+      if (this.#running === run) this.#running = undefined;
+    });
+    this.#running = run;
+    return run;
+  }
+}
+
+function noop(): void {}

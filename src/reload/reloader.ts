@@ -1,0 +1,215 @@
+/**
+ * The main thread's reloader: reads the config file, validates it through the one path start and
+ * `--check` take (`loadServableConfig`), refuses what only a restart can change, and turns a good
+ * file into the next generation in every thread: the state is carried over by (upstream, server
+ * id) ({@link SharedState.carry}), the main thread swaps, then each worker gets the validated
+ * text and the new shared memory and swaps too. The answer comes once every worker has. A bad
+ * file changes nothing. Reloads run one at a time, and a storm is one more reload
+ * ({@link ReloadQueue}).
+ *
+ * @module
+ */
+import { ConfigError, type GatewayConfig, readConfigText } from "../config/mod.ts";
+import type { ConfigProblem } from "../config/problems.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+import type { Instance } from "../runtime/instance.ts";
+import { SharedState } from "../state/shared_state.ts";
+import { Metrics } from "../ops/metrics/metrics.ts";
+import type { ThreadOps } from "../ops/thread_ops.ts";
+import type { AdminControl } from "../ops/main_ops.ts";
+import type { ReloadAnswer } from "../ops/admin/view.ts";
+import type { ReloadFigures } from "../ops/metrics/render.ts";
+import { logEvent } from "../ops/log/events.ts";
+import type { WorkerCommand, WorkerReport } from "../worker.ts";
+import { type ConfigChanges, configChanges, restartProblems, sameRotation } from "./changes.ts";
+import { ReloadQueue } from "./queue.ts";
+
+/** Validates config text the way start does (serve.ts's `loadServableConfig`). */
+export type LoadConfig = (file: string, runtime: Runtime, text: string) => GatewayConfig;
+
+/** What the reloader works on; `instance` and `workers` are read when a reload runs. */
+export interface ReloaderOptions {
+  readonly file: string;
+  readonly runtime: Runtime;
+  readonly load: LoadConfig;
+  /** The main thread's operations: the snapshot, state and metrics in use. */
+  readonly ops: ThreadOps;
+  readonly instance: () => Instance | undefined;
+  readonly workers: () => readonly Worker[];
+  /** How long a worker may take to swap before the reload reports it (default 10 s). */
+  readonly workerTimeoutMs?: number;
+}
+
+/** What asked for a reload, for the event log. */
+export type ReloadTrigger = "SIGHUP" | "api" | "watch";
+
+/** Reloads the config file into every thread (see the module doc). */
+export class Reloader {
+  readonly #options: ReloaderOptions;
+  readonly #queue: ReloadQueue<ReloadAnswer>;
+  #generation = 0;
+  #ok = 0;
+  #error = 0;
+  #trigger: ReloadTrigger = "api";
+  /** What scrapes read while a reload applies: the last generation's metrics, until every
+   * thread has carried its counts into the new ones. */
+  #published: Metrics | undefined;
+
+  constructor(options: ReloaderOptions) {
+    this.#options = options;
+    this.#queue = new ReloadQueue(() => this.#reload());
+  }
+
+  /** Reloads the file (after the reload under way, if any; joined with others asked meanwhile).
+   * Never rejects: a failure is an answer with problems. */
+  reload(trigger: ReloadTrigger): Promise<ReloadAnswer> {
+    this.#trigger = trigger;
+    return this.#queue.request();
+  }
+
+  /** The generation serving: 0 at start, one more per successful reload. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Reload counts and the generation, for `/metrics`. */
+  figures(): ReloadFigures {
+    return { ok: this.#ok, error: this.#error, generation: this.#generation };
+  }
+
+  /** For the admin listener. */
+  readonly control: AdminControl = {
+    metrics: () => this.#published ?? this.#options.ops.metrics,
+    reload: () => this.reload("api"),
+    reloads: () => this.figures(),
+  };
+
+  async #reload(): Promise<ReloadAnswer> {
+    const trigger = this.#trigger;
+    try {
+      return await this.#apply(trigger);
+    } catch (error) {
+      // Not the file's fault (a worker failed, a bug): reported as a problem all the same.
+      this.#error++;
+      const message = (error as Error).message;
+      logEvent("error", "config_reload_failed", {
+        trigger,
+        file: this.#options.file,
+        error: message,
+      });
+      return { ok: false, generation: this.#generation, problems: [{ path: "", message }] };
+    }
+  }
+
+  async #apply(trigger: ReloadTrigger): Promise<ReloadAnswer> {
+    const { file, runtime, load, ops } = this.#options;
+    const instance = this.#options.instance();
+    if (instance === undefined) throw new Error("the gateway is not serving yet");
+    const before = ops.config;
+    let text: string;
+    let config: GatewayConfig;
+    try {
+      text = readConfigText(file);
+      config = load(file, runtime, text);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      return this.#refuse(trigger, error.problems);
+    }
+    const restart = restartProblems(before, config);
+    if (restart.length > 0) return this.#refuse(trigger, restart);
+    const changes = configChanges(before, config);
+    const generation = this.#generation + 1;
+
+    // The checks stop before the state is copied: none may write the old one after.
+    await instance.pauseChecks();
+    let state: SharedState;
+    let metrics: Metrics | undefined;
+    try {
+      state = SharedState.carry(config, ops.state, before, sameRotation);
+      metrics = ops.metrics && Metrics.create(config, ops.metrics.buffers.threads);
+    } catch (error) {
+      await instance.resumeChecks();
+      throw error;
+    }
+    this.#published = ops.metrics;
+    await instance.reload(config, state, metrics);
+    const failed = await this.#swapWorkers(file, text, {
+      state: state.buffers,
+      metrics: metrics?.buffers,
+    }, generation);
+    this.#published = metrics;
+    this.#generation = generation;
+    this.#ok++;
+    logEvent(failed.length === 0 ? "info" : "error", "config_reloaded", {
+      trigger,
+      file,
+      generation,
+      added: count(changes.added),
+      removed: count(changes.removed),
+      changed: count(changes.changed),
+      ...(failed.length === 0 ? {} : { workers_failed: failed.join("; ") }),
+    });
+    return { ok: true, generation, changes };
+  }
+
+  #refuse(trigger: ReloadTrigger, problems: readonly ConfigProblem[]): ReloadAnswer {
+    this.#error++;
+    const file = this.#options.file;
+    for (const problem of problems) {
+      logEvent("error", "config_reload_problem", {
+        trigger,
+        file,
+        key: problem.path,
+        problem: problem.message,
+      });
+    }
+    logEvent("error", "config_reload_failed", {
+      trigger,
+      file,
+      problems: problems.length,
+      generation: this.#generation,
+    });
+    return { ok: false, generation: this.#generation, problems };
+  }
+
+  /** Posts the reload to every worker; resolves with the failures once all have answered. */
+  #swapWorkers(
+    file: string,
+    text: string,
+    buffers: Extract<WorkerCommand, { type: "reload" }>["buffers"],
+    generation: number,
+  ): Promise<string[]> {
+    const timeoutMs = this.#options.workerTimeoutMs ?? 10_000;
+    const workers = this.#options.workers();
+    return Promise.all(workers.map((worker, i) =>
+      new Promise<string | undefined>((resolve) => {
+        const done = (failure: string | undefined) => {
+          clearTimeout(timer);
+          worker.removeEventListener("message", onMessage);
+          resolve(failure);
+        };
+        const onMessage = (event: MessageEvent<WorkerReport>) => {
+          const report = event.data;
+          if (report.type === "reloaded" && report.generation === generation) done(undefined);
+          if (report.type === "reload_failed" && report.generation === generation) {
+            done(`worker ${i + 1}: ${report.message}`);
+          }
+        };
+        const timer = setTimeout(
+          () => done(`worker ${i + 1}: no answer within ${timeoutMs} ms`),
+          timeoutMs,
+        );
+        worker.addEventListener("message", onMessage);
+        worker.postMessage(
+          { type: "reload", file, text, buffers, generation } satisfies WorkerCommand,
+        );
+      })
+    )).then((failures) => failures.filter((f): f is string => f !== undefined));
+  }
+}
+
+function count(servers: ConfigChanges["added"]): number {
+  let n = 0;
+  for (const ids of Object.values(servers)) n += ids.length;
+  return n;
+}
