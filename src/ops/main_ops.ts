@@ -22,15 +22,17 @@ import { logEvent } from "./log/events.ts";
 import type { ThreadOps } from "./thread_ops.ts";
 
 /** The health checker on `state` (default: the thread's), started; its first round is under way
- * (see {@link HealthChecker}). */
+ * (see {@link HealthChecker}). `drained`: what the checker before it drained (a reload). */
 export function startHealthChecks(
   config: GatewayConfig,
   ops: ThreadOps,
   transport: Transport,
   state: SharedState = ops.state,
+  drained?: ReadonlySet<string>,
 ): HealthChecker | undefined {
   if (![...config.upstreams.values()].some((u) => u.health !== undefined)) return undefined;
   return new HealthChecker(config, state, transport, {
+    drained,
     onEvent: (event) =>
       logEvent(event.to === "down" ? "warn" : "info", `server_${event.kind}`, {
         upstream: event.upstream,

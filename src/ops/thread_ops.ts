@@ -58,7 +58,7 @@ export class ThreadOps {
     // Events (stderr) and the access log write stdout/stderr off the event loop.
     configureEvents({ stdio });
     this.accessLog = AccessLog.open(config.log, {
-      onDrop: metrics && ((lines) => metrics.accessLogDropped(lines)),
+      onDrop: metrics && ((lines) => this.metrics?.accessLogDropped(lines)),
       stdio,
     });
     const log = this.accessLog;

@@ -68,6 +68,8 @@ export async function startInstance(
   const transport = createTransport(config, runtime, ops);
   // The first round of health checks decides before any client is served.
   let checker = main ? startHealthChecks(config, ops, transport) : undefined;
+  // Servers the checks drained (drain_status), handed from one checker to the next on reload.
+  let drained = new Set<string>();
   await checker?.firstRound();
   // WebSocket handshakes need our HTTP/1.1 client: the same one when plain requests use it.
   const upgrades = transport instanceof Http1Transport
@@ -103,19 +105,26 @@ export async function startInstance(
     admin,
     async pauseChecks() {
       await checker?.stop();
+      drained = checker?.drainedByChecks() ?? drained;
       checker = undefined;
     },
     async resumeChecks() {
-      if (main && checker === undefined) checker = startHealthChecks(ops.config, ops, transport);
+      if (main && checker === undefined) {
+        checker = startHealthChecks(ops.config, ops, transport, ops.state, drained);
+      }
       await checker?.firstRound();
     },
     async reload(next, state, metrics) {
+      // The admin view moves to the new snapshot and state at once: a state set through the API
+      // from now on is the new generation's.
+      ops.reload(next, state, metrics);
       if (main) {
         await checker?.stop();
-        checker = startHealthChecks(next, ops, transport, state);
+        drained = checker?.drainedByChecks() ?? drained;
+        checker = startHealthChecks(next, ops, transport, state, drained);
+        // Servers never checked take no traffic until checked: wait for that before the swap.
         await checker?.firstRound();
       }
-      ops.reload(next, state, metrics);
       gateway.reload(next, state);
       const servers = [...next.upstreams.values()].flatMap((u) => u.servers);
       if (transport instanceof Http1Transport) transport.retain(servers);

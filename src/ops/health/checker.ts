@@ -56,6 +56,9 @@ export interface CheckedConfig {
 export interface HealthCheckerOptions {
   /** A server went up or down, or into or out of drain by `drain_status`. */
   readonly onEvent?: (event: HealthEvent) => void;
+  /** Servers a previous checker put into drain (`drainedByChecks()`, by upstream name and id,
+   * as `name/id`): a reload's new checker takes them out again when they answer normally. */
+  readonly drained?: ReadonlySet<string>;
   /** Every check done. */
   readonly onCheck?: (result: CheckResult) => void;
 }
@@ -99,6 +102,16 @@ export class HealthChecker {
     return this.#first;
   }
 
+  /** The servers these checks put into drain (`drain_status`) and that are still there by it,
+   * as `upstream/id`: for the checker that follows on a reload. */
+  drainedByChecks(): Set<string> {
+    const out = new Set<string>();
+    for (const loop of this.#loops) {
+      if (loop.drained) out.add(`${loop.context.upstream.name}/${loop.context.server.id}`);
+    }
+    return out;
+  }
+
   /** Servers under check. */
   get servers(): number {
     return this.#loops.length;
@@ -129,7 +142,7 @@ class ServerLoop {
   #rises = 0;
   #falls = 0;
   /** This checker put the server into drain (a `drain_status` answer). */
-  #drained = false;
+  #drained: boolean;
 
   constructor(
     readonly context: CheckContext,
@@ -139,6 +152,13 @@ class ServerLoop {
     readonly stop: AbortSignal,
   ) {
     this.firstDone = new Promise((resolve) => this.#markFirstDone = resolve);
+    this.#drained = options.drained?.has(`${context.upstream.name}/${context.server.id}`) ??
+      false;
+  }
+
+  /** This loop's checks put the server into drain (and it is still so by them). */
+  get drained(): boolean {
+    return this.#drained;
   }
 
   async run(): Promise<void> {

@@ -1,0 +1,384 @@
+/**
+ * Reloading the config of the real gateway process (issue 10): `POST /api/v1/reload` and SIGHUP
+ * add and remove a server, change weights and a cookie attribute; a bad file or a key that needs
+ * a restart changes nothing (400 with every problem, the old config keeps serving); keep-alive
+ * clients with cookies stay on their server through 20 reloads under constant load without a
+ * failed request, and an open WebSocket lives through them; a drain set through the API outlives a
+ * reload; with workers = 2 both threads switch.
+ */
+import { after, afterEach, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
+import process from "node:process";
+import {
+  type RunningGateway,
+  sleep,
+  startGateway,
+  stopAllGateways,
+  withEphemeralListen,
+} from "../support/gateway.ts";
+import { ask, md5, rawRequest, type RawResponse } from "../support/http.ts";
+import {
+  closeAllUpstreams,
+  closedPort,
+  type NamedUpstream,
+  startNamedUpstream,
+} from "../support/upstreams.ts";
+import {
+  startWsUpstreams,
+  stopAllNodeUpstreams,
+  type WsUpstreams,
+} from "../support/node_upstreams.ts";
+import { rawWebSocket } from "../support/ws_client.ts";
+
+let A: NamedUpstream;
+let B: NamedUpstream;
+let C: NamedUpstream;
+let ws: WsUpstreams;
+
+interface Shape {
+  /** Server entries of upstream app, by name: A, B, C; `weight:N`, `state:S` after a colon. */
+  readonly servers: readonly string[];
+  readonly httponly?: boolean;
+  readonly workers?: number;
+  /** Extra lines for `[server]` (e.g. a change that needs a restart). */
+  readonly server?: string;
+  /** Extra text in the first server's table (e.g. a typo). */
+  readonly typo?: string;
+}
+
+/** The config: app (sticky, servers as `shape` says) on /, chat (WebSocket server W) on /chat. */
+function config(adminPort: number, shape: Shape): string {
+  const named: Record<string, NamedUpstream> = { A, B, C };
+  const entries = shape.servers.map((spec, i) => {
+    const [name, ...options] = spec.split(" ");
+    const extra = options.map((o) => {
+      const [key, value] = o.split(":");
+      return key === "state" ? `, state = "${value}"` : `, ${key} = ${value}`;
+    }).join("");
+    const typo = i === 0 && shape.typo !== undefined ? `, ${shape.typo}` : "";
+    return `  { address = "${named[name].address}", id = "${name}"${extra}${typo} },`;
+  });
+  return withEphemeralListen(`
+[server]
+workers = ${shape.workers ?? 1}
+${shape.server ?? ""}
+
+[admin]
+listen = "127.0.0.1:${adminPort}"
+
+[log]
+access = "off"
+
+[upstreams.app]
+servers = [
+${entries.join("\n")}
+]
+
+[upstreams.app.sticky]
+httponly = ${shape.httponly ?? false}
+
+[upstreams.chat]
+servers = ["${ws.address("W")}"]
+
+[[routes]]
+path = "/"
+upstream = "app"
+
+[[routes]]
+path = "/chat"
+upstream = "chat"
+`);
+}
+
+interface Running {
+  readonly gw: RunningGateway;
+  readonly adminPort: number;
+  /** Writes the config file anew. */
+  write(shape: Shape): void;
+}
+
+async function start(shape: Shape): Promise<Running> {
+  const adminPort = await closedPort();
+  const gw = await startGateway(config(adminPort, shape));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      if ((await rawRequest(adminPort, { path: "/healthz" })).status === 200) break;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await sleep(50);
+  }
+  return { gw, adminPort, write: (s) => writeFileSync(gw.configFile, config(adminPort, s)) };
+}
+
+function json(response: RawResponse): Record<string, unknown> {
+  return JSON.parse(response.body.toString("utf8")) as Record<string, unknown>;
+}
+
+async function reload(
+  adminPort: number,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await rawRequest(adminPort, { method: "POST", path: "/api/v1/reload" });
+  return { status: response.status, body: json(response) };
+}
+
+/** The app upstream's servers as the admin API shows them: id → state. */
+async function states(adminPort: number): Promise<Record<string, string>> {
+  const body = json(await rawRequest(adminPort, { path: "/api/v1/upstreams/app" }));
+  const servers = (body.upstream as { servers: { id: string; state: string }[] }).servers;
+  return Object.fromEntries(servers.map((s) => [s.id, s.state]));
+}
+
+async function metric(adminPort: number, series: string): Promise<number | undefined> {
+  const text = (await rawRequest(adminPort, { path: "/metrics" })).body.toString("utf8");
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** Waits for `check` to hold (polling), or fails naming `what`. */
+async function eventually(check: () => Promise<boolean>, what: string, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+const cookieOf = (u: NamedUpstream) => `route=${md5(u.address)}`;
+
+describe("reload", () => {
+  before(async () => {
+    [A, B, C] = await Promise.all([
+      startNamedUpstream("A"),
+      startNamedUpstream("B"),
+      startNamedUpstream("C"),
+    ]);
+    ws = await startWsUpstreams(["W"]);
+  });
+  afterEach(stopAllGateways);
+  after(async () => {
+    await stopAllGateways();
+    await closeAllUpstreams();
+    await stopAllNodeUpstreams();
+  });
+
+  it("POST /api/v1/reload adds and removes a server, changes weights and a cookie attribute", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B"] });
+    const first = await ask(gw.port);
+    assert.equal(first.status, 200);
+    assert.doesNotMatch(first.sticky[0], /HttpOnly/);
+
+    write({ servers: ["A weight:2", "B", "C"], httponly: true });
+    const added = await reload(adminPort);
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    assert.deepEqual(added.body, {
+      generation: 1,
+      changes: { added: { app: ["C"] }, removed: {}, changed: { app: ["A", "B"] } },
+    });
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 8; i++) {
+      const answer = await ask(gw.port);
+      assert.equal(answer.status, 200);
+      assert.match(answer.sticky[0], /; HttpOnly/, "the new cookie attribute");
+      seen.set(answer.servedBy!, (seen.get(answer.servedBy!) ?? 0) + 1);
+    }
+    // Smooth WRR with weights 2:1:1 over 8 picks: A 4, B 2, C 2 (from wherever the cursor was).
+    assert.deepEqual([seen.get("A"), seen.get("B"), seen.get("C")], [4, 2, 2]);
+
+    write({ servers: ["A", "C"], httponly: true });
+    const removed = await reload(adminPort);
+    assert.equal(removed.status, 200);
+    assert.deepEqual(removed.body.changes, {
+      added: {},
+      removed: { app: ["B"] },
+      changed: { app: ["A"] },
+    });
+    // B's clients fall back to a server still there, with a new cookie.
+    const moved = await ask(gw.port, { cookies: [cookieOf(B)] });
+    assert.equal(moved.status, 200);
+    assert.notEqual(moved.servedBy, "B");
+    assert.equal(moved.sticky.length, 1);
+    const kept = await ask(gw.port, { cookies: [cookieOf(C)] });
+    assert.equal(kept.servedBy, "C");
+    assert.deepEqual(kept.sticky, []);
+    assert.deepEqual(Object.keys(await states(adminPort)), ["A", "C"]);
+    assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 2);
+    assert.equal(
+      await metric(adminPort, `sticky_gateway_config_reloads_total{result="ok"}`),
+      2,
+    );
+    assert.match(gw.stderr(), /"event":"config_reloaded"/);
+  });
+
+  it("SIGHUP reloads the file", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B"] });
+    write({ servers: ["A", "B", "C"] });
+    process.kill(gw.process.pid!, "SIGHUP");
+    await eventually(async () => "C" in await states(adminPort), "C after SIGHUP");
+    assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 1);
+    assert.equal((await ask(gw.port, { cookies: [cookieOf(C)] })).servedBy, "C");
+    assert.match(gw.stderr(), /"event":"config_reloaded"[^\n]*"trigger":"SIGHUP"/);
+  });
+
+  it("a bad file changes nothing: 400 with every problem, the running config serves on", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B"] });
+    write({ servers: ["A", "C"], typo: "wieght = 2" });
+    const typo = await reload(adminPort);
+    assert.equal(typo.status, 400);
+    const problems = typo.body.problems as { path: string; message: string }[];
+    assert.deepEqual(problems.map((p) => p.path), ["upstreams.app.servers[0].wieght"]);
+    assert.match(problems[0].message, /unknown key/);
+
+    write({ servers: ["A", "C"], workers: 2, server: `grace_period = "1s"` });
+    const restart = await reload(adminPort);
+    assert.equal(restart.status, 400);
+    const paths = restart.body.problems as { path: string; message: string }[];
+    assert.deepEqual(paths.map((p) => p.path), ["server.workers"]);
+    assert.match(paths[0].message, /needs a restart/);
+
+    writeFileSync(gw.configFile, "[upstreams.app\n");
+    assert.equal((await reload(adminPort)).status, 400);
+
+    assert.deepEqual(Object.keys(await states(adminPort)), ["A", "B"]);
+    assert.equal((await ask(gw.port, { cookies: [cookieOf(B)] })).servedBy, "B");
+    assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 0);
+    assert.equal(
+      await metric(adminPort, `sticky_gateway_config_reloads_total{result="error"}`),
+      3,
+    );
+    assert.match(gw.stderr(), /"event":"config_reload_problem"[^\n]*"key":"server.workers"/);
+  });
+
+  it("keep-alive clients stay 100% sticky through 20 reloads under load, 0 failed; a WebSocket lives on", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B", "C"] });
+    const socket = await rawWebSocket(gw.port, { path: "/chat" });
+    assert.equal(socket.status, 101);
+
+    const clients = Array.from({ length: 9 }, () => ({
+      agent: new Agent({ keepAlive: true, maxSockets: 1 }),
+      cookie: undefined as string | undefined,
+      server: undefined as string | undefined,
+      requests: 0,
+      failures: [] as string[],
+      moved: 0,
+    }));
+    let running = true;
+    const loops = clients.map(async (client) => {
+      while (running) {
+        try {
+          const answer = await get(gw.port, client.agent, client.cookie);
+          client.requests++;
+          if (answer.status !== 200) client.failures.push(`status ${answer.status}`);
+          if (client.server === undefined) {
+            client.server = answer.upstream;
+            client.cookie = answer.cookie;
+          } else if (answer.upstream !== client.server) client.moved++;
+        } catch (error) {
+          client.failures.push((error as Error).message);
+        }
+        await sleep(5);
+      }
+    });
+    const shapes: Shape[] = [
+      { servers: ["A weight:3", "B", "C"], httponly: true },
+      { servers: ["A", "B weight:2", "C weight:2"] },
+    ];
+    for (let i = 0; i < 20; i++) {
+      write(shapes[i % 2]);
+      const answer = await reload(adminPort);
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal(answer.body.generation, i + 1);
+      await sleep(50);
+    }
+    running = false;
+    await Promise.all(loops);
+    for (const client of clients) client.agent.destroy();
+
+    assert.deepEqual(clients.flatMap((c) => c.failures), [], "no failed request");
+    assert.deepEqual(clients.map((c) => c.moved), clients.map(() => 0), "100% sticky");
+    assert.ok(clients.every((c) => c.requests > 20), clients.map((c) => c.requests).join());
+    assert.equal(new Set(clients.map((c) => c.server)).size, 3, "clients on every server");
+    socket.send("whoami");
+    assert.equal(await socket.nextText(), "W", "the WebSocket opened before the reloads");
+    socket.close(1000);
+    assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 20);
+  });
+
+  it("a drain set through the API outlives a reload; the file's own state then applies", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B"] });
+    const put = await rawRequest(adminPort, {
+      method: "PUT",
+      path: "/api/v1/upstreams/app/servers/B/state",
+      headers: [["Content-Type", "application/json"]],
+      body: `{"state":"drain"}`,
+    });
+    assert.equal(put.status, 200);
+    write({ servers: ["A weight:2", "B", "C"] });
+    assert.equal((await reload(adminPort)).status, 200);
+    assert.deepEqual(await states(adminPort), { A: "ready", B: "drain", C: "ready" });
+    // Its clients are still served there, no new one goes there.
+    assert.equal((await ask(gw.port, { cookies: [cookieOf(B)] })).servedBy, "B");
+    for (let i = 0; i < 6; i++) assert.notEqual((await ask(gw.port)).servedBy, "B");
+
+    write({ servers: ["A", "B state:ready", "C"] });
+    assert.equal((await reload(adminPort)).status, 200);
+    assert.deepEqual(await states(adminPort), { A: "ready", B: "ready", C: "ready" });
+  });
+
+  it("with workers = 2 both threads switch", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B"], workers: 2 });
+    write({ servers: ["A", "C"], workers: 2, httponly: true });
+    assert.equal((await reload(adminPort)).status, 200);
+    // Each ask is a new connection: SO_REUSEPORT spreads them over both threads.
+    const served = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      const answer = await ask(gw.port);
+      assert.equal(answer.status, 200);
+      assert.match(answer.sticky[0], /HttpOnly/, `request ${i}: the new generation's cookie`);
+      served.add(answer.servedBy!);
+    }
+    assert.deepEqual([...served].sort(), ["A", "C"]);
+    assert.equal(
+      await metric(
+        adminPort,
+        `sticky_gateway_requests_total{upstream="app",server="C",class="2xx"}`,
+      ),
+      20,
+    );
+  });
+});
+
+/** One GET / on a keep-alive agent: the answering upstream and the sticky cookie, if set. */
+function get(
+  port: number,
+  agent: Agent,
+  cookie: string | undefined,
+): Promise<{ status: number; upstream: string | undefined; cookie: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: "127.0.0.1",
+      port,
+      path: "/",
+      agent,
+      headers: cookie === undefined ? {} : { cookie },
+      timeout: 5000,
+    }, (res) => {
+      res.resume();
+      res.on("end", () => {
+        const set = (res.headers["set-cookie"] ?? []).find((c) => c.startsWith("route="));
+        resolve({
+          status: res.statusCode ?? 0,
+          upstream: res.headers["x-upstream"] as string | undefined,
+          cookie: set?.split(";")[0],
+        });
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
