@@ -38,6 +38,8 @@ export interface ReloaderOptions {
   readonly workers: () => readonly Worker[];
   /** How long a worker may take to swap before the reload reports it (default 10 s). */
   readonly workerTimeoutMs?: number;
+  /** Where events go (default the process's event log; tests collect them). */
+  readonly log?: typeof logEvent;
 }
 
 /** What asked for a reload, for the event log. */
@@ -47,6 +49,7 @@ export type ReloadTrigger = "SIGHUP" | "api" | "watch";
 export class Reloader {
   readonly #options: ReloaderOptions;
   readonly #queue: ReloadQueue<ReloadAnswer>;
+  readonly #log: typeof logEvent;
   #generation = 0;
   #ok = 0;
   #error = 0;
@@ -57,6 +60,7 @@ export class Reloader {
 
   constructor(options: ReloaderOptions) {
     this.#options = options;
+    this.#log = options.log ?? logEvent;
     this.#queue = new ReloadQueue(() => this.#reload());
   }
 
@@ -92,7 +96,7 @@ export class Reloader {
       // Not the file's fault (a worker failed, a bug): reported as a problem all the same.
       this.#error++;
       const message = (error as Error).message;
-      logEvent("error", "config_reload_failed", {
+      this.#log("error", "config_reload_failed", {
         trigger,
         file: this.#options.file,
         error: message,
@@ -140,7 +144,7 @@ export class Reloader {
     this.#published = metrics;
     this.#generation = generation;
     this.#ok++;
-    logEvent(failed.length === 0 ? "info" : "error", "config_reloaded", {
+    this.#log(failed.length === 0 ? "info" : "error", "config_reloaded", {
       trigger,
       file,
       generation,
@@ -156,14 +160,14 @@ export class Reloader {
     this.#error++;
     const file = this.#options.file;
     for (const problem of problems) {
-      logEvent("error", "config_reload_problem", {
+      this.#log("error", "config_reload_problem", {
         trigger,
         file,
         key: problem.path,
         problem: problem.message,
       });
     }
-    logEvent("error", "config_reload_failed", {
+    this.#log("error", "config_reload_failed", {
       trigger,
       file,
       problems: problems.length,

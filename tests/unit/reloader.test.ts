@@ -1,0 +1,204 @@
+/**
+ * The main thread's reloader (issue 10) without a listener: a good file becomes the next
+ * generation in this thread and in every worker (the answer waits for their acknowledgements, the
+ * text they get is the text validated), a bad one or one that needs a restart changes nothing and
+ * is counted, events name each problem, and the admin view's metrics stay the old generation's
+ * until every worker has swapped.
+ */
+import { afterEach, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { GatewayConfig } from "../../src/config/mod.ts";
+import { currentRuntime } from "../../src/runtime/runtime.ts";
+import type { Instance } from "../../src/runtime/instance.ts";
+import type { Listener } from "../../src/runtime/contracts.ts";
+import { ThreadOps } from "../../src/ops/thread_ops.ts";
+import { loadServableConfig } from "../../src/serve.ts";
+import { Reloader } from "../../src/reload/reloader.ts";
+import type { WorkerCommand, WorkerReport } from "../../src/worker.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function toml(servers: string, extra = ""): string {
+  return `[server]\nlisten = "127.0.0.1:0"\nworkers = 2\n${extra}
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = "off"
+[upstreams.app]
+servers = [${servers}]
+`;
+}
+
+/** Event lines logged while the test runs (`event` and fields as JSON). */
+const events: string[] = [];
+
+/** A worker that swaps as worker.ts does (here: records the command and acknowledges). */
+class FakeWorker extends EventTarget {
+  readonly commands: WorkerCommand[] = [];
+  answer: (command: WorkerCommand) => WorkerReport | undefined = (command) =>
+    command.type === "reload" ? { type: "reloaded", generation: command.generation } : undefined;
+
+  postMessage(command: WorkerCommand): void {
+    this.commands.push(command);
+    const report = this.answer(command);
+    if (report !== undefined) {
+      setTimeout(() => this.dispatchEvent(new MessageEvent("message", { data: report })), 5);
+    }
+  }
+}
+
+function setUp(text: string) {
+  const dir = mkdtempSync(join(tmpdir(), "reloader-"));
+  dirs.push(dir);
+  const file = join(dir, "gateway.toml");
+  writeFileSync(file, text);
+  const runtime = currentRuntime();
+  const config = loadServableConfig(file, runtime);
+  const ops = ThreadOps.create(config, 2);
+  const swaps: GatewayConfig[] = [];
+  const calls: string[] = [];
+  const instance: Instance = {
+    listener: {} as Listener,
+    admin: undefined,
+    pauseChecks: () => {
+      calls.push("pause");
+      return Promise.resolve();
+    },
+    resumeChecks: () => {
+      calls.push("resume");
+      return Promise.resolve();
+    },
+    reload: (next, state, metrics) => {
+      calls.push("reload");
+      ops.reload(next, state, metrics);
+      swaps.push(next);
+      return Promise.resolve();
+    },
+    stop: () => Promise.resolve(),
+  };
+  const worker = new FakeWorker();
+  const reloader = new Reloader({
+    file,
+    runtime,
+    load: loadServableConfig,
+    ops,
+    instance: () => instance,
+    workers: () => [worker as unknown as Worker],
+    log: (_level, event, fields) => events.push(JSON.stringify({ event, ...fields })),
+  });
+  return { file, ops, reloader, worker, swaps, calls };
+}
+
+const A = `{ address = "127.0.0.1:9001", id = "a" }`;
+const B = `{ address = "127.0.0.1:9002", id = "b" }`;
+
+describe("Reloader", () => {
+  it("makes a good file the next generation in this thread and every worker", async () => {
+    const { file, ops, reloader, worker, swaps, calls } = setUp(toml(A));
+    const slot = ops.state.serverSlot("app", "a")!;
+    ops.state.setAdminState(slot, "drain");
+    const text = toml(`${A}, ${B}`);
+    writeFileSync(file, text);
+    const answer = await reloader.reload("api");
+    assert.deepEqual(answer, {
+      ok: true,
+      generation: 1,
+      changes: { added: { app: ["b"] }, removed: {}, changed: {} },
+    });
+    assert.deepEqual(calls, ["pause", "reload"]);
+    assert.equal(swaps.length, 1);
+    assert.equal(ops.config.upstreams.get("app")!.servers.length, 2);
+    assert.equal(ops.state.adminState(ops.state.serverSlot("app", "a")!), "drain");
+    const command = worker.commands[0];
+    assert.equal(command.type, "reload");
+    if (command.type !== "reload") return;
+    assert.equal(command.text, text, "the validated text, not the path alone");
+    assert.equal(command.generation, 1);
+    assert.equal(command.buffers.state, ops.state.buffers);
+    assert.deepEqual(reloader.figures(), { ok: 1, error: 0, generation: 1 });
+    assert.equal(reloader.control.metrics(), ops.metrics, "the new metrics once all swapped");
+  });
+
+  it("answers only once every worker has acknowledged; the old metrics are read until then", async () => {
+    const { file, ops, reloader, worker } = setUp(toml(A));
+    const old = ops.metrics;
+    let release: (() => void) | undefined;
+    worker.answer = (command) => {
+      if (command.type !== "reload") return undefined;
+      release = () =>
+        worker.dispatchEvent(
+          new MessageEvent("message", {
+            data: { type: "reloaded", generation: command.generation },
+          }),
+        );
+      return undefined;
+    };
+    writeFileSync(file, toml(`${A}, ${B}`));
+    let answered = false;
+    const answer = reloader.reload("SIGHUP").then((a) => {
+      answered = true;
+      return a;
+    });
+    while (release === undefined) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(answered, false);
+    assert.equal(reloader.control.metrics(), old, "a scrape reads the old counts meanwhile");
+    release();
+    assert.equal((await answer).ok, true);
+    assert.notEqual(reloader.control.metrics(), old);
+  });
+
+  it("changes nothing for a bad file and reports every problem with its key", async () => {
+    const { file, ops, reloader, worker, calls } = setUp(toml(A));
+    const before = ops.config;
+    writeFileSync(file, toml(`{ address = "127.0.0.1:9001", wieght = 2, backup = 3 }`));
+    const answer = await reloader.reload("watch");
+    assert.equal(answer.ok, false);
+    if (answer.ok) return;
+    assert.deepEqual(answer.problems.map((p) => p.path).sort(), [
+      "upstreams.app.servers[0].backup",
+      "upstreams.app.servers[0].wieght",
+    ]);
+    assert.equal(ops.config, before);
+    assert.deepEqual(calls, []);
+    assert.deepEqual(worker.commands, []);
+    assert.deepEqual(reloader.figures(), { ok: 0, error: 1, generation: 0 });
+    assert.ok(events.some((l) => l.includes(`"key":"upstreams.app.servers[0].wieght"`)));
+    assert.ok(events.some((l) => l.includes(`"event":"config_reload_failed"`)));
+  });
+
+  it("refuses a key that needs a restart, and a file that is gone", async () => {
+    const { file, ops, reloader } = setUp(toml(A));
+    const before = ops.config;
+    writeFileSync(file, toml(A, `max_connections = 5`));
+    const restart = await reloader.reload("api");
+    assert.equal(restart.ok, false);
+    if (!restart.ok) {
+      assert.equal(restart.problems[0].path, "server.max_connections");
+      assert.match(restart.problems[0].message, /needs a restart/);
+    }
+    rmSync(file);
+    const gone = await reloader.reload("watch");
+    assert.equal(gone.ok, false);
+    if (!gone.ok) assert.match(gone.problems[0].message, /file not found/);
+    assert.equal(ops.config, before);
+    assert.deepEqual(reloader.figures(), { ok: 0, error: 2, generation: 0 });
+  });
+
+  it("reports a worker that failed to swap", async () => {
+    const { file, reloader, worker } = setUp(toml(A));
+    worker.answer = (command) =>
+      command.type === "reload"
+        ? { type: "reload_failed", generation: command.generation, message: "ca.pem is gone" }
+        : undefined;
+    writeFileSync(file, toml(`${A}, ${B}`));
+    assert.equal((await reloader.reload("api")).ok, true);
+    assert.ok(events.some((l) => l.includes("worker 1: ca.pem is gone")));
+  });
+});
