@@ -8,7 +8,7 @@
  */
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import process from "node:process";
 import {
@@ -99,9 +99,9 @@ interface Running {
   write(shape: Shape): void;
 }
 
-async function start(shape: Shape): Promise<Running> {
+async function start(shape: Shape, args: readonly string[] = []): Promise<Running> {
   const adminPort = await closedPort();
-  const gw = await startGateway(config(adminPort, shape));
+  const gw = await startGateway(config(adminPort, shape), args);
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
@@ -221,6 +221,30 @@ describe("reload", () => {
     assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 1);
     assert.equal((await ask(gw.port, { cookies: [cookieOf(C)] })).servedBy, "C");
     assert.match(gw.stderr(), /"event":"config_reloaded"[^\n]*"trigger":"SIGHUP"/);
+  });
+
+  it("--watch reloads when the file changes; a file that disappears keeps the running config", async () => {
+    const { gw, adminPort, write } = await start({ servers: ["A", "B"] }, ["--watch"]);
+    write({ servers: ["A", "B", "C"] });
+    await eventually(async () => "C" in await states(adminPort), "C after the file changed");
+    rmSync(gw.configFile);
+    await eventually(
+      async () => gw.stderr().includes("file not found"),
+      "the missing file reported",
+    );
+    await sleep(600);
+    const missing = gw.stderr().split("\n").filter((l) =>
+      l.includes(`"event":"config_reload_problem"`) && l.includes("file not found")
+    );
+    assert.equal(missing.length, 1, "logged once for the change");
+    assert.deepEqual(Object.keys(await states(adminPort)), ["A", "B", "C"]);
+    assert.equal((await ask(gw.port, { cookies: [cookieOf(C)] })).servedBy, "C");
+    write({ servers: ["A"] });
+    await eventually(
+      async () => Object.keys(await states(adminPort)).join() === "A",
+      "the file back, with one server",
+    );
+    assert.match(gw.stderr(), /"event":"config_reloaded"[^\n]*"trigger":"watch"/);
   });
 
   it("a bad file changes nothing: 400 with every problem, the running config serves on", async () => {
