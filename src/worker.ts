@@ -4,13 +4,16 @@
  * shares with every worker (server states and health, the round robin, metrics: ops/).
  *
  * Messages: in `{ type: "start", file, port, buffers, thread }`, `{ type: "reopen" }` (SIGUSR1),
- * `{ type: "reload", file, text, buffers, generation }` and `{ type: "stop" }`; out
- * `{ type: "ready" }`, `{ type: "failed", message }`, `{ type: "reloaded", generation }`,
- * `{ type: "reload_failed", generation, message }` and `{ type: "stopped" }`.
+ * `{ type: "reload", file, text, buffers, generation }`, `{ type: "reload_commit", generation }`,
+ * `{ type: "reload_abort", generation }` and `{ type: "stop" }`; out `{ type: "ready" }`,
+ * `{ type: "failed", message }`, `{ type: "reload_prepared", generation }`,
+ * `{ type: "reloaded", generation }`, `{ type: "reload_failed", generation, message }` and
+ * `{ type: "stopped" }`.
  *
  * A reload posts the config text the main thread validated (not the path: the file may have
  * changed again since) and the new generation's shared memory; the thread parses it through the
- * same checks and swaps its gateway to it (src/reload/).
+ * same checks and attaches to the memory (prepared), then swaps its gateway to it on the commit
+ * (src/reload/).
  *
  * @module
  */
@@ -20,17 +23,21 @@ import { loadServableConfig } from "./serve.ts";
 import { type SharedBuffers, ThreadOps } from "./ops/thread_ops.ts";
 import { SharedState } from "./state/shared_state.ts";
 import { Metrics } from "./ops/metrics/metrics.ts";
+import type { GatewayConfig } from "./config/mod.ts";
 
 /** What the main thread posts to a worker. */
 export type WorkerCommand =
   | { type: "start"; file: string; port: number; buffers: SharedBuffers; thread: number }
   | { type: "reopen" }
   | { type: "reload"; file: string; text: string; buffers: SharedBuffers; generation: number }
+  | { type: "reload_commit"; generation: number }
+  | { type: "reload_abort"; generation: number }
   | { type: "stop" };
 /** What a worker posts back. */
 export type WorkerReport =
   | { type: "ready" }
   | { type: "failed"; message: string }
+  | { type: "reload_prepared"; generation: number }
   | { type: "reloaded"; generation: number }
   | { type: "reload_failed"; generation: number; message: string }
   | { type: "stopped" };
@@ -44,6 +51,10 @@ declare const self: {
 let instance: Instance | undefined;
 let ops: ThreadOps | undefined;
 let thread = 0;
+/** A reload prepared and waiting for its commit. */
+let prepared:
+  | { generation: number; config: GatewayConfig; state: SharedState; metrics: Metrics | undefined }
+  | undefined;
 
 self.onmessage = async (event) => {
   const command = event.data;
@@ -74,11 +85,27 @@ self.onmessage = async (event) => {
       const state = SharedState.attach(config, command.buffers.state);
       const metrics = command.buffers.metrics &&
         Metrics.attach(config, command.buffers.metrics, thread);
-      await instance.reload(config, state, metrics);
+      prepared = { generation, config, state, metrics };
+      self.postMessage({ type: "reload_prepared", generation });
+    } catch (error) {
+      self.postMessage({ type: "reload_failed", generation, message: (error as Error).message });
+    }
+  } else if (command.type === "reload_commit") {
+    const next = prepared;
+    prepared = undefined;
+    const { generation } = command;
+    if (next === undefined || next.generation !== generation || instance === undefined) {
+      self.postMessage({ type: "reload_failed", generation, message: "no reload prepared" });
+      return;
+    }
+    try {
+      await instance.reload(next.config, next.state, next.metrics);
       self.postMessage({ type: "reloaded", generation });
     } catch (error) {
       self.postMessage({ type: "reload_failed", generation, message: (error as Error).message });
     }
+  } else if (command.type === "reload_abort") {
+    if (prepared?.generation === command.generation) prepared = undefined;
   } else {
     await instance?.stop();
     self.postMessage({ type: "stopped" });

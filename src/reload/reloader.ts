@@ -2,9 +2,10 @@
  * The main thread's reloader: reads the config file, validates it through the one path start and
  * `--check` take (`loadServableConfig`), refuses what only a restart can change, and turns a good
  * file into the next generation in every thread: the state is carried over by (upstream, server
- * id) ({@link SharedState.carry}), the main thread swaps, then each worker gets the validated
- * text and the new shared memory and swaps too. The answer comes once every worker has. A bad
- * file changes nothing. Reloads run one at a time, and a storm is one more reload
+ * id) ({@link SharedState.carry}); every worker gets the validated text and the new shared
+ * memory and prepares (parses, attaches); then the main thread swaps and tells the workers to
+ * swap too. The answer comes once every worker has. A bad file, or one a worker cannot prepare,
+ * changes nothing. Reloads run one at a time, and a storm is one more reload
  * ({@link ReloadQueue}).
  *
  * @module
@@ -128,19 +129,28 @@ export class Reloader {
     await instance.pauseChecks();
     let state: SharedState;
     let metrics: Metrics | undefined;
+    let refused: string[];
     try {
       state = SharedState.carry(config, ops.state, before, sameRotation);
       metrics = ops.metrics && Metrics.create(config, ops.metrics.buffers.threads);
+      // Phase 1: every worker parses the text and attaches to the new memory, swapping nothing,
+      // so the swaps below are quick and close together, and a worker that cannot (a file the
+      // config names changed since) leaves every thread on the running generation.
+      const buffers = { state: state.buffers, metrics: metrics?.buffers };
+      refused = await this.#tellWorkers({ type: "reload", file, text, buffers, generation });
     } catch (error) {
       await instance.resumeChecks();
       throw error;
     }
+    if (refused.length > 0) {
+      void this.#tellWorkers({ type: "reload_abort", generation });
+      await instance.resumeChecks();
+      return this.#refuse(trigger, refused.map((message) => ({ path: "", message })));
+    }
+    // Phase 2: this thread swaps, then at once every worker.
     this.#published = ops.metrics;
     await instance.reload(config, state, metrics);
-    const failed = await this.#swapWorkers(file, text, {
-      state: state.buffers,
-      metrics: metrics?.buffers,
-    }, generation);
+    const failed = await this.#tellWorkers({ type: "reload_commit", generation });
     this.#published = metrics;
     this.#generation = generation;
     this.#ok++;
@@ -176,15 +186,21 @@ export class Reloader {
     return { ok: false, generation: this.#generation, problems };
   }
 
-  /** Posts the reload to every worker; resolves with the failures once all have answered. */
-  #swapWorkers(
-    file: string,
-    text: string,
-    buffers: Extract<WorkerCommand, { type: "reload" }>["buffers"],
-    generation: number,
+  /**
+   * Posts a reload step to every worker; resolves with their failures once all have answered
+   * (`reload` → `reload_prepared`, `reload_commit` → `reloaded`; `reload_abort` is not answered).
+   */
+  #tellWorkers(
+    command: Extract<WorkerCommand, { type: "reload" | "reload_commit" | "reload_abort" }>,
   ): Promise<string[]> {
     const timeoutMs = this.#options.workerTimeoutMs ?? 10_000;
     const workers = this.#options.workers();
+    const { generation } = command;
+    const expected = command.type === "reload" ? "reload_prepared" : "reloaded";
+    if (command.type === "reload_abort") {
+      for (const worker of workers) worker.postMessage(command);
+      return Promise.resolve([]);
+    }
     return Promise.all(workers.map((worker, i) =>
       new Promise<string | undefined>((resolve) => {
         const done = (failure: string | undefined) => {
@@ -194,19 +210,16 @@ export class Reloader {
         };
         const onMessage = (event: MessageEvent<WorkerReport>) => {
           const report = event.data;
-          if (report.type === "reloaded" && report.generation === generation) done(undefined);
-          if (report.type === "reload_failed" && report.generation === generation) {
-            done(`worker ${i + 1}: ${report.message}`);
-          }
+          if (!("generation" in report) || report.generation !== generation) return;
+          if (report.type === expected) done(undefined);
+          if (report.type === "reload_failed") done(`worker ${i + 1}: ${report.message}`);
         };
         const timer = setTimeout(
           () => done(`worker ${i + 1}: no answer within ${timeoutMs} ms`),
           timeoutMs,
         );
         worker.addEventListener("message", onMessage);
-        worker.postMessage(
-          { type: "reload", file, text, buffers, generation } satisfies WorkerCommand,
-        );
+        worker.postMessage(command);
       })
     )).then((failures) => failures.filter((f): f is string => f !== undefined));
   }

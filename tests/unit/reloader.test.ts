@@ -42,7 +42,11 @@ const events: string[] = [];
 class FakeWorker extends EventTarget {
   readonly commands: WorkerCommand[] = [];
   answer: (command: WorkerCommand) => WorkerReport | undefined = (command) =>
-    command.type === "reload" ? { type: "reloaded", generation: command.generation } : undefined;
+    command.type === "reload"
+      ? { type: "reload_prepared", generation: command.generation }
+      : command.type === "reload_commit"
+      ? { type: "reloaded", generation: command.generation }
+      : undefined;
 
   postMessage(command: WorkerCommand): void {
     this.commands.push(command);
@@ -112,6 +116,7 @@ describe("Reloader", () => {
       changes: { added: { app: ["b"] }, removed: {}, changed: {} },
     });
     assert.deepEqual(calls, ["pause", "reload"]);
+    assert.deepEqual(worker.commands.map((c) => c.type), ["reload", "reload_commit"]);
     assert.equal(swaps.length, 1);
     assert.equal(ops.config.upstreams.get("app")!.servers.length, 2);
     assert.equal(ops.state.adminState(ops.state.serverSlot("app", "a")!), "drain");
@@ -130,7 +135,10 @@ describe("Reloader", () => {
     const old = ops.metrics;
     let release: (() => void) | undefined;
     worker.answer = (command) => {
-      if (command.type !== "reload") return undefined;
+      if (command.type === "reload") {
+        return { type: "reload_prepared", generation: command.generation };
+      }
+      if (command.type !== "reload_commit") return undefined;
       release = () =>
         worker.dispatchEvent(
           new MessageEvent("message", {
@@ -191,14 +199,21 @@ describe("Reloader", () => {
     assert.deepEqual(reloader.figures(), { ok: 0, error: 2, generation: 0 });
   });
 
-  it("reports a worker that failed to swap", async () => {
-    const { file, reloader, worker } = setUp(toml(A));
+  it("changes nothing in any thread when a worker cannot prepare the new generation", async () => {
+    const { file, ops, reloader, worker, calls } = setUp(toml(A));
+    const before = ops.config;
     worker.answer = (command) =>
       command.type === "reload"
         ? { type: "reload_failed", generation: command.generation, message: "ca.pem is gone" }
         : undefined;
     writeFileSync(file, toml(`${A}, ${B}`));
-    assert.equal((await reloader.reload("api")).ok, true);
+    const answer = await reloader.reload("api");
+    assert.equal(answer.ok, false);
+    if (!answer.ok) assert.equal(answer.problems[0].message, "worker 1: ca.pem is gone");
+    assert.equal(ops.config, before);
+    assert.deepEqual(calls, ["pause", "resume"], "the checks go on on the running state");
+    assert.deepEqual(worker.commands.map((c) => c.type), ["reload", "reload_abort"]);
+    assert.deepEqual(reloader.figures(), { ok: 0, error: 1, generation: 0 });
     assert.ok(events.some((l) => l.includes("worker 1: ca.pem is gone")));
   });
 });
