@@ -201,7 +201,9 @@ async function stopWorkers(workers: readonly Worker[], graceMs: number): Promise
   await Promise.all(workers.map((worker) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, graceMs + 1000);
-      worker.onmessage = () => {
+      // Only its "stopped": a reload's answer may still come in meanwhile.
+      worker.onmessage = (event: MessageEvent<WorkerReport>) => {
+        if (event.data.type !== "stopped") return;
         clearTimeout(timer);
         resolve();
       };

@@ -149,6 +149,11 @@ async function eventually(check: () => Promise<boolean>, what: string, ms = 10_0
 
 const cookieOf = (u: NamedUpstream) => `route=${md5(u.address)}`;
 
+/** Waits for an event line matching `pattern` on stderr (events are written off the event loop). */
+function logged(gw: RunningGateway, pattern: RegExp): Promise<void> {
+  return eventually(async () => pattern.test(gw.stderr()), `${pattern} on stderr`);
+}
+
 describe("reload", () => {
   before(async () => {
     [A, B, C] = await Promise.all([
@@ -210,7 +215,7 @@ describe("reload", () => {
       await metric(adminPort, `sticky_gateway_config_reloads_total{result="ok"}`),
       2,
     );
-    assert.match(gw.stderr(), /"event":"config_reloaded"/);
+    await logged(gw, /"event":"config_reloaded"/);
   });
 
   it("SIGHUP reloads the file", async () => {
@@ -220,7 +225,7 @@ describe("reload", () => {
     await eventually(async () => "C" in await states(adminPort), "C after SIGHUP");
     assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 1);
     assert.equal((await ask(gw.port, { cookies: [cookieOf(C)] })).servedBy, "C");
-    assert.match(gw.stderr(), /"event":"config_reloaded"[^\n]*"trigger":"SIGHUP"/);
+    await logged(gw, /"event":"config_reloaded"[^\n]*"trigger":"SIGHUP"/);
   });
 
   it("--watch reloads when the file changes; a file that disappears keeps the running config", async () => {
@@ -244,7 +249,7 @@ describe("reload", () => {
       async () => Object.keys(await states(adminPort)).join() === "A",
       "the file back, with one server",
     );
-    assert.match(gw.stderr(), /"event":"config_reloaded"[^\n]*"trigger":"watch"/);
+    await logged(gw, /"event":"config_reloaded"[^\n]*"trigger":"watch"/);
   });
 
   it("a bad file changes nothing: 400 with every problem, the running config serves on", async () => {
@@ -273,7 +278,7 @@ describe("reload", () => {
       await metric(adminPort, `sticky_gateway_config_reloads_total{result="error"}`),
       3,
     );
-    assert.match(gw.stderr(), /"event":"config_reload_problem"[^\n]*"key":"server.workers"/);
+    await logged(gw, /"event":"config_reload_problem"[^\n]*"key":"server.workers"/);
   });
 
   it("keep-alive clients stay 100% sticky through 20 reloads under load, 0 failed; a WebSocket lives on", async () => {
