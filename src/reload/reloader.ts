@@ -150,6 +150,7 @@ export class Reloader {
     }
     // Phase 2: this thread swaps, then at once every worker.
     this.#published = ops.metrics;
+    state.catchUp();
     await instance.reload(config, state, metrics);
     const failed = await this.#tellWorkers({ type: "reload_commit", generation });
     this.#published = metrics;

@@ -103,6 +103,8 @@ export class SharedState {
   /** Earlier generations' states whose requests or connections may still be open (main thread:
    * what the admin view reads sums them). */
   #retired: readonly Retired[] = [];
+  /** The state this one was carried from, and when (see {@link SharedState.catchUp}). */
+  #carried: (Retired & { readonly atMs: number }) | undefined;
 
   private constructor(source: StateSource, layout: Layout, memory: SharedArrayBuffer) {
     this.buffers = { memory, fingerprint: layout.fingerprint };
@@ -202,6 +204,7 @@ export class SharedState {
         }
       }
     }
+    state.#carried = { state: previous, slots, atMs: nowMs };
     // The previous state and those it still sums, mapped to this layout; gone once nothing is
     // open on them.
     const retired: Retired[] = [{ state: previous, slots }];
@@ -210,6 +213,23 @@ export class SharedState {
     }
     state.#retired = retired.filter((r) => r.slots.some((s) => s >= 0 && r.state.#openAt(s)));
     return state;
+  }
+
+  /**
+   * Just before the swap: admin states set on the previous state since the carry (the admin API
+   * writes the state in use until the swap, and the workers took a moment to prepare) are set
+   * here too, so none is lost.
+   */
+  catchUp(): void {
+    const carried = this.#carried;
+    if (carried === undefined) return;
+    const { state: previous, slots, atMs } = carried;
+    for (let slot = 0; slot < slots.length; slot++) {
+      const from = slots[slot];
+      if (from < 0) continue;
+      const changed = previous.adminChangedMs(from);
+      if (changed >= atMs) this.setAdminState(slot, previous.adminState(from), changed);
+    }
   }
 
   /** Copies what a server learned (not its admin state, not its gauges) from `from` in

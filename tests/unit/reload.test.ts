@@ -222,6 +222,18 @@ describe("reload: state carried by (upstream, server id)", () => {
     assert.equal(s4.inFlight(slot(s4, "b")), 0);
   });
 
+  it("catches up with an admin state set on the old state between the copy and the swap", () => {
+    const before = config(`${A}, ${B}`);
+    const old = SharedState.create(before);
+    const next = SharedState.carry(config(`${A}, ${B}`), old, before, sameRotation, 1000);
+    old.setAdminState(slot(old, "b"), "maint", 1001);
+    assert.equal(next.adminState(slot(next, "b")), "ready");
+    next.catchUp();
+    assert.equal(next.adminState(slot(next, "b")), "maint");
+    assert.equal(next.adminChangedMs(slot(next, "b")), 1001);
+    assert.equal(next.adminState(slot(next, "a")), "ready");
+  });
+
   it("workers attach to the carried state like to a new one", () => {
     const before = config(`${A}, ${B}`);
     const old = SharedState.create(before);
