@@ -35,6 +35,9 @@ export const UPGRADE = 4;
 
 /** The Connection tokens that matter here, as bits (any case; repeated headers joined by ","). */
 export function connectionTokens(value: string): number {
+  // Nearly every message says one of these two, as written here.
+  if (value === "keep-alive") return KEEP_ALIVE;
+  if (value === "close") return CLOSE;
   const lower = value.toLowerCase();
   if (lower === "keep-alive") return KEEP_ALIVE;
   if (lower === "close") return CLOSE;

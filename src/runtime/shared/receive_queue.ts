@@ -9,13 +9,22 @@
 /** Bytes queued before the socket is paused (backpressure toward the upstream). */
 const HIGH_WATER = 1 << 20;
 
+/** A read waiting for bytes: into a buffer (`read`) or as a chunk of at most `max` (`readChunk`). */
+interface Waiting {
+  readonly into: Uint8Array | undefined;
+  readonly max: number;
+  resolve(value: number | Uint8Array | null): void;
+  reject(error: Error): void;
+}
+
 export class ReceiveQueue {
   readonly #chunks: Uint8Array[] = [];
   #queued = 0;
   #paused = false;
   #ended = false;
   #error: Error | undefined;
-  #wakeReader: (() => void) | undefined;
+  /** The read waiting for bytes (one at a time): what arrives goes to it straight away. */
+  #waiting: Waiting | undefined;
   /** Told of anything that arrives while the stream idles in a pool (ByteStream.watchIdle). */
   #onActivity: (() => void) | undefined;
 
@@ -40,35 +49,70 @@ export class ReceiveQueue {
   }
 
   push(chunk: Uint8Array): void {
+    this.#activity();
+    const waiting = this.#waiting;
+    if (waiting === undefined) return this.#enqueue(chunk);
+    // A read is waiting (the queue is empty then): the bytes go to it without queueing.
+    this.#waiting = undefined;
+    const into = waiting.into;
+    if (into !== undefined) {
+      const n = Math.min(chunk.length, into.length);
+      into.set(n === chunk.length ? chunk : chunk.subarray(0, n));
+      if (n < chunk.length) this.#enqueue(chunk.subarray(n));
+      waiting.resolve(n);
+    } else if (chunk.length <= waiting.max) {
+      waiting.resolve(chunk);
+    } else {
+      this.#enqueue(chunk.subarray(waiting.max));
+      waiting.resolve(chunk.subarray(0, waiting.max));
+    }
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#activity();
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.resolve(null);
+  }
+
+  fail(error: Error): void {
+    this.#error = error;
+    this.#activity();
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.reject(error);
+  }
+
+  /** Copies queued bytes into `into`; null once the socket ended and everything was read. */
+  read(into: Uint8Array): Promise<number | null> {
+    // Bytes already queued (the usual case on a busy connection): no waiting at all.
+    if (this.#chunks.length > 0) return Promise.resolve(this.#copy(into));
+    return this.#wait(into, into.length) as Promise<number | null>;
+  }
+
+  /** Hands over the next queued chunk, or its first `max` bytes; null as for `read`. */
+  readChunk(max: number): Promise<Uint8Array | null> {
+    if (this.#chunks.length > 0) return Promise.resolve(this.#take(max));
+    return this.#wait(undefined, max) as Promise<Uint8Array | null>;
+  }
+
+  /** Nothing queued: the end, the socket's error, or a read that waits for bytes. */
+  #wait(into: Uint8Array | undefined, max: number): Promise<number | Uint8Array | null> {
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      this.#waiting = { into, max, resolve, reject };
+    });
+  }
+
+  #enqueue(chunk: Uint8Array): void {
     this.#chunks.push(chunk);
     this.#queued += chunk.length;
     if (this.#queued > HIGH_WATER && !this.#paused) {
       this.#paused = true;
       this.pause();
     }
-    this.#wake();
-  }
-
-  end(): void {
-    this.#ended = true;
-    this.#wake();
-  }
-
-  fail(error: Error): void {
-    this.#error = error;
-    this.#wake();
-  }
-
-  /** Copies queued bytes into `into`; null once the socket ended and everything was read. */
-  read(into: Uint8Array): Promise<number | null> {
-    // Bytes already queued (the usual case on a busy connection): no async frame to wait in.
-    if (this.#chunks.length > 0) return Promise.resolve(this.#copy(into));
-    return this.#readLater(into);
-  }
-
-  async #readLater(into: Uint8Array): Promise<number | null> {
-    if (!(await this.#arrived())) return null;
-    return this.#copy(into);
   }
 
   #copy(into: Uint8Array): number {
@@ -79,17 +123,6 @@ export class ReceiveQueue {
     else this.#chunks[0] = head.subarray(n);
     this.#taken(n);
     return n;
-  }
-
-  /** Hands over the next queued chunk, or its first `max` bytes; null as for `read`. */
-  readChunk(max: number): Promise<Uint8Array | null> {
-    if (this.#chunks.length > 0) return Promise.resolve(this.#take(max));
-    return this.#readChunkLater(max);
-  }
-
-  async #readChunkLater(max: number): Promise<Uint8Array | null> {
-    if (!(await this.#arrived())) return null;
-    return this.#take(max);
   }
 
   #take(max: number): Uint8Array {
@@ -104,16 +137,6 @@ export class ReceiveQueue {
     return chunk;
   }
 
-  /** Waits for a chunk: true when one is queued, false at the end; throws the socket's error. */
-  async #arrived(): Promise<boolean> {
-    while (this.#chunks.length === 0) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return false;
-      await new Promise<void>((resolve) => this.#wakeReader = resolve);
-    }
-    return true;
-  }
-
   #taken(n: number): void {
     this.#queued -= n;
     if (this.#paused && this.#queued <= HIGH_WATER) {
@@ -122,14 +145,11 @@ export class ReceiveQueue {
     }
   }
 
-  #wake(): void {
+  #activity(): void {
     const onActivity = this.#onActivity;
     if (onActivity !== undefined) {
       this.#onActivity = undefined;
       onActivity();
     }
-    const wake = this.#wakeReader;
-    this.#wakeReader = undefined;
-    wake?.();
   }
 }
