@@ -4,16 +4,16 @@
  * shares with every worker (server states and health, the round robin, metrics: ops/).
  *
  * Messages: in `{ type: "start", file, port, buffers, thread }`, `{ type: "reopen" }` (SIGUSR1),
- * `{ type: "reload", file, text, buffers, generation }`, `{ type: "reload_commit", generation }`,
- * `{ type: "reload_abort", generation }` and `{ type: "stop" }`; out `{ type: "ready" }`,
- * `{ type: "failed", message }`, `{ type: "reload_prepared", generation }`,
- * `{ type: "reloaded", generation }`, `{ type: "reload_failed", generation, message }` and
+ * `{ type: "reload", file, text, attempt }`, `{ type: "reload_commit", attempt, buffers }`,
+ * `{ type: "reload_abort", attempt }` and `{ type: "stop" }`; out `{ type: "ready" }`,
+ * `{ type: "failed", message }`, `{ type: "reload_prepared", attempt }`,
+ * `{ type: "reloaded", attempt }`, `{ type: "reload_failed", attempt, message }` and
  * `{ type: "stopped" }`.
  *
- * A reload posts the config text the main thread validated (not the path: the file may have
- * changed again since) and the new generation's shared memory; the thread parses it through the
- * same checks and attaches to the memory (prepared), then swaps its gateway to it on the commit
- * (src/reload/).
+ * A reload posts the config text the main thread reads and checks (not the path: the file may
+ * change again meanwhile); the thread parses it through the same checks (prepared), and on the
+ * commit, which comes only once the main thread found it good, attaches to the new generation's
+ * shared memory and swaps its gateway to it (src/reload/).
  *
  * @module
  */
@@ -29,17 +29,17 @@ import type { GatewayConfig } from "./config/mod.ts";
 export type WorkerCommand =
   | { type: "start"; file: string; port: number; buffers: SharedBuffers; thread: number }
   | { type: "reopen" }
-  | { type: "reload"; file: string; text: string; buffers: SharedBuffers; generation: number }
-  | { type: "reload_commit"; generation: number }
-  | { type: "reload_abort"; generation: number }
+  | { type: "reload"; file: string; text: string; attempt: number }
+  | { type: "reload_commit"; attempt: number; buffers: SharedBuffers }
+  | { type: "reload_abort"; attempt: number }
   | { type: "stop" };
 /** What a worker posts back. */
 export type WorkerReport =
   | { type: "ready" }
   | { type: "failed"; message: string }
-  | { type: "reload_prepared"; generation: number }
-  | { type: "reloaded"; generation: number }
-  | { type: "reload_failed"; generation: number; message: string }
+  | { type: "reload_prepared"; attempt: number }
+  | { type: "reloaded"; attempt: number }
+  | { type: "reload_failed"; attempt: number; message: string }
   | { type: "stopped" };
 
 declare const self: {
@@ -51,10 +51,8 @@ declare const self: {
 let instance: Instance | undefined;
 let ops: ThreadOps | undefined;
 let thread = 0;
-/** A reload prepared and waiting for its commit. */
-let prepared:
-  | { generation: number; config: GatewayConfig; state: SharedState; metrics: Metrics | undefined }
-  | undefined;
+/** A reload parsed and waiting for its commit. */
+let prepared: { attempt: number; config: GatewayConfig } | undefined;
 
 self.onmessage = async (event) => {
   const command = event.data;
@@ -78,34 +76,33 @@ self.onmessage = async (event) => {
   } else if (command.type === "reopen") {
     ops?.accessLog?.reopen();
   } else if (command.type === "reload") {
-    const { generation } = command;
+    const { attempt } = command;
+    prepared = undefined;
     try {
       if (instance === undefined) throw new Error("not serving");
       const config = loadServableConfig(command.file, currentRuntime(), command.text);
-      const state = SharedState.attach(config, command.buffers.state);
-      const metrics = command.buffers.metrics &&
-        Metrics.attach(config, command.buffers.metrics, thread);
-      prepared = { generation, config, state, metrics };
-      self.postMessage({ type: "reload_prepared", generation });
+      prepared = { attempt, config };
+      self.postMessage({ type: "reload_prepared", attempt });
     } catch (error) {
-      self.postMessage({ type: "reload_failed", generation, message: (error as Error).message });
+      self.postMessage({ type: "reload_failed", attempt, message: (error as Error).message });
     }
   } else if (command.type === "reload_commit") {
     const next = prepared;
     prepared = undefined;
-    const { generation } = command;
-    if (next === undefined || next.generation !== generation || instance === undefined) {
-      self.postMessage({ type: "reload_failed", generation, message: "no reload prepared" });
-      return;
-    }
+    const { attempt, buffers } = command;
     try {
-      await instance.reload(next.config, next.state, next.metrics);
-      self.postMessage({ type: "reloaded", generation });
+      if (next === undefined || next.attempt !== attempt || instance === undefined) {
+        throw new Error("no reload prepared");
+      }
+      const state = SharedState.attach(next.config, buffers.state);
+      const metrics = buffers.metrics && Metrics.attach(next.config, buffers.metrics, thread);
+      await instance.reload(next.config, state, metrics);
+      self.postMessage({ type: "reloaded", attempt });
     } catch (error) {
-      self.postMessage({ type: "reload_failed", generation, message: (error as Error).message });
+      self.postMessage({ type: "reload_failed", attempt, message: (error as Error).message });
     }
   } else if (command.type === "reload_abort") {
-    if (prepared?.generation === command.generation) prepared = undefined;
+    if (prepared?.attempt === command.attempt) prepared = undefined;
   } else {
     await instance?.stop();
     self.postMessage({ type: "stopped" });

@@ -2,10 +2,11 @@
  * The main thread's reloader: reads the config file, validates it through the one path start and
  * `--check` take (`loadServableConfig`), refuses what only a restart can change, and turns a good
  * file into the next generation in every thread: the state is carried over by (upstream, server
- * id) ({@link SharedState.carry}); every worker gets the validated text and the new shared
- * memory and prepares (parses, attaches); then the main thread swaps and tells the workers to
- * swap too. The answer comes once every worker has. A bad file, or one a worker cannot prepare,
- * changes nothing. Reloads run one at a time, and a storm is one more reload
+ * id) ({@link SharedState.carry}). Every worker parses the same text (never the file again)
+ * while the main thread checks it, swapping nothing; once the main thread has found it good and
+ * every worker has parsed it, the main thread swaps and tells the workers to swap too, on the new
+ * shared memory. The answer comes once every worker has. A bad file, or one a worker cannot
+ * parse, changes nothing in any thread. Reloads run one at a time, and a storm is one more reload
  * ({@link ReloadQueue}).
  *
  * @module
@@ -55,6 +56,9 @@ export class Reloader {
   #ok = 0;
   #error = 0;
   #trigger: ReloadTrigger = "api";
+  /** Reloads tried: the workers' messages name theirs (a late answer to an aborted one is
+   * never taken for the next one's). */
+  #attempts = 0;
   /** What scrapes read while a reload applies: the last generation's metrics, until every
    * thread has carried its counts into the new ones. */
   #published: Metrics | undefined;
@@ -112,17 +116,33 @@ export class Reloader {
     if (instance === undefined) throw new Error("the gateway is not serving yet");
     const started = performance.now();
     const before = ops.config;
+    const attempt = ++this.#attempts;
     let text: string;
-    let config: GatewayConfig;
     try {
       text = readConfigText(file);
-      config = load(file, runtime, text);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       return this.#refuse(trigger, error.problems);
     }
+    // Phase 1: every worker parses the same text while this thread checks it (in parallel: the
+    // parse is most of a reload's time); nothing swaps yet. Whatever this thread finds wrong
+    // aborts theirs.
+    const prepared = this.#tellWorkers({ type: "reload", file, text, attempt });
+    // A worker handles its messages in order: the abort comes after its parse, whenever.
+    const abort = () => void this.#tellWorkers({ type: "reload_abort", attempt });
+    let config: GatewayConfig;
+    try {
+      config = load(file, runtime, text);
+    } catch (error) {
+      abort();
+      if (!(error instanceof ConfigError)) throw error;
+      return this.#refuse(trigger, error.problems);
+    }
     const restart = restartProblems(before, config);
-    if (restart.length > 0) return this.#refuse(trigger, restart);
+    if (restart.length > 0) {
+      abort();
+      return this.#refuse(trigger, restart);
+    }
     const changes = configChanges(before, config);
     const generation = this.#generation + 1;
 
@@ -134,17 +154,16 @@ export class Reloader {
     try {
       state = SharedState.carry(config, ops.state, before, sameRotation);
       metrics = ops.metrics && Metrics.create(config, ops.metrics.buffers.threads);
-      // Phase 1: every worker parses the text and attaches to the new memory, swapping nothing,
-      // so the swaps below are quick and close together, and a worker that cannot (a file the
-      // config names changed since) leaves every thread on the running generation.
-      const buffers = { state: state.buffers, metrics: metrics?.buffers };
-      refused = await this.#tellWorkers({ type: "reload", file, text, buffers, generation });
+      // A worker that could not parse it (a file the config names changed since) leaves every
+      // thread on the running generation.
+      refused = await prepared;
     } catch (error) {
+      abort();
       await instance.resumeChecks();
       throw error;
     }
     if (refused.length > 0) {
-      void this.#tellWorkers({ type: "reload_abort", generation });
+      abort();
       await instance.resumeChecks();
       return this.#refuse(trigger, refused.map((message) => ({ path: "", message })));
     }
@@ -152,7 +171,8 @@ export class Reloader {
     this.#published = ops.metrics;
     state.catchUp();
     await instance.reload(config, state, metrics);
-    const failed = await this.#tellWorkers({ type: "reload_commit", generation });
+    const buffers = { state: state.buffers, metrics: metrics?.buffers };
+    const failed = await this.#tellWorkers({ type: "reload_commit", attempt, buffers });
     this.#published = metrics;
     this.#generation = generation;
     this.#ok++;
@@ -200,7 +220,7 @@ export class Reloader {
   ): Promise<string[]> {
     const timeoutMs = this.#options.workerTimeoutMs ?? 10_000;
     const workers = this.#options.workers();
-    const { generation } = command;
+    const { attempt } = command;
     const expected = command.type === "reload" ? "reload_prepared" : "reloaded";
     if (command.type === "reload_abort") {
       for (const worker of workers) worker.postMessage(command);
@@ -215,7 +235,7 @@ export class Reloader {
         };
         const onMessage = (event: MessageEvent<WorkerReport>) => {
           const report = event.data;
-          if (!("generation" in report) || report.generation !== generation) return;
+          if (!("attempt" in report) || report.attempt !== attempt) return;
           if (report.type === expected) done(undefined);
           if (report.type === "reload_failed") done(`worker ${i + 1}: ${report.message}`);
         };

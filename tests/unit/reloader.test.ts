@@ -43,9 +43,9 @@ class FakeWorker extends EventTarget {
   readonly commands: WorkerCommand[] = [];
   answer: (command: WorkerCommand) => WorkerReport | undefined = (command) =>
     command.type === "reload"
-      ? { type: "reload_prepared", generation: command.generation }
+      ? { type: "reload_prepared", attempt: command.attempt }
       : command.type === "reload_commit"
-      ? { type: "reloaded", generation: command.generation }
+      ? { type: "reloaded", attempt: command.attempt }
       : undefined;
 
   postMessage(command: WorkerCommand): void {
@@ -120,12 +120,11 @@ describe("Reloader", () => {
     assert.equal(swaps.length, 1);
     assert.equal(ops.config.upstreams.get("app")!.servers.length, 2);
     assert.equal(ops.state.adminState(ops.state.serverSlot("app", "a")!), "drain");
-    const command = worker.commands[0];
-    assert.equal(command.type, "reload");
-    if (command.type !== "reload") return;
-    assert.equal(command.text, text, "the validated text, not the path alone");
-    assert.equal(command.generation, 1);
-    assert.equal(command.buffers.state, ops.state.buffers);
+    const [parse, commit] = worker.commands;
+    assert.ok(parse.type === "reload" && commit.type === "reload_commit");
+    assert.equal(parse.text, text, "the text this thread checked, not the path alone");
+    assert.equal(commit.attempt, parse.attempt);
+    assert.equal(commit.buffers.state, ops.state.buffers, "the new generation's memory");
     assert.deepEqual(reloader.figures(), { ok: 1, error: 0, generation: 1 });
     assert.equal(reloader.control.metrics(), ops.metrics, "the new metrics once all swapped");
   });
@@ -136,13 +135,13 @@ describe("Reloader", () => {
     let release: (() => void) | undefined;
     worker.answer = (command) => {
       if (command.type === "reload") {
-        return { type: "reload_prepared", generation: command.generation };
+        return { type: "reload_prepared", attempt: command.attempt };
       }
       if (command.type !== "reload_commit") return undefined;
       release = () =>
         worker.dispatchEvent(
           new MessageEvent("message", {
-            data: { type: "reloaded", generation: command.generation },
+            data: { type: "reloaded", attempt: command.attempt },
           }),
         );
       return undefined;
@@ -175,7 +174,11 @@ describe("Reloader", () => {
     ]);
     assert.equal(ops.config, before);
     assert.deepEqual(calls, []);
-    assert.deepEqual(worker.commands, []);
+    assert.deepEqual(
+      worker.commands.map((c) => c.type),
+      ["reload", "reload_abort"],
+      "the workers parse while this thread checks; its problems abort theirs",
+    );
     assert.deepEqual(reloader.figures(), { ok: 0, error: 1, generation: 0 });
     assert.ok(events.some((l) => l.includes(`"key":"upstreams.app.servers[0].wieght"`)));
     assert.ok(events.some((l) => l.includes(`"event":"config_reload_failed"`)));
@@ -204,7 +207,7 @@ describe("Reloader", () => {
     const before = ops.config;
     worker.answer = (command) =>
       command.type === "reload"
-        ? { type: "reload_failed", generation: command.generation, message: "ca.pem is gone" }
+        ? { type: "reload_failed", attempt: command.attempt, message: "ca.pem is gone" }
         : undefined;
     writeFileSync(file, toml(`${A}, ${B}`));
     const answer = await reloader.reload("api");
