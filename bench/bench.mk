@@ -9,7 +9,7 @@
 #                      --no-micro skips the in-process phase)
 #   make bench-micro   only the in-process micro-benchmarks (bench/micro/scale.ts, and ops.ts: the
 #                      access log's and the metrics' cost per request) on Deno
-#                      and on Bun, pinned to CPU 1 (~1 min); make bench runs it as its first phase
+#                      and on Bun, pinned to CPU 1 (~1 min); make bench runs scale.ts as its first phase
 #
 # Installs wrk, haproxy and nginx-light from apt when missing (needs root or sudo); the full run
 # also tries caddy (apt) and node-http-proxy (npm, into .tools/bench), both optional.
