@@ -29,6 +29,9 @@ export const SOCKET_HANDLERS = {
   },
 };
 
+/** What a write the kernel took whole resolves to (one promise for all of them). */
+const WRITTEN: Promise<void> = Promise.resolve();
+
 /** {@link SOCKET_HANDLERS} for Bun.connect. */
 const CONNECT_HANDLERS = {
   ...SOCKET_HANDLERS,
@@ -96,17 +99,28 @@ export abstract class BunSocketStream {
     return this.received.readChunk(max);
   }
 
-  /** Bun writes what the kernel takes and returns the count; the rest waits for `drain`. */
-  async write(data: Uint8Array): Promise<void> {
-    let offset = 0;
+  /**
+   * Bun writes what the kernel takes and returns the count; the rest waits for `drain`. A write
+   * the kernel took whole (nearly all of them) resolves without an async frame.
+   */
+  write(data: Uint8Array): Promise<void> {
+    const failure = this.writeFailure();
+    if (failure !== undefined) return Promise.reject(failure);
+    const written = this.socket.write(data);
+    if (written < 0) return Promise.reject(new Error("socket closed"));
+    if (written >= data.length) return WRITTEN;
+    return this.#writeRest(data, written);
+  }
+
+  async #writeRest(data: Uint8Array, offset: number): Promise<void> {
     for (;;) {
+      await new Promise<void>((resolve) => this.#wakeWriter = resolve);
       const failure = this.writeFailure();
       if (failure !== undefined) throw failure;
-      const written = this.socket.write(offset === 0 ? data : data.subarray(offset));
+      const written = this.socket.write(data.subarray(offset));
       if (written < 0) throw new Error("socket closed");
       offset += written;
       if (offset >= data.length) return;
-      await new Promise<void>((resolve) => this.#wakeWriter = resolve);
     }
   }
 }
