@@ -40,7 +40,7 @@ export interface ServerSettings {
   readonly gracePeriodMs: number;
   readonly upstreamClient: UpstreamClient;
   /** Listeners sharing the port (SO_REUSEPORT), one per thread; default: the number of cores.
-   * Each keeps its own round-robin and health state, as nginx workers do. */
+   * They share one state: server states, health, the round-robin sequence (src/state/). */
   readonly workers: number;
   /** No bytes moving on a request or response body for this long cuts it; 0 = no limit. */
   readonly idleTimeoutMs: number;

@@ -144,8 +144,9 @@ function track(
 
 /**
  * The config with `listen = "127.0.0.1:0"` added unless it sets `listen` itself, and
- * `workers = 1` unless it sets `workers`: round-robin order and passive health are per worker
- * (as in nginx), so tests that count them need one.
+ * `workers = 1` unless it sets `workers`: tests that count requests per connection or time
+ * their order want one thread (the round robin is one sequence for all workers, but which
+ * thread takes a connection is the kernel's choice).
  */
 export function withEphemeralListen(configToml: string): string {
   const lines: string[] = [];
