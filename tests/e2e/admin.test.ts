@@ -7,6 +7,7 @@
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  adminPortOf,
   runGateway,
   sleep,
   startGateway,
@@ -103,8 +104,8 @@ async function adminUp(port: number): Promise<void> {
 }
 
 async function startWithAdmin(extra = "", workers = 1) {
-  const adminPort = await closedPort();
-  const gw = await startGateway(config(adminPort, extra, workers));
+  const gw = await startGateway(config(0, extra, workers));
+  const adminPort = await adminPortOf(gw);
   await adminUp(adminPort);
   return { gw, adminPort };
 }

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  adminPortOf,
   GATEWAY_RUNTIME,
   ROOT,
   sleep,
@@ -70,8 +71,8 @@ upstream = "dead"
 }
 
 async function startWithAdmin(workers = 1) {
-  const adminPort = await closedPort();
-  const gw = await startGateway(config(adminPort, workers));
+  const gw = await startGateway(config(0, workers));
+  const adminPort = await adminPortOf(gw);
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
@@ -201,10 +202,9 @@ describe("metrics endpoint", () => {
 
   it("open client connections and WebSockets are gauges that go up and back down", async () => {
     const ws = await startWsUpstreams(["W"]);
-    const adminPort = await closedPort();
     const gw = await startGateway(`
 [admin]
-listen = "127.0.0.1:${adminPort}"
+listen = "127.0.0.1:0"
 
 [log]
 access = "off"
@@ -216,6 +216,7 @@ servers = [{ address = "${ws.address("W")}", id = "ws-1" }]
 path = "/"
 upstream = "app"
 `);
+    const adminPort = await adminPortOf(gw);
     const gauge = async (name: string) => value(await scrape(adminPort), `${P}${name}`);
     const idle = connect({ host: "127.0.0.1", port: gw.port });
     await new Promise<void>((resolve) => idle.once("connect", () => resolve()));

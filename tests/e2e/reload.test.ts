@@ -12,6 +12,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import process from "node:process";
 import {
+  adminPortOf,
   type RunningGateway,
   sleep,
   startGateway,
@@ -19,12 +20,7 @@ import {
   withEphemeralListen,
 } from "../support/gateway.ts";
 import { ask, md5, rawRequest, type RawResponse } from "../support/http.ts";
-import {
-  closeAllUpstreams,
-  closedPort,
-  type NamedUpstream,
-  startNamedUpstream,
-} from "../support/upstreams.ts";
+import { closeAllUpstreams, type NamedUpstream, startNamedUpstream } from "../support/upstreams.ts";
 import {
   startWsUpstreams,
   stopAllNodeUpstreams,
@@ -115,8 +111,10 @@ interface Running {
 }
 
 async function start(shape: Shape, args: readonly string[] = []): Promise<Running> {
-  const adminPort = await closedPort();
-  const gw = await startGateway(config(adminPort, shape), args);
+  // The admin listener's port is the one the OS picks (0): the config keeps saying 0, so a
+  // rewrite does not change [admin] (which needs a restart).
+  const gw = await startGateway(config(0, shape), args);
+  const adminPort = await adminPortOf(gw);
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
@@ -126,7 +124,7 @@ async function start(shape: Shape, args: readonly string[] = []): Promise<Runnin
     }
     await sleep(50);
   }
-  return { gw, adminPort, write: (s) => writeFileSync(gw.configFile, config(adminPort, s)) };
+  return { gw, adminPort, write: (s) => writeFileSync(gw.configFile, config(0, s)) };
 }
 
 function json(response: RawResponse): Record<string, unknown> {

@@ -9,14 +9,9 @@
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { sleep, startGateway, stopAllGateways } from "../support/gateway.ts";
+import { adminPortOf, sleep, startGateway, stopAllGateways } from "../support/gateway.ts";
 import { ask, md5, rawRequest } from "../support/http.ts";
-import {
-  closeAllUpstreams,
-  closedPort,
-  type NamedUpstream,
-  startNamedUpstream,
-} from "../support/upstreams.ts";
+import { closeAllUpstreams, type NamedUpstream, startNamedUpstream } from "../support/upstreams.ts";
 import { type Browser, launchBrowser, openPage, textOf } from "../support/browser.ts";
 
 /** Chromium starts (or is installed) in the first test; Bun's hooks cannot wait that long. */
@@ -52,8 +47,8 @@ ${checks ? health : ""}`;
 }
 
 async function startWithAdmin(checks = false) {
-  const adminPort = await closedPort();
-  const gw = await startGateway(config(adminPort, checks));
+  const gw = await startGateway(config(0, checks));
+  const adminPort = await adminPortOf(gw);
   const deadline = Date.now() + 10_000;
   for (;;) {
     const up = await rawRequest(adminPort, { path: "/healthz" }).then((r) => r.status === 200)

@@ -162,6 +162,21 @@ export function withEphemeralListen(configToml: string): string {
 }
 
 const LISTENING = /listening on https?:\/\/(?:\[[^\]]+\]|[^:/\s]+):(\d+)/;
+const ADMIN = /admin on http:\/\/(?:\[[^\]]+\]|[^:/\s]+):(\d+)/;
+
+/**
+ * The port of a gateway's admin listener, as it printed it (configs in tests say
+ * `[admin] listen = "127.0.0.1:0"`: a port picked before start could be taken meanwhile).
+ */
+export async function adminPortOf(gateway: RunningGateway, timeoutMs = 5000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = ADMIN.exec(gateway.stdout());
+    if (found !== null) return Number(found[1]);
+    if (Date.now() > deadline) throw new Error(`no admin line within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /**
  * Starts the gateway on `configToml` (a `listen` on an ephemeral loopback port is added) and
