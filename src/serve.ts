@@ -158,6 +158,7 @@ export async function serve(
     runtime: runtime.name,
     workers: config.server.workers,
     listen: `${shown}:${port}`,
+    admin: instance.admin && `${instance.admin.host}:${instance.admin.port}`,
   });
 
   shutdown.serving = async (signal) => {

@@ -333,15 +333,13 @@ upstream = "app"
     assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
     // Held open and never read: the gateway's stdout pipe fills (64 KiB) and stays full.
     const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const port = await closedPort();
-    const adminPort = await closedPort();
     const configFile = join(dir, "gateway.toml");
-    writeFileSync(
-      configFile,
-      `${
-        config(`access = "stdout"`).replace("[server]", `[server]\nlisten = "127.0.0.1:${port}"`)
-      }\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n`,
+    // Ports the OS picks, read from the `started` event on stderr (stdout is the FIFO).
+    const toml = config(`access = "stdout"`).replace(
+      "[server]",
+      `[server]\nlisten = "127.0.0.1:0"`,
     );
+    writeFileSync(configFile, `${toml}\n[admin]\nlisten = "127.0.0.1:0"\n`);
     const { command, args } = gatewayCommand(["--config", configFile]);
     const quoted = [command, ...args].map((a) => `'${a}'`).join(" ");
     const child = spawn("sh", ["-c", `exec ${quoted} > '${fifo}'`], {
@@ -355,12 +353,14 @@ upstream = "app"
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     try {
       const deadline = Date.now() + 20_000;
-      for (;;) {
-        const up = await rawRequest(adminPort, { path: "/healthz" }).then((r) => r.status, () => 0);
-        if (up === 200) break;
+      let listening: RegExpExecArray | null = null;
+      while (listening === null) {
+        listening = /"listen":"127\.0\.0\.1:(\d+)","admin":"127\.0\.0\.1:(\d+)"/.exec(stderr);
         assert.ok(Date.now() < deadline && child.exitCode === null, `gateway start: ${stderr}`);
-        await sleep(50);
+        if (listening === null) await sleep(50);
       }
+      const port = Number(listening[1]);
+      const adminPort = Number(listening[2]);
       // 800 requests with 2 KiB targets: 1.7 MB of lines, past the pipe and the 1 MiB buffer.
       const long = `/${"p".repeat(2000)}`;
       const started = Date.now();
