@@ -136,6 +136,12 @@ export async function serve(
     );
     return 1;
   }
+  // Reloads and the watch are on before the listening line says the gateway is ready: a change
+  // made right after it is seen.
+  reloading.reloader = reloader;
+  const watch = options.watch === true
+    ? watchConfig(options.file, () => void reloader.reload("watch"))
+    : undefined;
   const shown = host.includes(":") ? `[${host}]` : host;
   console.log(
     `sticky-gateway ${pkg.version} (${runtime.name} ${runtime.version}, ${config.server.workers} worker${
@@ -149,10 +155,6 @@ export async function serve(
       `sticky-gateway: admin on http://${adminHost}:${admin.port} (status page /status, metrics /metrics)`,
     );
   }
-  reloading.reloader = reloader;
-  const watch = options.watch === true
-    ? watchConfig(options.file, () => void reloader.reload("watch"))
-    : undefined;
   logEvent("info", "started", {
     version: pkg.version,
     runtime: runtime.name,
