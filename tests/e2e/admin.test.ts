@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import {
   adminPortOf,
   runGateway,
-  sleep,
   startGateway,
   stopAllGateways,
   writeTempFile,
@@ -89,24 +88,9 @@ function json(response: RawResponse): Record<string, unknown> {
   return JSON.parse(response.body.toString("utf8")) as Record<string, unknown>;
 }
 
-/** Waits until the admin listener answers /healthz (it may start after the main listener). */
-async function adminUp(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      if ((await admin(port, "/healthz")).status === 200) return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-    }
-    if (Date.now() > deadline) throw new Error(`admin listener on ${port} never answered`);
-    await sleep(50);
-  }
-}
-
 async function startWithAdmin(extra = "", workers = 1) {
   const gw = await startGateway(config(0, extra, workers));
   const adminPort = await adminPortOf(gw);
-  await adminUp(adminPort);
   return { gw, adminPort };
 }
 

@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { adminPortOf, sleep, startGateway, stopAllGateways } from "../support/gateway.ts";
-import { ask, md5, rawRequest } from "../support/http.ts";
+import { ask, md5 } from "../support/http.ts";
 import { closeAllUpstreams, type NamedUpstream, startNamedUpstream } from "../support/upstreams.ts";
 import { type Browser, launchBrowser, openPage, textOf } from "../support/browser.ts";
 
@@ -49,14 +49,6 @@ ${checks ? health : ""}`;
 async function startWithAdmin(checks = false) {
   const gw = await startGateway(config(0, checks));
   const adminPort = await adminPortOf(gw);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await rawRequest(adminPort, { path: "/healthz" }).then((r) => r.status === 200)
-      .catch(() => false);
-    if (up) break;
-    if (Date.now() > deadline) throw new Error("the admin listener never answered");
-    await sleep(50);
-  }
   return { gw, url: `http://127.0.0.1:${adminPort}/status` };
 }
 

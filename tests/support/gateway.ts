@@ -165,7 +165,7 @@ const LISTENING = /listening on https?:\/\/(?:\[[^\]]+\]|[^:/\s]+):(\d+)/;
 const ADMIN = /admin on http:\/\/(?:\[[^\]]+\]|[^:/\s]+):(\d+)/;
 
 /**
- * The port of a gateway's admin listener, as it printed it (configs in tests say
+ * The port of a gateway's admin listener, as it printed it once listening (configs in tests say
  * `[admin] listen = "127.0.0.1:0"`: a port picked before start could be taken meanwhile).
  */
 export async function adminPortOf(gateway: RunningGateway, timeoutMs = 5000): Promise<number> {
