@@ -97,6 +97,8 @@ function readServerSettings(root: Fields, problems: Problems, baseDir: string): 
     connectTimeoutMs: fields.duration("connect_timeout", 5000, 1),
     readTimeoutMs: fields.duration("read_timeout", 60_000, 1),
     gracePeriodMs: fields.duration("grace_period", 10_000, 0),
+    reloadMaxAgeMs: fields.duration("reload_max_age", 0, 0),
+    reusePort: fields.boolean("reuse_port", true),
     upstreamClient: fields.oneOf("upstream_client", ["auto", "http1", "fetch"] as const, "auto")!,
     workers: fields.integer("workers", availableParallelism(), 1, 256),
     ...readServerLimits(fields),

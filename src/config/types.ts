@@ -38,6 +38,13 @@ export interface ServerSettings {
   readonly readTimeoutMs: number;
   /** On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. */
   readonly gracePeriodMs: number;
+  /** After a reload, how long requests, streams and WebSockets of an older generation may still
+   * run before they are cut; 0 = as long as they last (the default). */
+  readonly reloadMaxAgeMs: number;
+  /** Bind the listener with SO_REUSEPORT even with one worker (HAProxy's default), so a new
+   * process can bind the same port before the old one stops: a restart without refused
+   * connections. */
+  readonly reusePort: boolean;
   readonly upstreamClient: UpstreamClient;
   /** Listeners sharing the port (SO_REUSEPORT), one per thread; default: the number of cores.
    * They share one state: server states, health, the round-robin sequence (src/state/). */

@@ -122,6 +122,7 @@ export function restartProblems(before: GatewayConfig, after: GatewayConfig): Co
   check("server.listen", a.listen.text, b.listen.text);
   check("server.tls", tlsKey(a.tls), tlsKey(b.tls));
   check("server.workers", a.workers, b.workers);
+  check("server.reuse_port", a.reusePort, b.reusePort);
   check("server.upstream_client", a.upstreamClient, b.upstreamClient);
   check("server.client_max_header_size", a.clientMaxHeaderSize, b.clientMaxHeaderSize);
   check("server.client_header_timeout", a.clientHeaderTimeoutMs, b.clientHeaderTimeoutMs);

@@ -82,7 +82,7 @@ export async function startInstance(
     webSocketTransport: upgrades,
   });
   const listener = await runtime.listen(options.address ?? config.server.listen, gateway.handle, {
-    reusePort: config.server.workers > 1,
+    reusePort: config.server.workers > 1 || config.server.reusePort,
     tls: config.server.tls,
     clientMaxHeaderSize: config.server.clientMaxHeaderSize,
     clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,

@@ -54,6 +54,8 @@ describe("parseConfig: accepted configs", () => {
       connectTimeoutMs: 5000,
       readTimeoutMs: 60_000,
       gracePeriodMs: 10_000,
+      reloadMaxAgeMs: 0,
+      reusePort: true,
       upstreamClient: "auto",
       workers: availableParallelism(),
       idleTimeoutMs: 300_000,
@@ -366,7 +368,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assert.deepEqual(problems.map((p) => p.path), ["server.listen_on"]);
       assert.match(
         problems[0].message,
-        /^unknown key; allowed here: listen, connect_timeout, read_timeout, grace_period, upstream_client\b/,
+        /^unknown key; allowed here: listen, connect_timeout, read_timeout, grace_period, reload_max_age, reuse_port, upstream_client\b/,
       );
     });
 
