@@ -6,6 +6,9 @@
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
+# real nginx (module and native builds) for the differential tests; at once when already built
+"$(dirname "$0")/nginx/build.sh"
+
 need=()
 [[ -x /usr/bin/chromium || -n "${CHROMIUM:-}" ]] || need+=(chromium)
 { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || need+=(prometheus)
