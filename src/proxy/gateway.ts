@@ -32,11 +32,22 @@ import { parseLength } from "./http1_syntax.ts";
 import { clientResponse, discardBody } from "./client_response.ts";
 import { type RequestDone, requestId, RequestTrace } from "./request_record.ts";
 import type { SharedState } from "../state/shared_state.ts";
+import { Retirement } from "./retirement.ts";
 
 /** The config snapshot and the per-upstream state made for it; swapped whole on reload. */
 interface Generation {
   readonly config: GatewayConfig;
   readonly balancers: ReadonlyMap<Upstream, Balancer>;
+  /** With `reload_max_age`: its response bodies and WebSockets, to cut once it is replaced. */
+  readonly retirement: Retirement | undefined;
+}
+
+function generation(config: GatewayConfig, state: SharedState | undefined): Generation {
+  return {
+    config,
+    balancers: createBalancers(config, state),
+    retirement: config.server.reloadMaxAgeMs > 0 ? new Retirement() : undefined,
+  };
 }
 
 export interface GatewayOptions {
@@ -65,7 +76,7 @@ export class Gateway {
   readonly webSockets: WebSocketProxy | undefined;
 
   constructor(config: GatewayConfig, transport: Transport, options: GatewayOptions = {}) {
-    this.#generation = { config, balancers: createBalancers(config, options.state) };
+    this.#generation = generation(config, options.state);
     this.#transport = transport;
     this.#now = options.now ?? Date.now;
     this.#onUpstreamError = options.onUpstreamError;
@@ -84,15 +95,19 @@ export class Gateway {
   /**
    * Serves the next generation (a reload): requests that arrive from now on use `config` and
    * balancers on `state` (the new generation's shared state); those under way finish on the
-   * generation they began with, WebSocket sessions included. The upstream client stays.
+   * generation they began with, WebSocket sessions included (for at most the old config's
+   * `reload_max_age` when it sets one). The upstream client stays.
    */
   reload(config: GatewayConfig, state: SharedState): void {
-    this.#generation = { config, balancers: createBalancers(config, state) };
+    const old = this.#generation;
+    this.#generation = generation(config, state);
+    old.retirement?.retire(old.config.server.reloadMaxAgeMs);
   }
 
   /** Answers one client request. Never rejects: failures become 4xx/5xx responses. */
   handle = async (request: ProxyRequest, client: ClientInfo): Promise<Answer> => {
-    const { config, balancers } = this.#generation;
+    const current = this.#generation;
+    const { config, balancers, retirement } = current;
     const url = request.url;
     const slash = url.indexOf("/", url.indexOf("//") + 2);
     const target = url.slice(slash);
@@ -152,6 +167,7 @@ export class Gateway {
         now,
         limits: config.server,
         requestId: id,
+        retirement,
         onClose: trace && ((bytesIn, bytesOut) => {
           trace.bytesIn = () => bytesIn;
           trace.end(101, bytesOut, "ws-close");
@@ -164,7 +180,7 @@ export class Gateway {
       if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
       if (upgraded === undefined) {
         // The upstream refused the upgrade: its answer is relayed as any response.
-        return this.#relay(outcome, request, client, sticky, pinned, now, trace, config);
+        return this.#relay(outcome, request, client, sticky, pinned, now, trace, current);
       }
       if (trace !== undefined) {
         // A session is in flight at its server until it closes (a drain waits for it).
@@ -218,7 +234,7 @@ export class Gateway {
       trace.sticky = outcome.sticky;
     }
     if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
-    return this.#relay(outcome, request, client, sticky, pinned, now, trace, config);
+    return this.#relay(outcome, request, client, sticky, pinned, now, trace, current);
   };
 
   /**
@@ -233,7 +249,7 @@ export class Gateway {
     pinned: Server | undefined,
     now: number,
     trace: RequestTrace | undefined,
-    config: GatewayConfig,
+    current: Generation,
   ): Answer {
     const { server, value: response } = outcome;
     const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
@@ -242,8 +258,7 @@ export class Gateway {
       trace.answered(response.status);
     }
     // The request's own generation: a reload since must not change its limits.
-    const limits = config.server;
-    const answerBody = this.#responseBody(response.body, limits.idleTimeoutMs, server, trace);
+    const answerBody = this.#responseBody(response.body, current, server, trace);
     // Outside the failure handling above: what the runtime refuses to put in a Response is a bad
     // answer, never a transport failure that would count against the server.
     let answer: Answer;
@@ -280,7 +295,7 @@ export class Gateway {
    */
   #responseBody(
     body: UpstreamResponse["body"],
-    idleMs: number,
+    { config, retirement }: Generation,
     server: Server,
     trace: RequestTrace | undefined,
   ): UpstreamResponse["body"] {
@@ -288,12 +303,19 @@ export class Gateway {
     const onEnd = trace === undefined
       ? undefined
       : (bytes: number) => trace.end(trace.upstreamStatus!, bytes);
-    if (idleMs === 0 && onEnd === undefined) return body;
-    return guardResponseBody(body, idleMs, (silent) => {
-      if (silent === "upstream") {
-        this.#onUpstreamError?.(server, "upstream_idle", "response body cut");
-      }
-    }, onEnd);
+    const idleMs = config.server.idleTimeoutMs;
+    if (idleMs === 0 && onEnd === undefined && retirement === undefined) return body;
+    return guardResponseBody(
+      body,
+      idleMs,
+      (silent) => {
+        if (silent === "upstream") {
+          this.#onUpstreamError?.(server, "upstream_idle", "response body cut");
+        }
+      },
+      onEnd,
+      retirement,
+    );
   }
 
   /** The gateway's own answer for `code`, recorded when there is a trace. */

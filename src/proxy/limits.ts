@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { Retirement } from "./retirement.ts";
 import type { ServerSettings } from "../config/mod.ts";
 import type { FailureCode } from "./errors.ts";
 import type { HeaderPair } from "./headers.ts";
@@ -115,25 +116,36 @@ export class LimitError extends Error {
  * @param onIdle told which side was silent, for the log
  * @param onEnd told once how many bytes went through, when the body ended, broke or was cut or
  *   cancelled (the request's record)
+ * @param retirement its generation's, under `reload_max_age`: the body is cut when it runs too
+ *   long after a reload
  */
 export function guardResponseBody(
   body: ReadableStream<Uint8Array>,
   idleMs: number,
   onIdle: (silent: "upstream" | "client") => void,
   onEnd?: (bytes: number) => void,
+  retirement?: Retirement,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let reading = false;
   let ended = false;
   let bytes = 0;
   let timer: IdleTimer | undefined;
+  let release: (() => void) | undefined;
   const finish = () => {
     ended = true;
     timer?.stop();
+    release?.();
     onEnd?.(bytes);
   };
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      release = retirement?.add(() => {
+        if (ended) return;
+        finish();
+        reader.cancel(new Error("reload_max_age")).catch(() => {});
+        controller.error();
+      });
       if (idleMs === 0) return;
       timer = new IdleTimer(idleMs, () => {
         if (ended) return;

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import type { Retirement } from "./retirement.ts";
 import { createHash } from "node:crypto";
 import type { Server, Sticky } from "../config/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
@@ -106,6 +107,9 @@ export interface WebSocketRoute {
   readonly limits: UpstreamLimits;
   /** The request id sent upstream (X-Request-Id). */
   readonly requestId: string;
+  /** Its generation's, under `reload_max_age`: the session closes (1001) when it runs too long
+   * after a reload. */
+  readonly retirement?: Retirement;
   /** Told when an upgraded session ends: message bytes from and to the client. */
   readonly onClose?: (bytesIn: number, bytesOut: number) => void;
 }
@@ -228,16 +232,21 @@ export class WebSocketProxy {
     }
     const reader = new FrameReader(MAX_MESSAGE_BYTES);
     reader.push(upgraded.buffered);
+    // Set once the bridge exists; its close callback may only run after that.
+    // deno-lint-ignore prefer-const
+    let release: (() => void) | undefined;
     const bridge: Bridge = new Bridge(
       accepted.socket,
       upgraded.stream,
       reader,
       () => {
         this.#bridges.delete(bridge);
+        release?.();
         route.onClose?.(bridge.bytesIn, bridge.bytesOut);
       },
     );
     this.#bridges.add(bridge);
+    release = route.retirement?.add(() => bridge.shutdown());
     return { outcome, upgraded: accepted.response };
   }
 

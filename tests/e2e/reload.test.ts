@@ -27,11 +27,13 @@ import {
   type WsUpstreams,
 } from "../support/node_upstreams.ts";
 import { rawWebSocket } from "../support/ws_client.ts";
+import { type RealtimeUpstream, startRealtimeUpstream } from "../support/realtime.ts";
 
 let A: NamedUpstream;
 let B: NamedUpstream;
 let C: NamedUpstream;
 let ws: WsUpstreams;
+let live: RealtimeUpstream;
 
 interface Shape {
   /** Server entries of upstream app, by name: A, B, C; `weight:N`, `state:S` after a colon. */
@@ -92,6 +94,13 @@ httponly = ${shape.httponly ?? false}
 
 [upstreams.chat]
 servers = ["${ws.address("W")}"]
+
+[upstreams.live]
+servers = ["${live.address}"]
+
+[[routes]]
+path = "/ticks"
+upstream = "live"
 
 [[routes]]
 path = "/"
@@ -166,12 +175,14 @@ describe("reload", () => {
       startNamedUpstream("C"),
     ]);
     ws = await startWsUpstreams(["W"]);
+    live = await startRealtimeUpstream();
   });
   afterEach(stopAllGateways);
   after(async () => {
     await stopAllGateways();
     await closeAllUpstreams();
     await stopAllNodeUpstreams();
+    await live.close();
   });
 
   it("POST /api/v1/reload adds and removes a server, changes weights and a cookie attribute", async () => {
@@ -386,6 +397,40 @@ describe("reload", () => {
     assert.equal((await ask(gw.port)).status, 200);
   });
 
+  it("reload_max_age cuts the old generation's streams and WebSockets that long after a reload, not the new ones", async () => {
+    const shape: Shape = { servers: ["A"], server: `reload_max_age = "1s"` };
+    const { gw, adminPort, write } = await start(shape);
+    const oldStream = sseStream(gw.port);
+    const oldSocket = await rawWebSocket(gw.port, { path: "/chat" });
+    await oldStream.events(2);
+    write({ ...shape, httponly: true });
+    assert.equal((await reload(adminPort)).status, 200);
+    const reloadedAt = Date.now();
+    const newStream = sseStream(gw.port);
+    const newSocket = await rawWebSocket(gw.port, { path: "/chat" });
+    // Both old ones still work right after the reload…
+    oldSocket.send("whoami");
+    assert.equal(await oldSocket.nextText(), "W");
+    const before = oldStream.received();
+    await sleep(300);
+    assert.ok(oldStream.received() > before, "the old stream still flows after the reload");
+    // …and end about 1 s after it: the stream cut (no terminating chunk), the WebSocket with 1001.
+    const close = await oldSocket.next(3000);
+    assert.deepEqual(close.type === "close" && close.code, 1001, "a close frame, 1001");
+    await oldStream.ended;
+    const took = Date.now() - reloadedAt;
+    assert.ok(took >= 800 && took < 3000, `cut ${took} ms after the reload`);
+    assert.equal(oldStream.complete(), false);
+    // The new generation's are untouched.
+    const flowing = newStream.received();
+    await sleep(400);
+    assert.ok(newStream.received() > flowing, "the new stream flows on");
+    newSocket.send("whoami");
+    assert.equal(await newSocket.nextText(), "W");
+    newSocket.close(1000);
+    newStream.stop();
+  });
+
   it("with workers = 2 both threads switch", async () => {
     const { gw, adminPort, write } = await start({ servers: ["A", "B"], workers: 2 });
     write({ servers: ["A", "C"], workers: 2, httponly: true });
@@ -439,4 +484,45 @@ function get(
     req.on("error", reject);
     req.end();
   });
+}
+
+/** An SSE stream of an event every 50 ms for 20 s through the gateway (/ticks). */
+function sseStream(port: number) {
+  let received = 0;
+  let complete = false;
+  const waiters: { count: number; resolve: () => void }[] = [];
+  let stop = () => {};
+  const ended = new Promise<void>((resolve, reject) => {
+    const req = httpRequest({
+      host: "127.0.0.1",
+      port,
+      path: "/ticks?every=50&count=400",
+      agent: false,
+    }, (res) => {
+      res.on("data", (chunk: Buffer) => {
+        received += chunk.toString("utf8").split("\n\n").length - 1;
+        for (const w of waiters.filter((w) => received >= w.count)) w.resolve();
+      });
+      res.on("end", () => complete = res.complete);
+      res.on("close", () => {
+        complete = res.complete;
+        resolve();
+      });
+      res.on("error", () => {});
+    });
+    req.on("error", reject);
+    req.end();
+    stop = () => req.destroy();
+  });
+  return {
+    ended,
+    received: () => received,
+    complete: () => complete,
+    stop: () => stop(),
+    events: (count: number) =>
+      new Promise<void>((resolve) => {
+        if (received >= count) resolve();
+        else waiters.push({ count, resolve });
+      }),
+  };
 }
