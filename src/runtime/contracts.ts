@@ -123,6 +123,11 @@ export interface Listener {
   readonly port: number;
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes the rest. */
   stop(graceMs: number): Promise<void>;
+  /**
+   * Stops accepting and nothing else: the open connections are served as before until they end
+   * (a reload moved the listener to a new address or certificate).
+   */
+  retire(): void;
 }
 
 export interface ListenOptions {

@@ -97,6 +97,11 @@ function denoRuntime(Deno: any): Runtime {
                   async stop(graceMs: number) {
                     await Promise.race([server.shutdown(), sleep(graceMs)]);
                   },
+                  retire() {
+                    // Deno.serve has no "stop accepting" alone: its graceful shutdown, which
+                    // lets requests under way finish and closes idle keep-alive connections.
+                    void server.shutdown();
+                  },
                 });
               },
               onError: internalError,

@@ -164,6 +164,10 @@ export async function listenBunTls(
       server.close();
       await connections.stop(graceMs);
     },
+    retire() {
+      // node's close() stops accepting; open connections and sessions go on until they end.
+      server.close();
+    },
   };
 }
 

@@ -54,6 +54,7 @@ export async function listenFront(
     host: acceptor.host,
     port: acceptor.port,
     stop: (graceMs) => server.stop(graceMs),
+    retire: () => server.retire(),
   };
 }
 
@@ -64,6 +65,8 @@ class FrontServer implements ConnectionHost {
   authority = "";
   acceptor: FrontAcceptor | undefined;
   stopping = false;
+  /** No longer accepting (a reload moved the listener); not stopping. */
+  retired = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped: (() => void) | undefined;
 
@@ -72,7 +75,7 @@ class FrontServer implements ConnectionHost {
   }
 
   accept(socket: FrontSocket): void {
-    if (this.stopping) return socket.close();
+    if (this.stopping || this.retired) return socket.close();
     const max = this.options.maxConnections;
     if (max > 0 && this.connections.size >= max) return refuse(socket);
     const connection = new Connection(this, socket);
@@ -85,6 +88,12 @@ class FrontServer implements ConnectionHost {
   release(connection: Connection): void {
     if (this.connections.delete(connection)) this.options.onClientConnection?.(-1);
     if (this.connections.size === 0) this.#stopped?.();
+  }
+
+  /** Stops accepting; the open connections go on as before (their own timeouts apply). */
+  retire(): void {
+    this.retired = true;
+    this.acceptor?.close();
   }
 
   /** Stops accepting, closes idle connections, lets the others finish for up to `graceMs`. */
