@@ -1,0 +1,95 @@
+/**
+ * The backends of the differential tests: real HTTP servers on 127.0.0.1 that say who they are
+ * (`x-upstream: NAME` and the name as the body). They look at the end of the path only, since
+ * nginx and the gateway both pass `/SCENARIO/…` on as it came:
+ *
+ *   …/set-cookie    sets a cookie of the sticky name itself (`route`, `Route`, the scenario's
+ *                   `?name=`), and two others
+ *   …/status/NNN    answers with that status
+ *   anything else   200
+ *
+ * @module
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+  /** Stops listening and drops its connections: the port now refuses. */
+  close(): Promise<void>;
+  /** Listens again on the same port. */
+  restart(): Promise<void>;
+}
+
+const running = new Set<Backend>();
+
+function answer(name: string, req: IncomingMessage, res: ServerResponse): void {
+  const url = new URL(req.url ?? "/", "http://backend");
+  res.setHeader("x-upstream", name);
+  res.setHeader("content-type", "text/plain");
+  const status = /\/status\/(\d{3})$/.exec(url.pathname);
+  if (url.pathname.endsWith("/set-cookie")) {
+    const sticky = url.searchParams.get("name") ?? "route";
+    res.setHeader("set-cookie", [
+      `${sticky}=from-backend; Path=/`,
+      "session=s1; Path=/; HttpOnly",
+      `${sticky.toUpperCase()}=upper-from-backend`,
+    ]);
+  }
+  res.writeHead(status === null ? 200 : Number(status[1]));
+  res.end(name);
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Starts backend `name` on a free loopback port. */
+export async function startBackend(name: string): Promise<Backend> {
+  const sockets = new Set<Socket>();
+  const make = () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => answer(name, req, res));
+    });
+    server.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    });
+    return server;
+  };
+  let server = make();
+  const port = await listen(server, 0);
+  let listening = true;
+  const backend: Backend = {
+    name,
+    port,
+    async close() {
+      if (!listening) return;
+      listening = false;
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async restart() {
+      if (listening) return;
+      server = make();
+      await listen(server, port);
+      listening = true;
+    },
+  };
+  running.add(backend);
+  return backend;
+}
+
+/** Closes every backend (for after hooks). */
+export async function closeAllBackends(): Promise<void> {
+  await Promise.all([...running].map((backend) => backend.close()));
+  running.clear();
+}

@@ -1,0 +1,118 @@
+/**
+ * One differential suite: the scenarios' upstreams in one nginx.conf, real nginx on it, the
+ * gateway on what the importer makes of that file (or the stand-in translation), and per
+ * scenario one test that runs its script against nginx, then against the gateway, and compares.
+ * Used by tests/e2e/nginx_differential.test.ts (the module) and
+ * tests/e2e/nginx_native_differential.test.ts (nginx 1.30's own `sticky cookie`).
+ *
+ * @module
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { type RunningGateway, startGateway, stopAllGateways } from "../support/gateway.ts";
+import {
+  type NginxKind,
+  nginxSkipReason,
+  type RunningNginx,
+  startNginx,
+  stopAllNginx,
+} from "../support/nginx.ts";
+import { type Backend, closeAllBackends, startBackend } from "./backend.ts";
+import { compareRuns, runScript, show, type Step, validValue } from "./probe.ts";
+import { type Backends, httpBody, type Scenario } from "./scenario.ts";
+import { importNginxConf, ownListener, scenarioToml, USE_IMPORTER } from "./translate.ts";
+
+export interface SuiteOptions {
+  readonly title: string;
+  readonly kind: NginxKind;
+  readonly scenarios: readonly Scenario[];
+  /**
+   * Why the gateway cannot run this suite yet (a key of issue 11 not landed), or undefined:
+   * every scenario is then skipped with it, nginx is not started.
+   */
+  readonly pending?: string;
+}
+
+/** Why `scenario` is skipped (printed, and in the test's name), or undefined. */
+function skipNote(suite: SuiteOptions, scenario: Scenario): string | undefined {
+  const reason = nginxSkipReason() ?? suite.pending ?? scenario.pending;
+  if (reason !== undefined) return reason;
+  if (scenario.undocumented !== undefined) {
+    return `skipped: an undocumented difference from nginx, for the lead to decide: ${scenario.undocumented}`;
+  }
+  return undefined;
+}
+
+/** The steps nginx answered from a backend: a scenario where none did proves nothing. */
+function answeredByBackend(steps: readonly Step[]): number {
+  return steps.flatMap((step) => step.seen).filter((seen) => seen.backend !== "-").length;
+}
+
+/** Declares the suite (describe + one it per scenario). */
+export function differentialSuite(suite: SuiteOptions): void {
+  const runnable = suite.scenarios.filter((s) => skipNote(suite, s) === undefined);
+  describe(suite.title, () => {
+    let nginx: RunningNginx | undefined;
+    let gateway: RunningGateway | undefined;
+    const backends = new Map<string, Backends>();
+
+    before(async () => {
+      if (runnable.length === 0) return;
+      for (const scenario of runnable) {
+        const own = new Map<string, Backend>();
+        for (const { backend } of scenario.servers) {
+          own.set(backend, await startBackend(backend));
+        }
+        backends.set(scenario.id, own);
+      }
+      nginx = await startNginx(
+        suite.kind,
+        (port) => httpBody(runnable, backends, suite.kind, port),
+      );
+      const toml = USE_IMPORTER
+        ? (await importNginxConf(nginx.configFile)).toml
+        : scenarioToml(runnable, backends, suite.kind);
+      gateway = await startGateway(ownListener(toml));
+    });
+    after(async () => {
+      await stopAllGateways();
+      await stopAllNginx();
+      await closeAllBackends();
+    });
+
+    for (const scenario of suite.scenarios) {
+      const note = skipNote(suite, scenario);
+      if (note !== undefined) {
+        console.log(`${suite.title} / ${scenario.id}: ${note}`);
+        it(`${scenario.id} ${scenario.title} [${note}]`, { skip: true }, () => {});
+        continue;
+      }
+      it(`${scenario.id} ${scenario.title}`, async () => {
+        const own = backends.get(scenario.id)!;
+        const theirs = await runScript(scenario, own, suite.kind, "nginx", nginx!.port);
+        const ours = await runScript(scenario, own, suite.kind, "gateway", gateway!.port);
+        assert.ok(
+          scenario.reachesNoBackend || answeredByBackend(theirs) > 0,
+          `nginx never reached a backend:\n${theirs.map((s) => s.seen.map(show)).join("\n")}\n` +
+            nginx!.errorLog(),
+        );
+        if (process.env.NGINX_DIFF_VERBOSE) {
+          for (const [i, step] of theirs.entries()) {
+            console.log(
+              `${scenario.id} ${step.label}\n  nginx:   ${
+                step.seen.map(show).join("\n           ")
+              }` +
+                `\n  gateway: ${ours[i]?.seen.map(show).join("\n           ")}`,
+            );
+          }
+        }
+        const problems = compareRuns(theirs, ours, {
+          name: scenario.sticky.name ?? "route",
+          value: (letter) => validValue(scenario, own, suite.kind, letter),
+        });
+        assert.equal(problems.join("\n\n"), "", `${scenario.id}: nginx and the gateway differ`);
+      });
+    }
+  });
+}
