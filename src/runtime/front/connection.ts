@@ -163,6 +163,15 @@ export class Connection implements BufferedInput {
     this.host.release(this);
   }
 
+  /**
+   * The stop's close of a connection with no request: a lingering close (FIN, then the client's
+   * bytes read and dropped until it closes), so a request that crossed the FIN meets no RST and
+   * the client sees a clean end it may retry on (RFC 9112 §9.3.1).
+   */
+  closeIdle(): void {
+    if (this.phase === WAITING) this.#linger();
+  }
+
   /** The sweep's 408: a head that did not arrive whole in time (the read loop stops at once). */
   timeOut(): void {
     if (this.phase !== WAITING) return this.close();
@@ -338,7 +347,9 @@ export class Connection implements BufferedInput {
     }
     this.#body = undefined;
     this.#bodyPull = undefined;
-    if (this.phase === CLOSED || this.host.stopping) return false;
+    // Stopping since the answer went out with keep-alive: the connection waits like any idle
+    // one (the stop closes it once quiet, or answers its next request with `Connection: close`).
+    if (this.phase === CLOSED) return false;
     this.phase = WAITING;
     this.idleSince = this.headSince = Date.now();
     return true;

@@ -35,6 +35,15 @@ const SWEEP_MS = 250;
 const LINGER_MS = 2000;
 /** Unread request body read and dropped after a response, at most (more: the connection closes). */
 const DISCARD_LIMIT = 1 << 20;
+/**
+ * Once stopping, a connection with no request under way is closed when it has been quiet this
+ * long: one that carries requests often sends its next one first, which is answered with
+ * `Connection: close`. Closing an idle keep-alive connection at once races the request its client
+ * may be sending right then (the request meets a closed socket and fails); a second of quiet
+ * makes that a client that waited a second and sends in the instant of the FIN. The closes are
+ * spread by the connections' own quiet (HAProxy's `close-spread-time`, without a setting).
+ */
+export const STOP_IDLE_MS = 1000;
 
 /** Starts the front on `host:port`. */
 export async function listenFront(
@@ -75,7 +84,8 @@ class FrontServer implements ConnectionHost {
   }
 
   accept(socket: FrontSocket): void {
-    if (this.stopping || this.retired) return socket.close();
+    // A connection accepted as the listener closes (stop, retire) is served, its request answered
+    // (with `Connection: close` when stopping): closing it would fail the request being sent.
     const max = this.options.maxConnections;
     if (max > 0 && this.connections.size >= max) return refuse(socket);
     const connection = new Connection(this, socket);
@@ -96,14 +106,18 @@ class FrontServer implements ConnectionHost {
     this.acceptor?.close();
   }
 
-  /** Stops accepting, closes idle connections, lets the others finish for up to `graceMs`. */
+  /**
+   * Stops accepting at once (the listening socket closes: with SO_REUSEPORT, another process on
+   * the port takes the new connections) and drains for up to `graceMs`: requests under way and
+   * heads arriving are answered with `Connection: close`; a connection with no request is closed
+   * with a lingering close once quiet for {@link STOP_IDLE_MS} (the sweep).
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.acceptor?.close();
-    for (const connection of this.connections) {
-      if (connection.phase === WAITING) connection.close();
-    }
+    this.#closeQuiet(Date.now());
     if (this.connections.size > 0) {
+      this.#timer ??= setInterval(this.#sweep, SWEEP_MS);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         this.#stopped = resolve;
@@ -116,6 +130,14 @@ class FrontServer implements ConnectionHost {
     this.#timer = undefined;
   }
 
+  /** Stopping: ends the connections with no request that have been quiet long enough. */
+  #closeQuiet(now: number): void {
+    for (const connection of this.connections) {
+      const since = quietSince(connection);
+      if (since !== undefined && now - since >= STOP_IDLE_MS) connection.closeIdle();
+    }
+  }
+
   #sweep = (): void => {
     if (this.connections.size === 0) {
       clearInterval(this.#timer);
@@ -125,6 +147,7 @@ class FrontServer implements ConnectionHost {
     const now = Date.now();
     const headerMs = this.options.clientHeaderTimeoutMs;
     const keepaliveMs = this.options.keepaliveTimeoutMs;
+    if (this.stopping) this.#closeQuiet(now);
     for (const connection of this.connections) {
       switch (connection.phase) {
         case WAITING: {
@@ -148,6 +171,12 @@ class FrontServer implements ConnectionHost {
       }
     }
   };
+}
+
+/** When `connection` went quiet, if it waits for a request with nothing of one received. */
+function quietSince(connection: Connection): number | undefined {
+  if (connection.phase !== WAITING || connection.end > connection.start) return undefined;
+  return connection.requests === 0 ? connection.headSince : connection.idleSince;
 }
 
 /** A connection over `max_connections`: 503 and closed. */
