@@ -4,7 +4,7 @@
  * shares with every worker (server states and health, the round robin, metrics: ops/).
  *
  * Messages: in `{ type: "start", file, port, buffers, thread }`, `{ type: "reopen" }` (SIGUSR1),
- * `{ type: "reload", file, text, attempt }`, `{ type: "reload_commit", attempt, buffers }`,
+ * `{ type: "reload", file, text, attempt }`, `{ type: "reload_commit", attempt, buffers, port }`,
  * `{ type: "reload_abort", attempt }` and `{ type: "stop" }`; out `{ type: "ready" }`,
  * `{ type: "failed", message }`, `{ type: "reload_prepared", attempt }`,
  * `{ type: "reloaded", attempt }`, `{ type: "reload_failed", attempt, message }` and
@@ -24,13 +24,14 @@ import { type SharedBuffers, ThreadOps } from "./ops/thread_ops.ts";
 import { SharedState } from "./state/shared_state.ts";
 import { Metrics } from "./ops/metrics/metrics.ts";
 import type { GatewayConfig } from "./config/mod.ts";
+import { listenerChanged } from "./reload/changes.ts";
 
 /** What the main thread posts to a worker. */
 export type WorkerCommand =
   | { type: "start"; file: string; port: number; buffers: SharedBuffers; thread: number }
   | { type: "reopen" }
   | { type: "reload"; file: string; text: string; attempt: number }
-  | { type: "reload_commit"; attempt: number; buffers: SharedBuffers }
+  | { type: "reload_commit"; attempt: number; buffers: SharedBuffers; port?: number }
   | { type: "reload_abort"; attempt: number }
   | { type: "stop" };
 /** What a worker posts back. */
@@ -93,6 +94,10 @@ self.onmessage = async (event) => {
     try {
       if (next === undefined || next.attempt !== attempt || instance === undefined) {
         throw new Error("no reload prepared");
+      }
+      // A listener that moves: bound on the port the main thread bound (port 0 picks one).
+      if (ops !== undefined && listenerChanged(ops.config, next.config)) {
+        await instance.bindListener(next.config, command.port);
       }
       const state = SharedState.attach(next.config, buffers.state);
       const metrics = buffers.metrics && Metrics.attach(next.config, buffers.metrics, thread);

@@ -89,9 +89,40 @@ export function sameRotation(before: Upstream, after: Upstream): boolean {
 }
 
 /**
- * The keys that changed but only apply at start, one problem each ("needs a restart"): the
- * listeners (`[server] listen`, `tls` and the limits given to them), `workers`,
- * `upstream_client`, `[admin]` and `[log]`. A reload refuses them rather than ignore them.
+ * Whether the client listener must be bound anew: its address, certificate or the limits the
+ * listener applies to its connections changed. A reload binds the new one before the old one
+ * stops accepting.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "../config/mod.ts";
+ * import { listenerChanged } from "./changes.ts";
+ *
+ * const up = `[upstreams.app]\nservers = ["127.0.0.1:9001"]\n`;
+ * const before = parseConfig(`[server]\nlisten = "127.0.0.1:8080"\n${up}`);
+ * const after = parseConfig(`[server]\nlisten = "127.0.0.1:8081"\n${up}`);
+ * if (!listenerChanged(before, after) || listenerChanged(before, before)) throw new Error();
+ * ```
+ */
+export function listenerChanged(before: GatewayConfig, after: GatewayConfig): boolean {
+  return listenerKey(before) !== listenerKey(after);
+}
+
+function listenerKey({ server }: GatewayConfig): string {
+  return JSON.stringify([
+    server.listen.text,
+    tlsKey(server.tls),
+    server.clientMaxHeaderSize,
+    server.clientHeaderTimeoutMs,
+    server.keepaliveTimeoutMs,
+    server.maxConnections,
+  ]);
+}
+
+/**
+ * The keys that changed but only apply at start, one problem each ("needs a restart"):
+ * `workers`, `reuse_port`, `upstream_client`, `[admin]` and `[log]`. A reload refuses them
+ * rather than ignore them. (The client listener's keys are reloaded: {@link listenerChanged}.)
  *
  * @example
  * ```ts
@@ -119,15 +150,9 @@ export function restartProblems(before: GatewayConfig, after: GatewayConfig): Co
   };
   const a = before.server;
   const b = after.server;
-  check("server.listen", a.listen.text, b.listen.text);
-  check("server.tls", tlsKey(a.tls), tlsKey(b.tls));
   check("server.workers", a.workers, b.workers);
   check("server.reuse_port", a.reusePort, b.reusePort);
   check("server.upstream_client", a.upstreamClient, b.upstreamClient);
-  check("server.client_max_header_size", a.clientMaxHeaderSize, b.clientMaxHeaderSize);
-  check("server.client_header_timeout", a.clientHeaderTimeoutMs, b.clientHeaderTimeoutMs);
-  check("server.keepalive_timeout", a.keepaliveTimeoutMs, b.keepaliveTimeoutMs);
-  check("server.max_connections", a.maxConnections, b.maxConnections);
   check("admin", before.admin === undefined, after.admin === undefined);
   if (before.admin !== undefined && after.admin !== undefined) {
     check("admin.listen", before.admin.listen.text, after.admin.listen.text);
@@ -145,7 +170,7 @@ function tlsKey(tls: GatewayConfig["server"]["tls"]): unknown {
   return tls === undefined ? null : [tls.certFile, tls.keyFile, tls.cert, tls.key];
 }
 
-/** A value for a message; the token and PEM text are never shown. */
+/** A value for a message; the token is never shown. */
 function shown(json: string): string {
-  return json.length > 60 || json.includes("PRIVATE KEY") ? "(another value)" : json;
+  return json.length > 60 ? "(another value)" : json;
 }

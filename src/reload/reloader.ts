@@ -23,7 +23,14 @@ import type { ReloadAnswer } from "../ops/admin/view.ts";
 import type { ReloadFigures } from "../ops/metrics/render.ts";
 import { logEvent } from "../ops/log/events.ts";
 import type { WorkerCommand, WorkerReport } from "../worker.ts";
-import { type ConfigChanges, configChanges, restartProblems, sameRotation } from "./changes.ts";
+import {
+  type ConfigChanges,
+  configChanges,
+  listenerChanged,
+  restartProblems,
+  sameRotation,
+} from "./changes.ts";
+import type { Listener } from "../runtime/contracts.ts";
 import { ReloadQueue } from "./queue.ts";
 
 /** Validates config text the way start does (serve.ts's `loadServableConfig`). */
@@ -145,6 +152,20 @@ export class Reloader {
     }
     const changes = configChanges(before, config);
     const generation = this.#generation + 1;
+    // A listener that moves is bound first, beside the running one: if it cannot be, nothing
+    // changes. It takes over at the swap.
+    let bound: Listener | undefined;
+    if (listenerChanged(before, config)) {
+      try {
+        // The same address (a new certificate or limits): the port bound now, also when the
+        // file says port 0.
+        const samePort = config.server.listen.text === before.server.listen.text;
+        bound = await instance.bindListener(config, samePort ? instance.listener.port : undefined);
+      } catch (error) {
+        abort();
+        return this.#refuse(trigger, [bindProblem(before, config, error)]);
+      }
+    }
 
     // The checks stop before the state is copied: none may write the old one after.
     await instance.pauseChecks();
@@ -159,11 +180,13 @@ export class Reloader {
       refused = await prepared;
     } catch (error) {
       abort();
+      if (bound !== undefined) await instance.dropListener();
       await instance.resumeChecks();
       throw error;
     }
     if (refused.length > 0) {
       abort();
+      if (bound !== undefined) await instance.dropListener();
       await instance.resumeChecks();
       return this.#refuse(trigger, refused.map((message) => ({ path: "", message })));
     }
@@ -172,7 +195,13 @@ export class Reloader {
     state.catchUp();
     await instance.reload(config, state, metrics);
     const buffers = { state: state.buffers, metrics: metrics?.buffers };
-    const failed = await this.#tellWorkers({ type: "reload_commit", attempt, buffers });
+    const failed = await this.#tellWorkers({
+      type: "reload_commit",
+      attempt,
+      buffers,
+      port: bound?.port,
+    });
+    const listen = bound && shownAddress(bound);
     this.#published = metrics;
     this.#generation = generation;
     this.#ok++;
@@ -183,12 +212,13 @@ export class Reloader {
       added: count(changes.added),
       removed: count(changes.removed),
       changed: count(changes.changed),
+      ...(listen === undefined ? {} : { listen }),
       // From reading the file to the last thread's swap (the issue's target: 50 ms for 1,000
       // servers); a new server's first health check is part of it.
       duration_ms: Math.round((performance.now() - started) * 10) / 10,
       ...(failed.length === 0 ? {} : { workers_failed: failed.join("; ") }),
     });
-    return { ok: true, generation, changes };
+    return { ok: true, generation, changes, ...(listen === undefined ? {} : { listen }) };
   }
 
   #refuse(trigger: ReloadTrigger, problems: readonly ConfigProblem[]): ReloadAnswer {
@@ -248,6 +278,26 @@ export class Reloader {
       })
     )).then((failures) => failures.filter((f): f is string => f !== undefined));
   }
+}
+
+/** Why the new listener could not be bound (the running one stays). */
+function bindProblem(before: GatewayConfig, after: GatewayConfig, error: unknown): ConfigProblem {
+  const samePort = before.server.listen.port === after.server.listen.port;
+  const reused = before.server.reusePort || before.server.workers > 1;
+  const hint = samePort && !reused
+    ? "; the running listener holds the port without SO_REUSEPORT (reuse_port = false): a restart applies it"
+    : "";
+  return {
+    path: "server.listen",
+    message: `cannot listen on ${after.server.listen.text}: ${
+      (error as Error).message
+    }${hint}; the running listener on ${before.server.listen.text} stays`,
+  };
+}
+
+/** `host:port` as bound, IPv6 in brackets. */
+function shownAddress({ host, port }: Listener): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function count(servers: ConfigChanges["added"]): number {

@@ -18,6 +18,7 @@ import type { SharedState } from "../state/shared_state.ts";
 import type { Metrics } from "../ops/metrics/metrics.ts";
 
 export interface Instance {
+  /** The client listener serving now (a reload may move it). */
   readonly listener: Listener;
   /** The admin listener (main thread, with `[admin]`). */
   readonly admin: Listener | undefined;
@@ -33,6 +34,15 @@ export interface Instance {
   reload(config: GatewayConfig, state: SharedState, metrics: Metrics | undefined): Promise<void>;
   /** Main thread, when a reload stopped before its swap: the checks go on on the running state. */
   resumeChecks(): Promise<void>;
+  /**
+   * Binds the client listener `config` asks for, beside the running one (a reload that changes
+   * the address, certificate or connection limits), with `port` for a port 0 the main thread
+   * has bound already. It takes over at the next {@link reload}. Throws when it cannot listen;
+   * the running listener is untouched.
+   */
+  bindListener(config: GatewayConfig, port?: number): Promise<Listener>;
+  /** A reload that bound a listener stopped before its swap: the new listener stops. */
+  dropListener(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes upstreams. */
   stop(): Promise<void>;
 }
@@ -81,15 +91,26 @@ export async function startInstance(
     onRequestDone: ops.onRequestDone,
     webSocketTransport: upgrades,
   });
-  const listener = await runtime.listen(options.address ?? config.server.listen, gateway.handle, {
-    reusePort: config.server.workers > 1 || config.server.reusePort,
-    tls: config.server.tls,
-    clientMaxHeaderSize: config.server.clientMaxHeaderSize,
-    clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,
-    keepaliveTimeoutMs: config.server.keepaliveTimeoutMs,
-    maxConnections: config.server.maxConnections,
-    onClientConnection: ops.metrics && ops.onClientConnection,
-  });
+  const listen = (next: GatewayConfig, address: Address) =>
+    runtime.listen(address, gateway.handle, {
+      reusePort: next.server.workers > 1 || next.server.reusePort,
+      tls: next.server.tls,
+      clientMaxHeaderSize: next.server.clientMaxHeaderSize,
+      clientHeaderTimeoutMs: next.server.clientHeaderTimeoutMs,
+      keepaliveTimeoutMs: next.server.keepaliveTimeoutMs,
+      maxConnections: next.server.maxConnections,
+      onClientConnection: ops.metrics && ops.onClientConnection,
+    });
+  let listener = await listen(config, options.address ?? config.server.listen);
+  /** Bound by a reload under way, serving beside `listener` until the swap. */
+  let nextListener: Listener | undefined;
+  /** Listeners a reload moved away from: their connections are served until they end. */
+  const retired: Listener[] = [];
+  const dropListener = async () => {
+    const bound = nextListener;
+    nextListener = undefined;
+    await bound?.stop(ops.config.server.gracePeriodMs);
+  };
   let admin: Listener | undefined;
   try {
     admin = main ? await startAdmin(config, runtime, ops, options.control) : undefined;
@@ -101,8 +122,17 @@ export async function startInstance(
     );
   }
   return {
-    listener,
+    get listener() {
+      return listener;
+    },
     admin,
+    async bindListener(next, port) {
+      await dropListener();
+      const address = port === undefined ? next.server.listen : { ...next.server.listen, port };
+      nextListener = await listen(next, address);
+      return nextListener;
+    },
+    dropListener,
     async pauseChecks() {
       await checker?.stop();
       drained = checker?.drainedByChecks() ?? drained;
@@ -126,6 +156,14 @@ export async function startInstance(
         await checker?.firstRound();
       }
       gateway.reload(next, state);
+      if (nextListener !== undefined) {
+        // The new listener accepts already; the old one stops accepting, and its connections
+        // are served on (the new generation's requests) until they end.
+        listener.retire();
+        retired.push(listener);
+        listener = nextListener;
+        nextListener = undefined;
+      }
       const servers = [...next.upstreams.values()].flatMap((u) => u.servers);
       if (transport instanceof Http1Transport) transport.retain(servers);
       if (upgrades !== transport) upgrades.retain(servers);
@@ -135,7 +173,12 @@ export async function startInstance(
       // Open WebSocket sessions would hold the stop for the whole grace period: close them
       // (1001, both ways) while in-flight requests finish.
       gateway.webSockets?.closeAll();
-      await Promise.all([listener.stop(ops.config.server.gracePeriodMs), admin?.stop(0)]);
+      await Promise.all([
+        listener.stop(ops.config.server.gracePeriodMs),
+        nextListener?.stop(0),
+        ...retired.map((old) => old.stop(ops.config.server.gracePeriodMs)),
+        admin?.stop(0),
+      ]);
       transport.close();
       upgrades.close();
       await ops.close();

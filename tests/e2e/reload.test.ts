@@ -18,6 +18,7 @@ import {
   startGateway,
   stopAllGateways,
   withEphemeralListen,
+  withTimeout,
 } from "../support/gateway.ts";
 import { ask, md5, rawRequest, type RawResponse } from "../support/http.ts";
 import { closeAllUpstreams, type NamedUpstream, startNamedUpstream } from "../support/upstreams.ts";
@@ -28,6 +29,10 @@ import {
 } from "../support/node_upstreams.ts";
 import { rawWebSocket } from "../support/ws_client.ts";
 import { type RealtimeUpstream, startRealtimeUpstream } from "../support/realtime.ts";
+import { httpsGet, makeCertificates } from "../support/tls.ts";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 
 let A: NamedUpstream;
 let B: NamedUpstream;
@@ -431,6 +436,80 @@ describe("reload", () => {
     newStream.stop();
   });
 
+  it("a changed listen is bound before the old one stops accepting; its open connections are served on; a bind failure keeps it", async () => {
+    const shape = (listen: string, server = "A"): Shape => ({
+      servers: [server],
+      workers: 2,
+      server: `listen = "${listen}"`,
+    });
+    const { gw, adminPort, write } = await start(shape("127.0.0.1:0"));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    assert.equal((await get(gw.port, agent, undefined)).status, 200);
+
+    write(shape("127.0.0.2:0", "B"));
+    const moved = await reload(adminPort);
+    assert.equal(moved.status, 200, JSON.stringify(moved.body));
+    const listen = String(moved.body.listen);
+    assert.match(listen, /^127\.0\.0\.2:\d+$/);
+    const newPort = Number(listen.split(":")[1]);
+    // Every thread listens on the new address (new connections spread over both).
+    for (let i = 0; i < 20; i++) {
+      assert.equal(await statusAt("127.0.0.2", newPort), 200, `request ${i} on the new address`);
+    }
+    // The old address takes no new connection…
+    await assert.rejects(rawRequest(gw.port, { path: "/" }), /ECONNREFUSED/);
+    // …but the keep-alive connection opened before is served on, by the new generation.
+    const kept = await get(gw.port, agent, undefined);
+    assert.equal(kept.status, 200);
+    assert.equal(kept.upstream, "B", "the new generation answers it");
+    agent.destroy();
+
+    // A port another process holds (without SO_REUSEPORT): 400, and the listener stays.
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const busy = (blocker.address() as AddressInfo).port;
+    try {
+      write(shape(`127.0.0.1:${busy}`, "B"));
+      const refused = await reload(adminPort);
+      assert.equal(refused.status, 400);
+      const problems = refused.body.problems as { path: string; message: string }[];
+      assert.equal(problems[0].path, "server.listen");
+      assert.match(problems[0].message, /cannot listen on 127\.0\.0\.1:\d+: .*running listener/);
+      assert.equal(await statusAt("127.0.0.2", newPort), 200);
+      assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), 1);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+
+  it("new certificate files apply to new TLS connections without a restart; open ones go on", async () => {
+    const first = makeCertificates();
+    const second = makeCertificates();
+    try {
+      const shape = (certs: typeof first): Shape => ({
+        servers: ["A"],
+        server: `tls = { cert = "${certs.certFile}", key = "${certs.keyFile}" }`,
+      });
+      const { gw, adminPort, write } = await start(shape(first));
+      const open = await tlsKeepAlive(gw.port, first.ca);
+      assert.match(await open.get(), /^HTTP\/1\.1 200/);
+      write(shape(second));
+      const renewed = await reload(adminPort);
+      assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+      // New connections get the new certificate (the old CA no longer verifies it)…
+      assert.equal((await httpsGet(gw.port, { ca: second.ca })).status, 200);
+      await assert.rejects(httpsGet(gw.port, { ca: first.ca }), /certificate|self.signed|verify/i);
+      // The runtimes' TLS servers cannot stop accepting alone: Deno.serve's graceful shutdown
+      // and node's close() on Bun close the old listener's idle keep-alive connections, between
+      // requests (README, "Reloading and restarting"); the plain-HTTP front keeps them (above).
+      await withTimeout(open.closed, 5000, "the old idle TLS connection closed");
+      open.close();
+    } finally {
+      first.remove();
+      second.remove();
+    }
+  });
+
   it("with workers = 2 both threads switch", async () => {
     const { gw, adminPort, write } = await start({ servers: ["A", "B"], workers: 2 });
     write({ servers: ["A", "C"], workers: 2, httponly: true });
@@ -525,4 +604,55 @@ function sseStream(port: number) {
         else waiters.push({ count, resolve });
       }),
   };
+}
+
+/** A keep-alive TLS connection to 127.0.0.1:`port`: `get()` sends GET / and returns the head. */
+async function tlsKeepAlive(port: number, ca: string) {
+  const socket = tlsConnect({ host: "127.0.0.1", port, ca, ALPNProtocols: ["http/1.1"] });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("secureConnect", resolve);
+    socket.once("error", reject);
+  });
+  let buffered = "";
+  let waiting: (() => void) | undefined;
+  socket.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString("latin1");
+    waiting?.();
+  });
+  return {
+    async get(): Promise<string> {
+      buffered = "";
+      socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const end = buffered.indexOf("\r\n\r\n");
+        if (end >= 0) {
+          const length = /content-length: *(\d+)/i.exec(buffered.slice(0, end));
+          if (length !== null && buffered.length >= end + 4 + Number(length[1])) {
+            return buffered;
+          }
+          if (length === null && buffered.endsWith("\r\n0\r\n\r\n")) return buffered;
+        }
+        if (Date.now() > deadline) throw new Error(`no whole answer: ${buffered}`);
+        await new Promise<void>((resolve) => {
+          waiting = resolve;
+          setTimeout(resolve, 50);
+        });
+      }
+    },
+    close: () => socket.destroy(),
+    closed: new Promise<void>((resolve) => socket.once("close", () => resolve())),
+  };
+}
+
+/** The status of GET / on a new connection to `host:port`. */
+function statusAt(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host, port, path: "/", agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }

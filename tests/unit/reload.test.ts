@@ -10,7 +10,12 @@ import { SharedState } from "../../src/state/shared_state.ts";
 import { Metrics } from "../../src/ops/metrics/metrics.ts";
 import { renderMetrics } from "../../src/ops/metrics/render.ts";
 import type { RequestRecord } from "../../src/proxy/request_record.ts";
-import { configChanges, restartProblems, sameRotation } from "../../src/reload/changes.ts";
+import {
+  configChanges,
+  listenerChanged,
+  restartProblems,
+  sameRotation,
+} from "../../src/reload/changes.ts";
 import { ReloadQueue } from "../../src/reload/queue.ts";
 
 /** A config with `servers` (TOML array items) in upstream app, and what else is given. */
@@ -93,12 +98,32 @@ describe("reload: what needs a restart", () => {
       `[server]\nlisten = "127.0.0.1:8081"\nworkers = 2\nupstream_client = "fetch"\n`,
     );
     const problems = restartProblems(before, after);
-    assert.deepEqual(problems.map((p) => p.path), [
-      "server.listen",
-      "server.workers",
-      "server.upstream_client",
-    ]);
-    assert.match(problems[1].message, /from 1 to 2: needs a restart/);
+    assert.deepEqual(problems.map((p) => p.path), ["server.workers", "server.upstream_client"]);
+    assert.match(problems[0].message, /from 1 to 2: needs a restart/);
+    const reused = config(
+      A,
+      `[server]\nlisten = "127.0.0.1:8080"\nworkers = 1\nreuse_port = false\n`,
+    );
+    assert.deepEqual(restartProblems(before, reused).map((p) => p.path), ["server.reuse_port"]);
+  });
+
+  it("the client listener's address and limits are reloaded: a new listener, no restart", () => {
+    const before = config(A, `[server]\nlisten = "127.0.0.1:8080"\n`);
+    for (
+      const line of [
+        `listen = "127.0.0.1:8081"`,
+        `listen = "127.0.0.1:8080"\nmax_connections = 5`,
+        `listen = "127.0.0.1:8080"\nkeepalive_timeout = "5s"`,
+        `listen = "127.0.0.1:8080"\nclient_header_timeout = "5s"`,
+        `listen = "127.0.0.1:8080"\nclient_max_header_size = "8k"`,
+      ]
+    ) {
+      const after = config(A, `[server]\n${line}\n`);
+      assert.deepEqual(restartProblems(before, after), [], line);
+      assert.equal(listenerChanged(before, after), true, line);
+    }
+    const timeouts = config(A, `[server]\nlisten = "127.0.0.1:8080"\nread_timeout = "5s"\n`);
+    assert.equal(listenerChanged(before, timeouts), false);
   });
 
   it("refuses adding or moving the admin listener, and a new token, without showing it", () => {

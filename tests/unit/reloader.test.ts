@@ -84,6 +84,14 @@ function setUp(text: string) {
       swaps.push(next);
       return Promise.resolve();
     },
+    bindListener: () => {
+      calls.push("bind");
+      return Promise.resolve({ host: "127.0.0.1", port: 1 } as Listener);
+    },
+    dropListener: () => {
+      calls.push("drop");
+      return Promise.resolve();
+    },
     stop: () => Promise.resolve(),
   };
   const worker = new FakeWorker();
@@ -187,11 +195,11 @@ describe("Reloader", () => {
   it("refuses a key that needs a restart, and a file that is gone", async () => {
     const { file, ops, reloader } = setUp(toml(A));
     const before = ops.config;
-    writeFileSync(file, toml(A, `max_connections = 5`));
+    writeFileSync(file, toml(A, `upstream_client = "fetch"`));
     const restart = await reloader.reload("api");
     assert.equal(restart.ok, false);
     if (!restart.ok) {
-      assert.equal(restart.problems[0].path, "server.max_connections");
+      assert.equal(restart.problems[0].path, "server.upstream_client");
       assert.match(restart.problems[0].message, /needs a restart/);
     }
     rmSync(file);

@@ -160,7 +160,11 @@ export function createAdminHandler(
       await request.body?.cancel();
       const answer = await view.reload();
       return answer.ok
-        ? json(200, { generation: answer.generation, changes: answer.changes })
+        ? json(200, {
+          generation: answer.generation,
+          changes: answer.changes,
+          ...(answer.listen === undefined ? {} : { listen: answer.listen }),
+        })
         : json(400, {
           error: "the config has problems; the running one stays",
           generation: answer.generation,

@@ -102,6 +102,8 @@ export type ReloadAnswer =
   | {
     readonly ok: true;
     readonly generation: number;
+    /** Where the client listener moved to (`host:port` as bound), when the reload moved it. */
+    readonly listen?: string;
     readonly changes: {
       readonly added: Readonly<Record<string, readonly string[]>>;
       readonly removed: Readonly<Record<string, readonly string[]>>;
