@@ -2,6 +2,7 @@
  * sticky-gateway: the command line.
  *
  *   sticky-gateway --config FILE [--check] [--demo] [--watch]
+ *   sticky-gateway import NGINX_CONF [-o FILE]
  *   sticky-gateway --version | --help
  *
  * Exit status: 0 normal stop, 1 could not start (e.g. port in use), 2 bad config or arguments.
@@ -14,12 +15,14 @@ import { ConfigError, type GatewayConfig } from "./config/mod.ts";
 import { checkSummary } from "./config/summary.ts";
 import { currentRuntime } from "./runtime/runtime.ts";
 import { loadServableConfig, serve } from "./serve.ts";
+import { IMPORT_USAGE, runImport } from "./import/cli.ts";
 
 const USAGE =
   `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
 
 Usage:
   sticky-gateway --config FILE [--check] [--demo] [--watch]
+  sticky-gateway import NGINX_CONF [-o FILE]
   sticky-gateway --version | --help
 
 Options:
@@ -29,6 +32,11 @@ Options:
   --watch         reload the config when its file changes (as SIGHUP and POST /api/v1/reload do)
   --version       print the version
   --help          print this help
+
+Commands:
+  ${IMPORT_USAGE}
+                  (TOML on stdout or in FILE, written whole or not at all; warnings on stderr;
+                  exit 0, or 2 when the nginx config cannot be read or parsed)
 `;
 
 interface Options {
@@ -59,6 +67,7 @@ function parseArguments(args: readonly string[]): Options | string {
 }
 
 async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === "import") return runImport(args.slice(1));
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(USAGE);
     return 0;
