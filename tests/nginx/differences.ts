@@ -108,7 +108,8 @@ export const SINGLE_SERVER_COOKIE: Difference = {
 export const BACKEND_SET_COOKIE: Difference = {
   id: "backend-set-cookie",
   readme: `README "Bugs of v1.3.0 we fixed" 4`,
-  nginx: "the backend's own Set-Cookie for the sticky name is passed on beside the sticky one",
+  nginx: "the backend's own Set-Cookie for the sticky name is passed on beside the sticky one " +
+    "(the module and nginx 1.30's `sticky cookie` alike)",
   ours: "the backend's Set-Cookie for the sticky name is dropped (its other cookies pass)",
   check(nginx, ours, context) {
     for (const [i, n] of nginx.entries()) {
@@ -148,21 +149,36 @@ export const RR_ORDER_UNAVAILABLE: Difference = {
   },
 };
 
+/** nginx finds the value invalid (balances, new cookie); the gateway pins with it (no cookie). */
+function invalidThereValidHere(
+  nginx: readonly Seen[],
+  ours: readonly Seen[],
+  context: DifferenceContext,
+): string | undefined {
+  for (const [i, n] of nginx.entries()) {
+    const g = ours[i];
+    if (n.status !== 200 || sticky(n, context.name).length !== 1) {
+      return "nginx did not treat it as invalid (balanced, new cookie)";
+    }
+    if (g.status !== 200 || g.cookies.length !== 0) return "the gateway did not pin it";
+  }
+  return undefined;
+}
+
 export const COOKIE_COMMA: Difference = {
   id: "cookie-comma",
   readme: `README "Small differences in reading cookies"`,
   nginx: "a cookie value runs to the next `;`: `route=B,x` is `B,x`, invalid",
   ours: 'a value also ends at `,` (Deno and Bun join Cookie lines with ", "): `route=B,x` is B',
-  check(nginx, ours, context) {
-    for (const [i, n] of nginx.entries()) {
-      const g = ours[i];
-      if (n.status !== 200 || sticky(n, context.name).length !== 1) {
-        return "nginx did not treat it as invalid (balanced, new cookie)";
-      }
-      if (g.status !== 200 || g.cookies.length !== 0) return "the gateway did not pin it";
-    }
-    return undefined;
-  },
+  check: invalidThereValidHere,
+};
+
+export const COOKIE_TAB: Difference = {
+  id: "cookie-tab",
+  readme: `README "Deliberate differences that remain": tabs in Cookie`,
+  nginx: "a tab at the end of a Cookie line is part of the value: `route=B<TAB>` is invalid",
+  ours: "leading and trailing blanks and tabs of a header value are trimmed (RFC 9110): it is B",
+  check: invalidThereValidHere,
 };
 
 /** Every documented difference the tests know, for the notes and for a glance. */
@@ -173,4 +189,5 @@ export const DIFFERENCES: readonly Difference[] = [
   BACKEND_SET_COOKIE,
   RR_ORDER_UNAVAILABLE,
   COOKIE_COMMA,
+  COOKIE_TAB,
 ];

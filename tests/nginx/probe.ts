@@ -95,19 +95,33 @@ export function cookieDate(text: string): number {
   return ms / 1000;
 }
 
+/** The form of a cookie date, its digits as letters: `Www, DD-Mon-YY HH:MM:SS GMT`. */
+function dateForm(date: string): string {
+  const year = COOKIE_DATE.exec(date)?.[4] ?? "";
+  return `Www, DD-Mon-${"Y".repeat(year.length)} HH:MM:SS GMT`;
+}
+
 /**
- * `line` with its Expires date replaced by `<now+Ns>` when it is within a second of the request's
- * time + `lifetime`, else by what is wrong with it (so the comparison shows it).
+ * `line` with its Expires date replaced by `<now+Ns as FORM>` when it is within a second of the
+ * request's time + `lifetime` (FORM keeps the year's digit count, which nginx 1.30 and the
+ * module write differently), else by what is wrong with it (so the comparison shows it).
+ * `lifetime` "max" keeps the date as it is (nginx 1.30's fixed 2037 one).
  */
-function normalizeExpires(line: string, lifetime: number | undefined, t0: number, t1: number) {
+function normalizeExpires(
+  line: string,
+  lifetime: number | "max" | undefined,
+  t0: number,
+  t1: number,
+): string {
   return line.replace(/(; [Ee]xpires=)([^;]+)/, (_, attr: string, date: string) => {
+    if (lifetime === "max") return `${attr}${date}`;
     if (lifetime === undefined) return `${attr}<unexpected: ${date}>`;
     const at = cookieDate(date);
     if (Number.isNaN(at)) return `${attr}<not a cookie date: ${date}>`;
     const low = Math.floor(t0 / 1000) + lifetime - 1;
     const high = Math.floor(t1 / 1000) + lifetime + 1;
     if (at < low || at > high) return `${attr}<${date}: not now+${lifetime}s>`;
-    return `${attr}<now+${lifetime}s>`;
+    return `${attr}<now+${lifetime}s as ${dateForm(date)}>`;
   });
 }
 
@@ -154,9 +168,7 @@ export async function runScript(
   const steps: Step[] = [];
   const name = scenario.sticky.name ?? "route";
   const expires = scenario.sticky.expires;
-  const lifetime = expires === undefined || expires === "max"
-    ? undefined
-    : lifetimeSeconds(expires);
+  const lifetime = expires === undefined || expires === "max" ? expires : lifetimeSeconds(expires);
   const one = async (options: AskOptions): Promise<Got> => {
     const base = options.host !== undefined
       ? "/"

@@ -17,6 +17,9 @@ export interface ServerSpec {
   readonly backend: string;
   readonly spelling?: Spelling;
   readonly weight?: number;
+  readonly maxFails?: number;
+  /** As written in nginx.conf ("1s"). */
+  readonly failTimeout?: string;
   readonly down?: boolean;
   readonly backup?: boolean;
   /** nginx 1.30's `route=` server parameter. */
@@ -101,6 +104,8 @@ export function upstreamBlock(
     const params = [
       addressText(spec, portOf(backends, spec.backend)),
       ...(spec.weight === undefined ? [] : [`weight=${spec.weight}`]),
+      ...(spec.maxFails === undefined ? [] : [`max_fails=${spec.maxFails}`]),
+      ...(spec.failTimeout === undefined ? [] : [`fail_timeout=${spec.failTimeout}`]),
       ...(spec.route === undefined ? [] : [`route=${spec.route}`]),
       ...(spec.down ? ["down"] : []),
       ...(spec.backup ? ["backup"] : []),

@@ -62,6 +62,8 @@ const quote = (text: string) => JSON.stringify(text);
 function serverEntry(spec: ServerSpec, backends: Backends): string {
   const fields = [`address = ${quote(addressText(spec, backends.get(spec.backend)!.port))}`];
   if (spec.weight !== undefined) fields.push(`weight = ${spec.weight}`);
+  if (spec.maxFails !== undefined) fields.push(`max_fails = ${spec.maxFails}`);
+  if (spec.failTimeout !== undefined) fields.push(`fail_timeout = ${quote(spec.failTimeout)}`);
   if (spec.down) fields.push("down = true");
   if (spec.backup) fields.push("backup = true");
   if (spec.route !== undefined) fields.push(`route = ${quote(spec.route)}`);
@@ -85,7 +87,8 @@ function stickyTable(scenario: Scenario, kind: "module" | "native"): string[] {
   if (s.secure) lines.push("secure = true");
   if (s.httponly) lines.push("httponly = true");
   if (s.samesite !== undefined) {
-    lines.push(`samesite = ${quote(s.samesite[0].toUpperCase() + s.samesite.slice(1))}`);
+    // nginx 1.30 writes it as given (format = "nginx" takes any case); the module has none.
+    lines.push(`samesite = ${quote(s.samesite)}`);
   }
   if (s.noFallback) lines.push("no_fallback = true");
   return lines;
