@@ -11,6 +11,18 @@ import { BACKEND_SET_COOKIE, RR_ORDER_UNAVAILABLE } from "./differences.ts";
 import type { Probe } from "./probe.ts";
 import type { Scenario, ServerSpec, StickySpec } from "./scenario.ts";
 
+/** The route keys (issue 11, /work/notes/spec11-keys.md) as nginx's `sticky route` imports. */
+const ROUTES = {
+  what: "route stickiness (servers' route, route_from, cookie = false)",
+  toml: `[upstreams.u]
+servers = [{ address = "127.0.0.1:9", route = "n1" }, { address = "127.0.0.1:10", route = "n2" }]
+[upstreams.u.sticky]
+cookie = false
+route_from = ["cookie:jsessionid", "header:X-Route", "query:r"]
+route_delimiter = ""
+`,
+};
+
 const three: ServerSpec[] = [{ backend: "A" }, { backend: "B" }, { backend: "C" }];
 
 /** A new client, then pinned by the cookie it got, then by each computed value. */
@@ -189,6 +201,53 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
         path: "set-cookie",
         cookies: [`route=${p.value("C")}`],
       }, BACKEND_SET_COOKIE);
+    },
+  },
+  {
+    id: "n15",
+    title: "`sticky route $cookie_jsessionid $http_x_route $arg_r;`: no cookie of its own",
+    servers: [
+      { backend: "A", route: "n1" },
+      { backend: "B", route: "n2" },
+      { backend: "C", route: "n3" },
+    ],
+    sticky: { routeVars: ["$cookie_jsessionid", "$http_x_route", "$arg_r"] },
+    requires: ROUTES,
+    async script(p) {
+      await p.round("no route: round robin, never a Set-Cookie", 3);
+      await p.ask("a route naming nobody → round robin", { cookies: ["jsessionid=n9"] });
+      await p.ask("a Tomcat-style value is compared whole → round robin", {
+        cookies: ["jsessionid=abc.n2"],
+      });
+      // Routed requests last: nginx 1.30 counts them in its round robin (n03).
+      await p.ask("the cookie's route → B", { cookies: ["jsessionid=n2"] });
+      await p.ask("the header's route → C", { headers: [["X-Route", "n3"]] });
+      await p.ask("the query's route → B", { path: "x?r=n2" });
+      await p.ask("the query's name is case-insensitive → A", { path: "x?a=1&R=n1" });
+      await p.ask("the first non-empty variable wins → C", {
+        cookies: ["jsessionid="],
+        headers: [["X-Route", "n3"]],
+      });
+      await p.ask("the cookie comes before the header → A", {
+        cookies: ["jsessionid=n1"],
+        headers: [["X-Route", "n3"]],
+      });
+    },
+  },
+  {
+    id: "n16",
+    title: "`sticky route $cookie_route;`, B down: its route falls back",
+    servers: [
+      { backend: "A", route: "a" },
+      { backend: "B", route: "b", down: true },
+      { backend: "C", route: "c" },
+    ],
+    sticky: { routeVars: ["$cookie_route"] },
+    requires: ROUTES,
+    async script(p) {
+      await p.ask("B's route (down) → another server", { cookies: ["route=b"] });
+      await p.round("new clients skip B", 3, {}, RR_ORDER_UNAVAILABLE);
+      await p.ask("C's route → C", { cookies: ["route=c"] });
     },
   },
 ];

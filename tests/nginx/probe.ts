@@ -39,6 +39,8 @@ export interface AskOptions {
   /** A Host header (the server-level no_fallback block's name). */
   readonly host?: string;
   readonly cookies?: readonly string[];
+  /** More request header lines. */
+  readonly headers?: readonly [string, string][];
   readonly method?: string;
 }
 
@@ -180,7 +182,10 @@ export async function runScript(
       path: base + (options.path ?? "x"),
       method: options.method,
       cookies: options.cookies,
-      headers: options.host === undefined ? [] : [["Host", options.host]],
+      headers: [
+        ...(options.host === undefined ? [] : [["Host", options.host] as [string, string]]),
+        ...(options.headers ?? []),
+      ],
       name,
     });
     const t1 = Date.now();

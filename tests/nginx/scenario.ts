@@ -44,6 +44,8 @@ export interface StickySpec {
   readonly samesite?: string;
   /** The module's `no_fallback` argument. */
   readonly noFallback?: boolean;
+  /** nginx 1.30's `sticky route $a $b …` (instead of `sticky cookie`): the variables. */
+  readonly routeVars?: readonly string[];
 }
 
 export interface Scenario {
@@ -71,6 +73,14 @@ export interface Scenario {
   readonly undocumented?: string;
   /** Set when the gateway lacks what the scenario needs (a key not landed yet): skipped with it. */
   readonly pending?: string;
+  /** What the gateway must accept to run it (a key still being built); checked with --check. */
+  readonly requires?: Requirement;
+}
+
+/** A config the gateway must take (`--check` exit 0) for a scenario to run, and what it shows. */
+export interface Requirement {
+  readonly what: string;
+  readonly toml: string;
 }
 
 /** The server address text of `spec` for a backend listening on 127.0.0.1:`port`. */
@@ -115,7 +125,7 @@ export function upstreamBlock(
   // The module refuses `backup` after `sticky`: backups are declared before it.
   for (const spec of scenario.servers) if (spec.backup) server(spec);
   if (kind === "module") {
-    lines.push(`        sticky ${moduleArgs(scenario.sticky).map(nginxWord).join(" ")};`);
+    lines.push(`        ${["sticky", ...moduleArgs(scenario.sticky).map(nginxWord)].join(" ")};`);
   }
   for (const spec of scenario.servers) if (!spec.backup) server(spec);
   if (kind === "native") {
@@ -149,6 +159,7 @@ function moduleArgs(sticky: StickySpec): string[] {
 }
 
 function nativeArgs(sticky: StickySpec): string[] {
+  if (sticky.routeVars !== undefined) return ["route", ...sticky.routeVars];
   const args = ["cookie", sticky.name ?? "route"];
   if (sticky.expires !== undefined) args.push(`expires=${sticky.expires}`);
   if (sticky.domain !== undefined) args.push(`domain=${sticky.domain}`);

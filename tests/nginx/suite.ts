@@ -26,29 +26,44 @@ import {
 } from "../support/nginx.ts";
 import { type Backend, closeAllBackends, startBackend } from "./backend.ts";
 import { compareRuns, runScript, show, type Step, validValue } from "./probe.ts";
-import { type Backends, httpBody, type Scenario } from "./scenario.ts";
+import { type Backends, httpBody, type Requirement, type Scenario } from "./scenario.ts";
 import { importNginxConf, ownListener, scenarioToml, USE_IMPORTER } from "./translate.ts";
 
 export interface SuiteOptions {
   readonly title: string;
   readonly kind: NginxKind;
   readonly scenarios: readonly Scenario[];
-  /**
-   * What the gateway must accept for this suite (a key of issue 11 still being built): a config
-   * using it and its name. While `--check` refuses that config, every scenario is skipped,
-   * saying so, and nginx is not started.
-   */
-  readonly requires?: { readonly what: string; readonly toml: string };
+  /** What the gateway must accept for every scenario of the suite (see Scenario.requires). */
+  readonly requires?: Requirement;
 }
 
-/** Why the gateway cannot run the suite yet, or undefined when `--check` takes the config. */
-async function missingFeature(suite: SuiteOptions): Promise<string | undefined> {
-  if (suite.requires === undefined) return undefined;
-  const file = writeTempFile("requires.toml", suite.requires.toml);
+/** Why the gateway cannot run `requirement` yet, or undefined when `--check` takes its config. */
+async function missingFeature(requirement: Requirement): Promise<string | undefined> {
+  const file = writeTempFile("requires.toml", requirement.toml);
   const result = await runGateway(["--config", file, "--check"]);
   if (result.code === 0) return undefined;
   const said = (result.stderr || result.stdout).trim().split("\n")[0];
-  return `pending: the gateway does not take ${suite.requires.what} yet (--check: ${said})`;
+  return `pending: the gateway does not take ${requirement.what} yet (--check: ${said})`;
+}
+
+/** Each scenario's pending note (or undefined), asking `--check` once per distinct config. */
+async function pendingNotes(
+  suite: SuiteOptions,
+  scenarios: readonly Scenario[],
+): Promise<Map<string, string | undefined>> {
+  const asked = new Map<string, string | undefined>();
+  const ask = async (requirement: Requirement | undefined) => {
+    if (requirement === undefined) return undefined;
+    if (!asked.has(requirement.toml)) {
+      asked.set(requirement.toml, await missingFeature(requirement));
+    }
+    return asked.get(requirement.toml);
+  };
+  const notes = new Map<string, string | undefined>();
+  for (const scenario of scenarios) {
+    notes.set(scenario.id, (await ask(suite.requires)) ?? (await ask(scenario.requires)));
+  }
+  return notes;
 }
 
 /** Why `scenario` is skipped (printed, and in the test's name), or undefined. */
@@ -72,17 +87,18 @@ export function differentialSuite(suite: SuiteOptions): void {
   describe(suite.title, () => {
     let nginx: RunningNginx | undefined;
     let gateway: RunningGateway | undefined;
-    let pending: string | undefined;
+    let pending = new Map<string, string | undefined>();
     const backends = new Map<string, Backends>();
 
     before(async () => {
-      if (runnable.length === 0) return;
-      pending = await missingFeature(suite);
-      if (pending !== undefined) {
-        console.log(`${suite.title}: ${pending}`);
-        return;
-      }
+      pending = await pendingNotes(suite, runnable);
+      const ready = runnable.filter((s) => pending.get(s.id) === undefined);
       for (const scenario of runnable) {
+        const note = pending.get(scenario.id);
+        if (note !== undefined) console.log(`${suite.title} / ${scenario.id}: ${note}`);
+      }
+      if (ready.length === 0) return;
+      for (const scenario of ready) {
         const own = new Map<string, Backend>();
         for (const { backend } of scenario.servers) {
           own.set(backend, await startBackend(backend));
@@ -91,11 +107,11 @@ export function differentialSuite(suite: SuiteOptions): void {
       }
       nginx = await startNginx(
         suite.kind,
-        (port) => httpBody(runnable, backends, suite.kind, port),
+        (port) => httpBody(ready, backends, suite.kind, port),
       );
       const toml = USE_IMPORTER
         ? (await importNginxConf(nginx.configFile)).toml
-        : scenarioToml(runnable, backends, suite.kind);
+        : scenarioToml(ready, backends, suite.kind);
       gateway = await startGateway(ownListener(toml));
     });
     after(async () => {
@@ -112,8 +128,9 @@ export function differentialSuite(suite: SuiteOptions): void {
         continue;
       }
       it(`${scenario.id} ${scenario.title}`, async (t) => {
-        if (pending !== undefined) {
-          t.skip(pending);
+        const note = pending.get(scenario.id);
+        if (note !== undefined) {
+          t.skip(note);
           return;
         }
         const own = backends.get(scenario.id)!;

@@ -11,6 +11,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import process from "node:process";
 import { runGateway, writeTempFile } from "../support/gateway.ts";
 import { addressText, type Backends, type Scenario, type ServerSpec } from "./scenario.ts";
 
@@ -18,7 +19,9 @@ import { addressText, type Backends, type Scenario, type ServerSpec } from "./sc
  * Whether the configs come from the gateway's importer. It is being written beside these tests
  * (src/import/nginx/, issue 11); until its commit is in, the translation below stands in for it.
  */
-export const USE_IMPORTER = false;
+export const USE_IMPORTER: boolean = process.env.NGINX_DIFF_IMPORTER !== undefined
+  ? process.env.NGINX_DIFF_IMPORTER === "1"
+  : false;
 
 /** The TOML the importer writes for `nginxConf` (warnings are fine; exit 2 is not). */
 export async function importNginxConf(nginxConf: string): Promise<{ toml: string; log: string }> {
@@ -70,9 +73,25 @@ function serverEntry(spec: ServerSpec, backends: Backends): string {
   return `  { ${fields.join(", ")} },`;
 }
 
+/** `$cookie_X` → `cookie:X`, `$http_x_route` → `header:X-Route`, `$arg_r` → `query:r`. */
+function routeSource(variable: string): string {
+  const [, kind, name] = /^\$(cookie|http|arg)_(.+)$/.exec(variable) ?? [];
+  if (kind === "cookie") return `cookie:${name}`;
+  if (kind === "arg") return `query:${name}`;
+  if (kind === "http") {
+    return `header:${name.split("_").map((w) => w[0].toUpperCase() + w.slice(1)).join("-")}`;
+  }
+  throw new Error(`no route source for ${variable}`);
+}
+
 function stickyTable(scenario: Scenario, kind: "module" | "native"): string[] {
   const s = scenario.sticky;
   const lines = [`[upstreams.${scenario.id}.sticky]`];
+  if (s.routeVars !== undefined) {
+    // nginx compares the whole variable's value: no delimiter.
+    const from = s.routeVars.map(routeSource).map(quote).join(", ");
+    return [...lines, "cookie = false", `route_from = [${from}]`, `route_delimiter = ""`];
+  }
   if (kind === "native") lines.push(`format = "nginx"`);
   const mode = s.mode;
   if (mode === "md5" || mode === "sha1" || mode === "index") lines.push(`hash = "${mode}"`);
