@@ -49,7 +49,18 @@ export interface ReloaderOptions {
   readonly workerTimeoutMs?: number;
   /** Where events go (default the process's event log; tests collect them). */
   readonly log?: typeof logEvent;
+  /** The least time from the end of one reload to the start of the next (default
+   * {@link RELOAD_GAP_MS}); the next waits at least 9× the last one's duration too. */
+  readonly gapMs?: number;
 }
+
+/**
+ * A reload starts at least this long after the previous one ended, and at least 9× as long as
+ * that one took: a storm of reloads (a script, a file rewritten in a loop) then takes at most a
+ * tenth of a thread, and what is asked for meanwhile is joined into one reload (Traefik's
+ * `providersThrottleDuration` is the same idea, at 2 s).
+ */
+export const RELOAD_GAP_MS = 100;
 
 /** What asked for a reload, for the event log. */
 export type ReloadTrigger = "SIGHUP" | "api" | "watch";
@@ -69,6 +80,8 @@ export class Reloader {
   /** What scrapes read while a reload applies: the last generation's metrics, until every
    * thread has carried its counts into the new ones. */
   #published: Metrics | undefined;
+  /** When the next reload may start (performance.now()). */
+  #nextStart = 0;
 
   constructor(options: ReloaderOptions) {
     this.#options = options;
@@ -101,7 +114,10 @@ export class Reloader {
   };
 
   async #reload(): Promise<ReloadAnswer> {
+    const wait = this.#nextStart - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const trigger = this.#trigger;
+    const started = performance.now();
     try {
       return await this.#apply(trigger);
     } catch (error) {
@@ -114,6 +130,9 @@ export class Reloader {
         error: message,
       });
       return { ok: false, generation: this.#generation, problems: [{ path: "", message }] };
+    } finally {
+      const ended = performance.now();
+      this.#nextStart = ended + Math.max(this.#options.gapMs ?? RELOAD_GAP_MS, 9 * (ended - started));
     }
   }
 

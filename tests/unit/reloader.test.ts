@@ -57,7 +57,7 @@ class FakeWorker extends EventTarget {
   }
 }
 
-function setUp(text: string) {
+function setUp(text: string, gapMs?: number) {
   const dir = mkdtempSync(join(tmpdir(), "reloader-"));
   dirs.push(dir);
   const file = join(dir, "gateway.toml");
@@ -103,6 +103,7 @@ function setUp(text: string) {
     instance: () => instance,
     workers: () => [worker as unknown as Worker],
     log: (_level, event, fields) => events.push(JSON.stringify({ event, ...fields })),
+    gapMs,
   });
   return { file, ops, reloader, worker, swaps, calls };
 }
@@ -208,6 +209,24 @@ describe("Reloader", () => {
     if (!gone.ok) assert.match(gone.problems[0].message, /file not found/);
     assert.equal(ops.config, before);
     assert.deepEqual(reloader.figures(), { ok: 0, error: 2, generation: 0 });
+  });
+
+  it("throttles a storm: a reload starts at least the gap after the last one ended", async () => {
+    const { file, reloader } = setUp(toml(A), 60);
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(file, toml(i % 2 === 0 ? `${A}, ${B}` : A));
+      assert.equal((await reloader.reload("api")).ok, true);
+    }
+    // Four gaps between five reloads (the first starts at once).
+    const took = performance.now() - started;
+    assert.ok(took >= 4 * 60, `5 reloads back to back took ${took.toFixed(0)} ms`);
+    // Asked all at once while one waits: one more reload for all of them.
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, () => reloader.reload("SIGHUP")),
+    );
+    assert.deepEqual(new Set(answers.map((a) => a.generation)).size <= 2, true);
+    assert.ok(reloader.generation <= 7, `generation ${reloader.generation} after 50 asked at once`);
   });
 
   it("changes nothing in any thread when a worker cannot prepare the new generation", async () => {
