@@ -7,7 +7,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
-import { parseAddress } from "./address.ts";
+import { type HostsTable, parseAddress, parseHosts } from "./address.ts";
 import { readServerTls, readUpstreamTls } from "./tls.ts";
 import { readServerLimits } from "./limits.ts";
 import { Fields, isTable, type TomlTable } from "./fields.ts";
@@ -22,11 +22,16 @@ import type {
   Sticky,
   Upstream,
 } from "./types.ts";
-import { readSticky, setCookieProblem } from "./sticky.ts";
+import {
+  readSticky,
+  setCookieProblem,
+  type StickyDraft,
+  type StickyValues,
+  stickyValues,
+} from "./sticky.ts";
 import { readLogSettings } from "./log.ts";
 import { readAdminSettings } from "./admin.ts";
 import { readHealthSettings } from "./health.ts";
-import { cookieValue } from "../cookie/value.ts";
 import { setCookieTemplate } from "../cookie/set_cookie.ts";
 
 /** Reads and validates a config file. Throws {@link ConfigError} (exit 2) on any problem. */
@@ -132,7 +137,10 @@ function readUpstreams(root: Fields, problems: Problems, baseDir: string): Map<s
 }
 
 interface ServerDraft {
+  /** `upstreams.NAME.servers[i]`, for messages (not part of the Server). */
+  readonly keyPath: string;
   readonly address: Server["address"];
+  readonly route?: string;
   readonly id: string;
   readonly weight: number;
   readonly maxFails: number;
@@ -163,46 +171,27 @@ function readUpstream(
   fields.finish();
   if (drafts.length === 0) return undefined;
 
-  // Cookie values: index mode numbers primaries first, then backups (the module gives backups
-  // the primaries' digests by mistake; each server here has its own value).
-  const primaryCount = drafts.filter((d) => !d.backup).length;
-  let primarySeen = 0;
-  let backupSeen = 0;
-  const servers: Server[] = drafts.map((draft, index) => {
-    const valueIndex = draft.backup ? primaryCount + backupSeen++ : primarySeen++;
-    if (stickyDraft === undefined) {
-      return Object.freeze({ ...draft, ...withTls, index, cookieValue: "" });
+  const built = stickyDraft === undefined
+    ? undefined
+    : stickyValues(stickyDraft, drafts, problems, hostsTable);
+  const servers: Server[] = drafts.map(({ keyPath: _, ...draft }, index) => {
+    const plain = { ...draft, ...withTls, index };
+    const attributes = stickyDraft?.attributes;
+    if (built === undefined || attributes === undefined) {
+      return Object.freeze({ ...plain, cookieValue: "" });
     }
-    const value = cookieValue(
-      stickyDraft.mode,
-      draft.address.text,
-      valueIndex,
-      stickyDraft.hmacKey,
-    );
-    const setCookie = setCookieTemplate(stickyDraft.attributes, value);
+    const value = built.values[index];
+    const setCookie = setCookieTemplate(attributes, value);
     const problem = setCookieProblem(setCookie);
     if (problem !== undefined) {
       // Only a raw value comes from the server's address; the rest is the sticky table's.
-      if (stickyDraft.mode === "raw") {
+      if (stickyDraft!.mode === "raw" && stickyDraft!.format === "module") {
         problems.add(fields.keyPath("servers"), `${draft.address.text}: ${problem}`);
       } else problems.add(stickyFields!.path, problem);
     }
-    return Object.freeze({ ...draft, ...withTls, index, cookieValue: value, setCookie });
+    return Object.freeze({ ...plain, cookieValue: value, setCookie });
   });
-  let sticky: Sticky | undefined;
-  if (stickyDraft !== undefined) {
-    const serverByValue = new Map<string, Server>();
-    for (const server of servers) {
-      if (!serverByValue.has(server.cookieValue)) serverByValue.set(server.cookieValue, server);
-    }
-    sticky = Object.freeze({
-      name: stickyDraft.attributes.name,
-      lowerName: stickyDraft.attributes.name.toLowerCase(),
-      mode: stickyDraft.mode,
-      noFallback: stickyDraft.noFallback,
-      serverByValue,
-    });
-  }
+  const sticky = stickyDraft && buildSticky(stickyDraft, servers, built!, drafts, problems);
   return Object.freeze({
     name,
     servers,
@@ -214,7 +203,84 @@ function readUpstream(
   });
 }
 
-const SERVER_KEYS = "address, weight, max_fails, fail_timeout, backup, down, id, state";
+/**
+ * The upstream's sticky settings with its lookup maps: value → server (for `index` mode the keys
+ * are "0", "1", …), legacy value → server, route → server. A value two servers would share under
+ * `format = "nginx"` (both resolve to one address) is a problem: neither could be told apart.
+ */
+function buildSticky(
+  draft: StickyDraft,
+  servers: readonly Server[],
+  built: StickyValues,
+  drafts: readonly ServerDraft[],
+  problems: Problems,
+): Sticky {
+  const serverByValue = new Map<string, Server>();
+  const add = (value: string, server: Server) => {
+    const other = serverByValue.get(value);
+    if (other === undefined) serverByValue.set(value, server);
+    else if (other !== server && draft.format === "nginx") {
+      problems.add(
+        drafts[server.index].keyPath,
+        `has the nginx cookie value ${JSON.stringify(value)} of ${
+          drafts[other.index].keyPath
+        } (the same resolved address, or a route equal to it); remove one of them`,
+      );
+    }
+  };
+  if (draft.attributes !== undefined) {
+    servers.forEach((server, i) => {
+      add(server.cookieValue, server);
+      for (const alias of built.aliases[i]) add(alias, server);
+    });
+  }
+  const legacyServerByValue = new Map<string, Server>();
+  servers.forEach((server, i) => {
+    for (const value of built.legacy[i]) {
+      if (!serverByValue.has(value) && !legacyServerByValue.has(value)) {
+        legacyServerByValue.set(value, server);
+      }
+    }
+  });
+  const serverByRoute = new Map<string, Server>();
+  for (const server of servers) {
+    if (server.route !== undefined) serverByRoute.set(server.route, server);
+  }
+  const name = draft.attributes?.name ?? "";
+  return Object.freeze({
+    name,
+    lowerName: name.toLowerCase(),
+    mode: draft.mode,
+    noFallback: draft.noFallback,
+    serverByValue,
+    cookie: draft.attributes !== undefined,
+    format: draft.format,
+    alwaysSetCookie: draft.format === "nginx",
+    ...(draft.acceptLegacy ? { legacyServerByValue } : {}),
+    ...(draft.routeFrom === undefined ? {} : {
+      routeFrom: draft.routeFrom,
+      routeDelimiter: draft.routeDelimiter,
+      serverByRoute,
+    }),
+  });
+}
+
+/** The hosts file, read once per process when a config first needs a host's address. */
+let hosts: HostsTable | undefined;
+
+function hostsTable(): HostsTable {
+  if (hosts !== undefined) return hosts;
+  try {
+    hosts = parseHosts(readFileSync("/etc/hosts", "utf8"));
+  } catch {
+    hosts = new Map();
+  }
+  return hosts;
+}
+
+const SERVER_KEYS = "address, weight, max_fails, fail_timeout, backup, down, id, state, route";
+/** A server's route: what application cookies (Tomcat jvmRoute), headers and nginx carry. */
+const ROUTE = /^[A-Za-z0-9._~-]{1,64}$/;
 const SERVER_STATES: readonly ServerState[] = ["ready", "drain", "maint"];
 
 function readServers(fields: Fields, problems: Problems): ServerDraft[] {
@@ -230,6 +296,7 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
   const drafts: ServerDraft[] = [];
   const seen = new Set<string>();
   const idAt = new Map<string, number>();
+  const routeAt = new Map<string, number>();
   list.forEach((entry, i) => {
     const at = `${path}[${i}]`;
     const draft = readServer(entry, at, problems);
@@ -251,6 +318,17 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
       return;
     }
     idAt.set(draft.id, i);
+    if (draft.route !== undefined) {
+      const other = routeAt.get(draft.route);
+      if (other !== undefined) {
+        problems.add(
+          `${at}.route`,
+          `"${draft.route}" is already the route of ${path}[${other}]; each server needs its own`,
+        );
+        return;
+      }
+      routeAt.set(draft.route, i);
+    }
     drafts.push(draft);
   });
   if (drafts.length > 0 && drafts.every((d) => d.backup)) {
@@ -279,6 +357,7 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
   const down = fields.boolean("down", false);
   const id = fields.string("id");
   const state = readServerState(fields, down);
+  const route = fields.string("route");
   // Said in the file (not defaulted): a reload then applies it over the admin API's state.
   const stateSet = fields.has("state") || fields.has("down");
   fields.finish();
@@ -297,8 +376,19 @@ function readServer(entry: unknown, at: string, problems: Problems): ServerDraft
     problems.add(fields.keyPath("id"), idProblem);
     return undefined;
   }
+  if (route !== undefined && !ROUTE.test(route)) {
+    problems.add(
+      fields.keyPath("route"),
+      `${
+        JSON.stringify(route)
+      } is not a route: use 1 to 64 of A-Z a-z 0-9 . _ ~ - (what a cookie or URL carries unescaped), e.g. route = "node1"`,
+    );
+    return undefined;
+  }
   return {
+    keyPath: at,
     address,
+    ...(route === undefined ? {} : { route }),
     id: id ?? address.text,
     ...draft,
     state,

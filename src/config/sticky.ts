@@ -10,25 +10,37 @@
  * @module
  */
 import { domainToASCII } from "node:url";
-import type { Fields } from "./fields.ts";
+import { describe, type Fields } from "./fields.ts";
 import { formatDuration } from "./duration.ts";
-import type { CookieValueMode } from "../cookie/value.ts";
+import { cookieValue, type CookieValueMode, nginxCookieValue } from "../cookie/value.ts";
+import { legacyValues } from "../cookie/legacy.ts";
+import { type Address, type HostsTable, resolveAddress, type ResolvedAddress } from "./address.ts";
+import type { Problems } from "./problems.ts";
 import {
+  type CookieFormat,
   invalidHeaderValue,
+  NGINX_MAX_EXPIRES,
   renderSetCookie,
   type SetCookieTemplate,
   type StickyCookieAttributes,
 } from "../cookie/set_cookie.ts";
+import type { RouteSource } from "./types.ts";
 
 /** The sticky table, read; cookie values and templates are made per server by the caller. */
 export interface StickyDraft {
-  readonly attributes: StickyCookieAttributes;
+  /** Absent with `cookie = false` (no cookie of its own). */
+  readonly attributes?: StickyCookieAttributes;
   readonly mode: CookieValueMode;
   readonly hmacKey?: string;
   readonly noFallback: boolean;
+  readonly format: CookieFormat;
+  readonly acceptLegacy: boolean;
+  /** `route_from`; absent = no route stickiness. */
+  readonly routeFrom?: readonly RouteSource[];
+  readonly routeDelimiter: string;
 }
 
-// RFC 6265 token characters for the name.
+// RFC 6265 token characters for the name (and RFC 9110's token, the same set, for header names).
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Characters that would end or split an attribute (header injection).
 // deno-lint-ignore no-control-regex
@@ -40,23 +52,90 @@ const DOMAIN = /^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 /** Browsers keep a cookie at most 400 days (RFC 6265bis); far beyond that, the module's Expires
  * date could leave the four-digit years that cookie dates hold. */
 const MAX_EXPIRES_MS = 1000 * 365 * 86_400_000;
+/** The keys that describe the upstream's own cookie: meaningless with `cookie = false`. */
+const OWN_COOKIE_KEYS = [
+  "name",
+  "format",
+  "accept_legacy",
+  "hash",
+  "hmac",
+  "hmac_key",
+  "text",
+  "domain",
+  "path",
+  "expires",
+  "secure",
+  "httponly",
+  "samesite",
+  "partitioned",
+];
+/** The module's value modes and its extra attribute: nginx's own cookie has none of them. */
+const MODULE_ONLY_KEYS = ["hash", "hmac", "hmac_key", "text", "partitioned"];
 
-/** Reads the sticky table; undefined when it has problems (every one recorded). */
+/**
+ * Reads the sticky table; undefined when it has problems (every one recorded). Keys are read in
+ * the README's order, so problems (and the "allowed here" list) come in that order too.
+ */
 export function readSticky(fields: Fields): StickyDraft | undefined {
+  if (fields.table["cookie"] === false) return readRouteOnly(fields);
   const problems = fields.problems;
   const problemsBefore = problems.list.length;
-  const name = fields.string("name", "route");
-  if (!COOKIE_NAME.test(name)) {
+  // Looked at first: it decides how the other keys read (checked as a key below).
+  const nginx = fields.table["format"] === "nginx";
+  const name = readName(fields);
+  if (nginx) rejectModuleKeys(fields);
+  const mode = nginx ? "md5" : readMode(fields);
+  const hmacKey = nginx ? undefined : fields.string("hmac_key");
+  const attributes = nginx ? readNginxAttributes(fields, name) : readModuleAttributes(fields, name);
+  const noFallback = fields.boolean("no_fallback", false);
+  const format = fields.oneOf("format", ["module", "nginx"] as const, "module")!;
+  const acceptLegacy = fields.boolean("accept_legacy", false);
+  const { routeFrom, routeDelimiter } = readRouting(fields);
+  fields.boolean("cookie", true);
+  fields.finish();
+  if (problems.list.length !== problemsBefore) return undefined;
+  return { attributes, mode, hmacKey, noFallback, format, acceptLegacy, routeFrom, routeDelimiter };
+}
+
+/** `cookie = false`: route stickiness only (nginx `sticky route`), no cookie of its own. */
+function readRouteOnly(fields: Fields): StickyDraft | undefined {
+  const problems = fields.problems;
+  const problemsBefore = problems.list.length;
+  const { routeFrom, routeDelimiter } = readRouting(fields);
+  const noFallback = fields.boolean("no_fallback", false);
+  fields.boolean("cookie", true);
+  if (routeFrom === undefined && fields.table["route_from"] === undefined) {
     problems.add(
-      fields.keyPath("name"),
-      `"${name}" is not a cookie name; use letters, digits and !#$%&'*+-.^_\`|~ (no spaces, "=", ";" or ",")`,
+      fields.keyPath("cookie"),
+      `false leaves the upstream without stickiness; add route_from (e.g. route_from = ["cookie:JSESSIONID"]) or remove cookie = false`,
     );
   }
-  const mode = readMode(fields);
-  const hmacKey = fields.string("hmac_key");
+  for (const key of OWN_COOKIE_KEYS) {
+    if (fields.has(key)) {
+      problems.add(
+        fields.keyPath(key),
+        `does not apply with cookie = false (the upstream sets and reads no cookie of its own); remove it`,
+      );
+    }
+  }
+  fields.finish();
+  if (problems.list.length !== problemsBefore) return undefined;
+  return {
+    mode: "md5",
+    noFallback,
+    format: "module",
+    acceptLegacy: false,
+    routeFrom,
+    routeDelimiter,
+  };
+}
+
+/** The cookie's attributes as nginx-sticky-module-ng (and our additions) take them. */
+function readModuleAttributes(fields: Fields, name: string): StickyCookieAttributes {
+  const problems = fields.problems;
   const domain = readDomain(fields);
-  const path = readPath(fields);
-  const expiresMs = readExpires(fields);
+  const path = readPath(fields) ?? "/";
+  const expiresMs = readExpires(fields, 1000);
   const secure = fields.boolean("secure", false);
   const httpOnly = fields.boolean("httponly", false);
   const sameSite = fields.oneOf("samesite", ["Strict", "Lax", "None"] as const);
@@ -81,10 +160,7 @@ export function readSticky(fields: Fields): StickyDraft | undefined {
         `Secure; set ${missing.join(" and ")}, or remove partitioned`,
     );
   }
-  const noFallback = fields.boolean("no_fallback", false);
-  fields.finish();
-  if (problems.list.length !== problemsBefore) return undefined;
-  const attributes: StickyCookieAttributes = {
+  return {
     name,
     domain,
     path,
@@ -94,7 +170,143 @@ export function readSticky(fields: Fields): StickyDraft | undefined {
     sameSite,
     partitioned,
   };
-  return { attributes, mode, hmacKey, noFallback };
+}
+
+/**
+ * The attributes of nginx's own `sticky cookie NAME [expires=] [domain=] [path=] [samesite=]
+ * [secure] [httponly]`: no path unless given, `expires = "max"` and `"0"` as nginx takes them,
+ * `samesite` in any case and sent as written (nginx accepts `none` without `secure` too).
+ */
+function readNginxAttributes(fields: Fields, name: string): StickyCookieAttributes {
+  const domain = readDomain(fields);
+  const path = readPath(fields);
+  const expiresSeconds = fields.raw("expires") === "max"
+    ? NGINX_MAX_EXPIRES
+    : secondsOf(readExpires(fields, 0));
+  const secure = fields.boolean("secure", false);
+  const httpOnly = fields.boolean("httponly", false);
+  const sameSite = fields.string("samesite");
+  if (sameSite !== undefined && !/^(strict|lax|none)$/i.test(sameSite)) {
+    fields.problems.add(
+      fields.keyPath("samesite"),
+      `${JSON.stringify(sameSite)} is not one of strict, lax, none (any case; sent as written)`,
+    );
+  }
+  return {
+    name,
+    domain,
+    path,
+    expiresSeconds,
+    secure,
+    httpOnly,
+    sameSite,
+    partitioned: false,
+    format: "nginx",
+  };
+}
+
+/** The module's value modes and `partitioned`: problems under `format = "nginx"`. */
+function rejectModuleKeys(fields: Fields): void {
+  for (const key of MODULE_ONLY_KEYS) {
+    if (fields.has(key)) {
+      fields.problems.add(
+        fields.keyPath(key),
+        `does not apply under format = "nginx" (nginx's own cookie value is the MD5 of the server's resolved address, or its route); remove it, or use format = "module"`,
+      );
+    }
+  }
+}
+
+function secondsOf(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.floor(ms / 1000);
+}
+
+function readName(fields: Fields): string {
+  const name = fields.string("name", "route");
+  if (!COOKIE_NAME.test(name)) {
+    fields.problems.add(
+      fields.keyPath("name"),
+      `"${name}" is not a cookie name; use letters, digits and !#$%&'*+-.^_\`|~ (no spaces, "=", ";" or ",")`,
+    );
+  }
+  return name;
+}
+
+const ROUTE_SOURCE = /^(cookie|query|header):(.*)$/;
+/** A query parameter's name as `$arg_NAME` can match it: no separator, space or control. */
+const QUERY_NAME = /^[A-Za-z0-9._~-]+$/;
+/** `route_delimiter`: a few visible ASCII characters. */
+const DELIMITER = /^[\x21-\x7e]{0,8}$/;
+
+/** `route_from` and `route_delimiter`. */
+function readRouting(
+  fields: Fields,
+): { routeFrom?: readonly RouteSource[]; routeDelimiter: string } {
+  const problems = fields.problems;
+  const raw = fields.raw("route_from");
+  const routeDelimiter = fields.string("route_delimiter", ".");
+  if (!DELIMITER.test(routeDelimiter)) {
+    problems.add(
+      fields.keyPath("route_delimiter"),
+      `${
+        JSON.stringify(routeDelimiter)
+      } is not a delimiter; use up to 8 visible ASCII characters such as "." (Tomcat's jvmRoute), or "" for the whole value`,
+    );
+  }
+  if (raw === undefined) {
+    if (fields.table["route_delimiter"] !== undefined) {
+      problems.add(
+        fields.keyPath("route_delimiter"),
+        `is used only with route_from; add route_from or remove it`,
+      );
+    }
+    return { routeDelimiter };
+  }
+  const path = fields.keyPath("route_from");
+  if (!Array.isArray(raw) || raw.length === 0) {
+    problems.add(
+      path,
+      `must be a non-empty array such as ["cookie:JSESSIONID", "header:X-Route", "query:route"]`,
+    );
+    return { routeDelimiter };
+  }
+  const sources: RouteSource[] = [];
+  const seen = new Set<string>();
+  raw.forEach((entry, i) => {
+    const source = routeSource(entry);
+    if (typeof source === "string") {
+      problems.add(`${path}[${i}]`, source);
+      return;
+    }
+    const key = `${source.kind}:${source.lowerName}`;
+    if (seen.has(key)) {
+      problems.add(`${path}[${i}]`, `${JSON.stringify(entry)} is listed twice; remove one`);
+      return;
+    }
+    seen.add(key);
+    sources.push(source);
+  });
+  return { routeFrom: sources, routeDelimiter };
+}
+
+/** One `route_from` entry, or why it is not one. */
+function routeSource(entry: unknown): RouteSource | string {
+  const expected =
+    `write "cookie:NAME", "query:NAME" or "header:NAME" (nginx's $cookie_NAME, $arg_NAME, $http_NAME)`;
+  if (typeof entry !== "string") return `${describe(entry)} is not a string; ${expected}`;
+  const match = ROUTE_SOURCE.exec(entry);
+  if (match === null) return `${JSON.stringify(entry)} is not a route source; ${expected}`;
+  const kind = match[1] as RouteSource["kind"];
+  const name = match[2];
+  const valid = kind === "query" ? QUERY_NAME.test(name) : COOKIE_NAME.test(name);
+  if (!valid) {
+    return `${JSON.stringify(name)} in ${JSON.stringify(entry)} is not a ${
+      kind === "header" ? "header" : kind === "cookie" ? "cookie" : "query parameter"
+    } name; use letters, digits and ${kind === "query" ? "-._~" : "!#$%&'*+-.^_`|~"} (no spaces${
+      kind === "query" ? ', "&", "=" or "#"' : ', "=", ";" or ","'
+    })`;
+  }
+  return { kind, name, lowerName: name.toLowerCase() };
 }
 
 /** `hash`, `hmac` (+ `hmac_key`) or `text`: how a server's address becomes its cookie value. */
@@ -157,8 +369,10 @@ function punycode(domain: string): string | undefined {
   return DOMAIN.test(ascii) ? ascii : undefined;
 }
 
-function readPath(fields: Fields): string {
-  const path = attributeText(fields, "path") ?? "/";
+/** `path`, or undefined when absent or wrong (the caller picks the default). */
+function readPath(fields: Fields): string | undefined {
+  const path = attributeText(fields, "path");
+  if (path === undefined) return undefined;
   const key = fields.keyPath("path");
   if (NON_ASCII.test(path)) {
     const encoded = percentEncoded(path);
@@ -198,8 +412,8 @@ function percentEncoded(path: string): string | undefined {
   }
 }
 
-function readExpires(fields: Fields): number | undefined {
-  const expiresMs = fields.duration("expires", undefined, 1000, false);
+function readExpires(fields: Fields, minMs: number): number | undefined {
+  const expiresMs = fields.duration("expires", undefined, minMs, false);
   if (expiresMs !== undefined && expiresMs > MAX_EXPIRES_MS) {
     fields.problems.add(
       fields.keyPath("expires"),
@@ -248,4 +462,111 @@ export function setCookieProblem(template: SetCookieTemplate): string | undefine
     : `the Set-Cookie would be ${
       JSON.stringify(header)
     }, which is not a valid header value (${problem})`;
+}
+
+/** What the sticky values of one server are made from (a server entry, read). */
+export interface StickyServerInput {
+  readonly address: Address;
+  readonly route?: string;
+  readonly backup: boolean;
+  /** `upstreams.NAME.servers[i]`, for messages. */
+  readonly keyPath: string;
+}
+
+/** Every server's values: `values[i]` is what its Set-Cookie carries. */
+export interface StickyValues {
+  readonly values: readonly string[];
+  /** Further values naming server i (nginx: its other resolved addresses). */
+  readonly aliases: readonly (readonly string[])[];
+  /** 1.2.x module values naming server i (`accept_legacy`). */
+  readonly legacy: readonly (readonly string[])[];
+}
+
+/**
+ * The cookie values of an upstream's servers, in config order. `index` mode numbers primaries
+ * first, then backups (the module gives backups the primaries' digests by mistake; each server
+ * here has its own value). Under `format = "nginx"` and with `accept_legacy`, a server's host is
+ * resolved (see {@link resolveAddress}); a host that cannot be is a problem naming the server.
+ */
+export function stickyValues(
+  draft: StickyDraft,
+  servers: readonly StickyServerInput[],
+  problems: Problems,
+  hosts: () => HostsTable,
+): StickyValues {
+  checkRoutes(draft, servers, problems);
+  const primaryCount = servers.filter((s) => !s.backup).length;
+  let primarySeen = 0;
+  let backupSeen = 0;
+  const values: string[] = [];
+  const aliases: string[][] = [];
+  const legacy: string[][] = [];
+  for (const server of servers) {
+    const valueIndex = server.backup ? primaryCount + backupSeen++ : primarySeen++;
+    const nginxDigest = draft.format === "nginx" && server.route === undefined;
+    const resolved = nginxDigest || draft.acceptLegacy
+      ? resolvedOrProblem(draft, server, problems, hosts)
+      : [];
+    const printable = resolved.map((address) => nginxCookieValue(address.printable));
+    if (draft.attributes === undefined) values.push("");
+    else if (draft.format === "module") {
+      values.push(cookieValue(draft.mode, server.address.text, valueIndex, draft.hmacKey));
+    } else values.push(server.route ?? printable[0] ?? "");
+    aliases.push(nginxDigest ? printable.slice(1) : []);
+    legacy.push(draft.acceptLegacy ? resolved.flatMap((a) => legacyValues(a, draft.hmacKey)) : []);
+  }
+  return { values, aliases, legacy };
+}
+
+function resolvedOrProblem(
+  draft: StickyDraft,
+  server: StickyServerInput,
+  problems: Problems,
+  hosts: () => HostsTable,
+): ResolvedAddress[] {
+  const resolved = resolveAddress(server.address, hosts());
+  if (typeof resolved !== "string") return resolved;
+  const why = draft.format === "nginx"
+    ? `format = "nginx" makes the cookie value from the address nginx resolved at start`
+    : `accept_legacy makes the 1.2.x values from the address nginx resolved at start`;
+  problems.add(
+    `${server.keyPath}.address`,
+    `${resolved}; ${why}: write that address (e.g. "10.0.0.5:${server.address.port}"; nginx connects to it too) and keep the name as id = ${
+      JSON.stringify(server.address.host)
+    }, or add the name to /etc/hosts`,
+  );
+  return [];
+}
+
+/** Where `route` may be used, and that `route_from` can find each one. */
+function checkRoutes(
+  draft: StickyDraft,
+  servers: readonly StickyServerInput[],
+  problems: Problems,
+): void {
+  const delimiter = draft.routeDelimiter;
+  for (const server of servers) {
+    if (server.route === undefined) continue;
+    if (draft.routeFrom === undefined && draft.format !== "nginx") {
+      problems.add(
+        `${server.keyPath}.route`,
+        `is used only with route_from or format = "nginx" in the sticky table; add one or remove route`,
+      );
+    } else if (
+      draft.routeFrom !== undefined && delimiter !== "" && server.route.includes(delimiter)
+    ) {
+      problems.add(
+        `${server.keyPath}.route`,
+        `${JSON.stringify(server.route)} contains route_delimiter ${
+          JSON.stringify(delimiter)
+        }, so no value can name it (the route is what follows the last one); rename it or change route_delimiter`,
+      );
+    }
+  }
+  if (draft.routeFrom !== undefined && servers.every((s) => s.route === undefined)) {
+    problems.add(
+      servers[0]?.keyPath.replace(/\.servers\[\d+\]$/, ".sticky.route_from") ?? "route_from",
+      `no server has a route; give servers one, e.g. { address = "10.0.0.1:8080", route = "node1" }`,
+    );
+  }
 }

@@ -7,7 +7,7 @@
  */
 import type { Address } from "./address.ts";
 import type { CookieValueMode } from "../cookie/value.ts";
-import type { SetCookieTemplate } from "../cookie/set_cookie.ts";
+import type { CookieFormat, SetCookieTemplate } from "../cookie/set_cookie.ts";
 import type { RouteTable } from "./routes.ts";
 import type { LogSettings } from "./log.ts";
 import type { AdminSettings } from "./admin.ts";
@@ -132,9 +132,14 @@ export interface Server {
   /** The file says `state` or `down` for this server: on reload, the file's state replaces the
    * one the admin API set (otherwise that one is kept). Absent in hand-made snapshots = false. */
   readonly stateSet?: boolean;
-  /** This server's sticky cookie value, or "" when the upstream is not sticky. */
+  /** `route = "node1"` (nginx `server … route=`): what `route_from` values name, and under
+   * `format = "nginx"` the cookie value. */
+  readonly route?: string;
+  /** This server's sticky cookie value, or "" when the upstream is not sticky (or sets no cookie:
+   * `cookie = false`). */
   readonly cookieValue: string;
-  /** This server's Set-Cookie, prepared (only the Expires date is added per response). */
+  /** This server's Set-Cookie, prepared (only the Expires date is added per response); absent
+   * when the upstream sets no cookie. */
   readonly setCookie?: SetCookieTemplate;
   /** The upstream's TLS settings; absent for plain HTTP (the cookie value never depends on it). */
   readonly tls?: UpstreamTls;
@@ -146,8 +151,34 @@ export interface Sticky {
   readonly lowerName: string;
   readonly mode: CookieValueMode;
   readonly noFallback: boolean;
-  /** Cookie value → server, built at load (for `index` mode the keys are "0", "1", …). */
+  /** Cookie value → server, built at load (for `index` mode the keys are "0", "1", …; under
+   * `format = "nginx"` every resolved address's value of a server names it). */
   readonly serverByValue: ReadonlyMap<string, Server>;
+  /** `cookie = false`: no cookie of its own (nginx `sticky route`): none read, none set. Absent
+   * (hand-made snapshots) = true. */
+  readonly cookie?: boolean;
+  /** Whose values and Set-Cookie bytes; absent = `module`. */
+  readonly format?: CookieFormat;
+  /** `format = "nginx"`: a Set-Cookie on every response, a valid cookie's too (as nginx). */
+  readonly alwaysSetCookie?: boolean;
+  /** `accept_legacy = true`: 1.2.x module values → server (re-issued in the current format). */
+  readonly legacyServerByValue?: ReadonlyMap<string, Server>;
+  /** `route_from`, in order; absent = no route stickiness. */
+  readonly routeFrom?: readonly RouteSource[];
+  /** `route_delimiter`: the route is what follows its last occurrence; "" = the whole value. */
+  readonly routeDelimiter?: string;
+  /** Server `route` → server, built at load. */
+  readonly serverByRoute?: ReadonlyMap<string, Server>;
+}
+
+/** Where a route is read: `cookie:NAME`, `query:NAME`, `header:NAME` (nginx `$cookie_NAME`,
+ * `$arg_NAME`, `$http_NAME`). */
+export interface RouteSource {
+  readonly kind: "cookie" | "query" | "header";
+  /** As written in `route_from`. */
+  readonly name: string;
+  /** Lower case: each source compares names case-insensitively, as nginx does. */
+  readonly lowerName: string;
 }
 
 export interface Route {

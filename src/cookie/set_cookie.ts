@@ -1,21 +1,37 @@
 /**
- * `Set-Cookie` values byte-identical to nginx-sticky-module-ng, plus the attributes it lacks.
+ * `Set-Cookie` values byte-identical to nginx-sticky-module-ng, plus the attributes it lacks; and
+ * (`format = "nginx"`) byte-identical to nginx's own `sticky cookie` (observed on nginx 1.30.4,
+ * /work/notes/nginx-native-observed.md): lower-case names in its order, `expires` with a two-digit
+ * year up to 2037, `max-age`, no path unless configured.
  *
  * @module
  */
+
+/** Whose bytes: nginx-sticky-module-ng's (`module`) or nginx's own `sticky cookie` (`nginx`). */
+export type CookieFormat = "module" | "nginx";
 
 /** The attributes of the sticky cookie, as configured. */
 export interface StickyCookieAttributes {
   readonly name: string;
   readonly domain?: string;
-  readonly path: string;
-  /** Lifetime in seconds; absent for a session cookie. */
+  /** The module always sends a path (its default "/"); nginx only when configured. */
+  readonly path?: string;
+  /** Lifetime in seconds; absent for a session cookie. nginx: {@link NGINX_MAX_EXPIRES} is
+   * `expires=max`. */
   readonly expiresSeconds?: number;
   readonly secure: boolean;
   readonly httpOnly: boolean;
-  readonly sameSite?: "Strict" | "Lax" | "None";
+  /** `Strict`, `Lax`, `None`; under `nginx` as written (any case), as nginx writes it. */
+  readonly sameSite?: string;
   readonly partitioned: boolean;
+  /** Absent = `module`. */
+  readonly format?: CookieFormat;
 }
+
+/** nginx's `expires=max` (NGX_HTTP_STICKY_COOKIE_MAX_EXPIRES): any lifetime equal to it is sent
+ * as the fixed string below, as nginx does. */
+export const NGINX_MAX_EXPIRES = 2145916555;
+const NGINX_MAX_EXPIRES_TEXT = "; expires=Thu, 31-Dec-37 23:55:55 GMT; max-age=315360000";
 
 /**
  * A `Set-Cookie` value split around the one part that changes with the clock (`Expires`), so
@@ -27,6 +43,8 @@ export interface SetCookieTemplate {
   /** `; Path=p[; Secure][; HttpOnly][; SameSite=X][; Partitioned]` */
   readonly tail: string;
   readonly expiresSeconds?: number;
+  /** nginx's date and `max-age` rather than the module's `Expires`. */
+  readonly nginx?: boolean;
 }
 
 /**
@@ -43,9 +61,10 @@ export function setCookieTemplate(
   attributes: StickyCookieAttributes,
   value: string,
 ): SetCookieTemplate {
+  if (attributes.format === "nginx") return nginxTemplate(attributes, value);
   let head = `${attributes.name}=${value}`;
   if (attributes.domain !== undefined) head += `; Domain=${attributes.domain}`;
-  let tail = `; Path=${attributes.path}`;
+  let tail = `; Path=${attributes.path ?? "/"}`;
   if (attributes.secure) tail += "; Secure";
   if (attributes.httpOnly) tail += "; HttpOnly";
   if (attributes.sameSite !== undefined) tail += `; SameSite=${attributes.sameSite}`;
@@ -55,11 +74,41 @@ export function setCookieTemplate(
     : { head, tail, expiresSeconds: attributes.expiresSeconds };
 }
 
+/**
+ * nginx 1.30's order: `name=value[; expires=D; max-age=N][; domain=d][; httponly][; secure]
+ * [; samesite=s][; path=p]` (ngx_http_upstream_sticky_cookie_insert).
+ *
+ * @example
+ * ```ts
+ * const t = setCookieTemplate({ name: "s", path: "/", secure: true, httpOnly: false,
+ *   partitioned: false, format: "nginx" }, "node1");
+ * renderSetCookie(t, Date.now()); // "s=node1; secure; path=/"
+ * ```
+ */
+function nginxTemplate(attributes: StickyCookieAttributes, value: string): SetCookieTemplate {
+  const head = `${attributes.name}=${value}`;
+  let tail = "";
+  if (attributes.domain !== undefined) tail += `; domain=${attributes.domain}`;
+  if (attributes.httpOnly) tail += "; httponly";
+  if (attributes.secure) tail += "; secure";
+  if (attributes.sameSite !== undefined) tail += `; samesite=${attributes.sameSite}`;
+  if (attributes.path !== undefined) tail += `; path=${attributes.path}`;
+  const seconds = attributes.expiresSeconds;
+  if (seconds === undefined) return { head: head + tail, tail: "" };
+  if (seconds === NGINX_MAX_EXPIRES) {
+    return { head: head + NGINX_MAX_EXPIRES_TEXT + tail, tail: "" };
+  }
+  return { head, tail, expiresSeconds: seconds, nginx: true };
+}
+
 /** The `Set-Cookie` value for a response sent at `nowMs`. */
 export function renderSetCookie(template: SetCookieTemplate, nowMs: number): string {
-  if (template.expiresSeconds === undefined) return template.head;
-  const expires = netscapeDate(Math.floor(nowMs / 1000) + template.expiresSeconds);
-  return `${template.head}; Expires=${expires}${template.tail}`;
+  const seconds = template.expiresSeconds;
+  if (seconds === undefined) return template.head;
+  const at = Math.floor(nowMs / 1000) + seconds;
+  return template.nginx === true
+    ? `${template.head}; expires=${nginxCookieDate(at)}; max-age=${seconds}${template.tail}`
+    : `${template.head}; Expires=${netscapeDate(at)}${template.tail}`;
 }
 
 /** What a header value may hold: visible ASCII, space and tab (RFC 9110 field-value, no obs-text). */
@@ -111,6 +160,24 @@ export function netscapeDate(epochSeconds: number): string {
   const d = new Date(epochSeconds * 1000);
   return `${DAYS[d.getUTCDay()]}, ${pad2(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${
     String(d.getUTCFullYear()).padStart(4, "0")
+  } ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} GMT`;
+}
+
+/**
+ * nginx's cookie date (`ngx_http_cookie_time`): like the module's, but the year has two digits up
+ * to 2037 (old Netscape clients) and four after.
+ *
+ * @param epochSeconds seconds since the Unix epoch
+ * @example
+ * ```ts
+ * nginxCookieDate(1796225149); // "Wed, 02-Dec-26 15:25:49 GMT"
+ * ```
+ */
+export function nginxCookieDate(epochSeconds: number): string {
+  const d = new Date(Math.max(0, epochSeconds) * 1000);
+  const year = d.getUTCFullYear();
+  return `${DAYS[d.getUTCDay()]}, ${pad2(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${
+    year > 2037 ? String(year) : pad2(year % 100)
   } ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} GMT`;
 }
 

@@ -46,6 +46,19 @@ export function cookieValue(
 }
 
 /**
+ * The value nginx's own `sticky cookie` (nginx >= 1.29.6) gives a peer: lowercase hex MD5 of its
+ * resolved printable address (`127.0.0.1:80`, `[::1]:80`, never the text as written).
+ *
+ * @example
+ * ```ts
+ * nginxCookieValue("127.0.0.1:19101"); // "fcd6d2d84f578c7cf43723b120257fda"
+ * ```
+ */
+export function nginxCookieValue(printableAddress: string): string {
+  return createHash("md5").update(printableAddress).digest("hex");
+}
+
+/**
  * Parses an `index`-mode cookie value the way nginx's `ngx_atoi` does: ASCII digits only, no
  * sign, leading zeros allowed. Returns -1 for anything else, including overflow.
  *

@@ -10,19 +10,38 @@
  */
 import type { Server, Sticky } from "../config/mod.ts";
 import { parseIndexValue } from "../cookie/value.ts";
+import { findCookie } from "../cookie/read.ts";
+import type { RequestHeaders } from "../runtime/contracts.ts";
+import { routeOf } from "./route.ts";
 
 /**
  * The sticky outcome of a request, as the access log and metrics name it: `none` (the upstream
  * is not sticky), `new` (no cookie: balanced), `hit` (a valid cookie, its server used), `repin`
  * (a valid cookie naming a server that cannot serve it, or that failed during the request:
  * balanced elsewhere), `invalid` (a value naming no server: balanced), `refused` (`no_fallback`:
- * 502).
+ * 502), `legacy` (a 1.2.x module value, `accept_legacy`: its server used, the cookie re-issued in
+ * the current format), `route` (a `route_from` route named an available server).
  */
-export type StickyOutcome = "none" | "new" | "hit" | "repin" | "invalid" | "refused";
+export type StickyOutcome =
+  | "none"
+  | "new"
+  | "hit"
+  | "repin"
+  | "invalid"
+  | "refused"
+  | "legacy"
+  | "route";
 
 export type StickyDecision =
-  /** The cookie names an available server: use it, send no Set-Cookie. */
-  | { readonly kind: "pinned"; readonly server: Server; readonly outcome: "hit" }
+  /** An available server is named: use it; a Set-Cookie for it only when `reissue` (a legacy
+   * value, nginx's format which always sends one, or a route the own cookie does not agree
+   * with). */
+  | {
+    readonly kind: "pinned";
+    readonly server: Server;
+    readonly outcome: "hit" | "legacy" | "route";
+    readonly reissue: boolean;
+  }
   /** Choose by round robin and send a Set-Cookie for the choice. */
   | {
     readonly kind: "balance";
@@ -56,11 +75,79 @@ const UNKNOWN_VALUE: StickyDecision = {
 
 /** The server a cookie value names, or undefined. */
 export function serverForValue(sticky: Sticky, value: string): Server | undefined {
-  if (sticky.mode === "index") {
+  if (sticky.mode === "index" && sticky.format !== "nginx") {
     const index = parseIndexValue(value);
     return index < 0 ? undefined : sticky.serverByValue.get(String(index));
   }
   return sticky.serverByValue.get(value);
+}
+
+/**
+ * The whole sticky decision for a request: a `route_from` route naming a server that can serve
+ * it comes first (outcome `route`); then the upstream's own cookie ({@link resolveSticky}). An
+ * unknown route, or one naming a server that cannot serve now, falls through to the cookie and
+ * balancing, except under `no_fallback`, where a route naming an unavailable server is refused
+ * as a cookie would be. Upstreams without `route_from` cost what the cookie alone costs.
+ *
+ * @param target the request target (path and query), for `query:` sources
+ * @param noFallback the upstream's or the route's `no_fallback`
+ */
+export function decideSticky(
+  sticky: Sticky,
+  headers: RequestHeaders,
+  target: string,
+  noFallback: boolean,
+  states: ServerStates,
+  nowMs: number,
+): StickyDecision {
+  if (sticky.routeFrom !== undefined) {
+    const routed = decideRoute(sticky, headers, target, noFallback, states, nowMs);
+    if (routed !== undefined) return routed;
+  }
+  if (sticky.cookie === false) return NO_COOKIE;
+  return resolveSticky(
+    sticky,
+    findCookie(headers.get("cookie"), sticky.lowerName),
+    noFallback,
+    states,
+    nowMs,
+  );
+}
+
+/** The decision a route makes, or undefined when it makes none (no route, unknown route, or its
+ * server cannot serve and no_fallback is off). */
+function decideRoute(
+  sticky: Sticky,
+  headers: RequestHeaders,
+  target: string,
+  noFallback: boolean,
+  states: ServerStates,
+  nowMs: number,
+): StickyDecision | undefined {
+  const route = routeOf(sticky, headers, target);
+  if (route === undefined) return undefined;
+  const server = sticky.serverByRoute?.get(route);
+  if (server === undefined) return undefined;
+  if (!states.isAvailable(server, nowMs)) {
+    return noFallback ? { kind: "refuse", server, outcome: "refused" } : undefined;
+  }
+  if (server.backup && states.anyPrimaryAvailable(nowMs)) return undefined;
+  return {
+    kind: "pinned",
+    server,
+    outcome: "route",
+    reissue: ownCookieDiffers(sticky, headers, server),
+  };
+}
+
+/** Whether the own cookie should be (re)set for a routed request: nginx's format always sends
+ * it; otherwise only when the client's cookie does not already name that server, so that the
+ * client stays there once the route is gone. */
+function ownCookieDiffers(sticky: Sticky, headers: RequestHeaders, server: Server): boolean {
+  if (sticky.cookie === false) return false;
+  if (sticky.alwaysSetCookie === true) return true;
+  const value = findCookie(headers.get("cookie"), sticky.lowerName);
+  return value === null || serverForValue(sticky, value) !== server;
 }
 
 /**
@@ -69,7 +156,13 @@ export function serverForValue(sticky: Sticky, value: string): Server | undefine
  * @param noFallback the upstream's or the route's `no_fallback`
  * @example
  * ```ts
- * const d = resolveSticky(sticky, "422db4e6da7b4bba46bd476612df0469", false, states, Date.now());
+ * import { parseConfig } from "../config/mod.ts";
+ * const app = parseConfig(`[upstreams.app]
+ * servers = ["127.0.0.1:9001", "127.0.0.1:9002"]
+ * [upstreams.app.sticky]
+ * `).upstreams.get("app")!;
+ * const states = { isAvailable: () => true, anyPrimaryAvailable: () => true };
+ * const d = resolveSticky(app.sticky!, "422db4e6da7b4bba46bd476612df0469", false, states, Date.now());
  * if (d.kind === "pinned") console.log(d.server.address.text); // "127.0.0.1:9001"
  * ```
  */
@@ -81,8 +174,13 @@ export function resolveSticky(
   nowMs: number,
 ): StickyDecision {
   if (value === null) return NO_COOKIE;
-  const server = serverForValue(sticky, value);
-  if (server === undefined) return UNKNOWN_VALUE;
+  let server = serverForValue(sticky, value);
+  let outcome: "hit" | "legacy" = "hit";
+  if (server === undefined) {
+    server = sticky.legacyServerByValue?.get(value);
+    if (server === undefined) return UNKNOWN_VALUE;
+    outcome = "legacy";
+  }
   if (!states.isAvailable(server, nowMs)) {
     return noFallback
       ? { kind: "refuse", server, outcome: "refused" }
@@ -98,5 +196,10 @@ export function resolveSticky(
       outcome: "repin",
     };
   }
-  return { kind: "pinned", server, outcome: "hit" };
+  return {
+    kind: "pinned",
+    server,
+    outcome,
+    reissue: outcome === "legacy" || sticky.alwaysSetCookie === true,
+  };
 }

@@ -350,7 +350,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
     assertOnlyProblem(
       `[upstreams.app]\nservers = [5]\n`,
       "upstreams.app.servers[0]",
-      `must be "host:port" or a table with address, weight, max_fails, fail_timeout, backup, down, id, state`,
+      `must be "host:port" or a table with address, weight, max_fails, fail_timeout, backup, down, id, state, route`,
     );
   });
 
@@ -384,7 +384,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assertOnlyProblem(
         `[upstreams.app]\nservers = [{ address = "127.0.0.1:9001", wieght = 2 }]\n`,
         "upstreams.app.servers[0].wieght",
-        "unknown key; allowed here: address, weight, max_fails, fail_timeout, backup, down, id, state",
+        "unknown key; allowed here: address, weight, max_fails, fail_timeout, backup, down, id, state, route",
       );
     });
 
@@ -394,7 +394,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assert.equal(problems[0].path, "upstreams.app.sticky.http_only");
       assert.match(
         problems[0].message,
-        /^unknown key; allowed here: name, hash, hmac, hmac_key, text, domain, path, expires, secure, httponly, samesite, partitioned, no_fallback$/,
+        /^unknown key; allowed here: name, hash, hmac, hmac_key, text, domain, path, expires, secure, httponly, samesite, partitioned, no_fallback, format, accept_legacy, route_from, route_delimiter, cookie$/,
       );
     });
 

@@ -44,6 +44,9 @@ const OUTCOME_INDEX: Readonly<Record<StickyOutcome, number>> = {
   repin: 3,
   invalid: 4,
   refused: 5,
+  // Appended (issue 11): the slots before them keep their places.
+  legacy: 6,
+  route: 7,
 };
 /** Sticky outcomes in slot order (the access log's words). */
 export const STICKY_OUTCOMES = Object.keys(OUTCOME_INDEX) as StickyOutcome[];
