@@ -13,8 +13,7 @@ import {
 } from "../config/mod.ts";
 import { type Balancer, createBalancers } from "../balancer/balancer.ts";
 import { renderSetCookie } from "../cookie/set_cookie.ts";
-import { findCookie } from "../cookie/read.ts";
-import { resolveSticky, type StickyOutcome } from "../sticky/resolve.ts";
+import { decideSticky, type StickyOutcome } from "../sticky/resolve.ts";
 import { describeError, failureBodyLength, type FailureCode, failureResponse } from "./errors.ts";
 import { type ClientInfo, upstreamRequestHeaders } from "./headers.ts";
 import {
@@ -133,20 +132,18 @@ export class Gateway {
     const now = this.#now();
 
     let pinned: Server | undefined;
+    // The pinned server when its client needs no Set-Cookie (not a legacy value, a route the own
+    // cookie disagrees with, or nginx's format, which sends one on every response).
+    let cookieKept: Server | undefined;
     let decided: StickyOutcome = "none";
     if (sticky !== undefined) {
-      const decision = resolveSticky(
-        sticky,
-        findCookie(request.headers.get("cookie"), sticky.lowerName),
-        noFallback,
-        balancer,
-        now,
-      );
+      const decision = decideSticky(sticky, request.headers, target, noFallback, balancer, now);
       decided = decision.outcome;
       if (trace !== undefined) trace.sticky = decided;
       if (decision.kind === "refuse") return this.#failed("pinned_unavailable", trace);
       if (decision.kind === "pinned") {
         pinned = decision.server;
+        if (!decision.reissue) cookieKept = pinned;
         // When this server's clients were last seen (a drain is over when they stop coming).
         if (trace !== undefined) balancer.shared.markSticky(balancer.slot(pinned), now);
       }
@@ -180,7 +177,7 @@ export class Gateway {
       if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
       if (upgraded === undefined) {
         // The upstream refused the upgrade: its answer is relayed as any response.
-        return this.#relay(outcome, request, client, sticky, pinned, now, trace, current);
+        return this.#relay(outcome, request, client, sticky, cookieKept, now, trace, current);
       }
       if (trace !== undefined) {
         // A session is in flight at its server until it closes (a drain waits for it).
@@ -234,25 +231,26 @@ export class Gateway {
       trace.sticky = outcome.sticky;
     }
     if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
-    return this.#relay(outcome, request, client, sticky, pinned, now, trace, current);
+    return this.#relay(outcome, request, client, sticky, cookieKept, now, trace, current);
   };
 
   /**
-   * The client's response made from the upstream's: the sticky Set-Cookie when the server is not
-   * the one the cookie pinned, hop-by-hop headers dropped, the body watched and counted.
+   * The client's response made from the upstream's: the sticky Set-Cookie unless the server is
+   * `cookieKept` (pinned by a cookie that needs no new one), hop-by-hop headers dropped, the body
+   * watched and counted.
    */
   #relay(
     outcome: Outcome<UpstreamResponse> & { readonly server: Server },
     request: ProxyRequest,
     client: ClientInfo,
     sticky: Sticky | undefined,
-    pinned: Server | undefined,
+    cookieKept: Server | undefined,
     now: number,
     trace: RequestTrace | undefined,
     current: Generation,
   ): Answer {
     const { server, value: response } = outcome;
-    const setCookie = sticky !== undefined && server !== pinned ? server.setCookie : undefined;
+    const setCookie = sticky !== undefined && server !== cookieKept ? server.setCookie : undefined;
     if (trace !== undefined) {
       trace.server = server.id;
       trace.answered(response.status);
