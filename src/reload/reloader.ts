@@ -209,17 +209,19 @@ export class Reloader {
       await instance.resumeChecks();
       return this.#refuse(trigger, refused.map((message) => ({ path: "", message })));
     }
-    // Phase 2: this thread swaps, then at once every worker.
+    // Phase 2: every thread swaps at once, the workers while this one does (a new server is
+    // unchecked in the new state, so no thread sends it traffic before its first check).
     this.#published = ops.metrics;
     state.catchUp();
-    await instance.reload(config, state, metrics);
     const buffers = { state: state.buffers, metrics: metrics?.buffers };
-    const failed = await this.#tellWorkers({
+    const committed = this.#tellWorkers({
       type: "reload_commit",
       attempt,
       buffers,
       port: bound?.port,
     });
+    await instance.reload(config, state, metrics);
+    const failed = await committed;
     const listen = bound && shownAddress(bound);
     this.#published = metrics;
     this.#generation = generation;
