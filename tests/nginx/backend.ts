@@ -41,18 +41,18 @@ function answer(name: string, req: IncomingMessage, res: ServerResponse): void {
   res.end(name);
 }
 
-function listen(server: Server, port: number): Promise<number> {
+function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
+    server.listen(port, host, () => {
       server.off("error", reject);
       resolve((server.address() as AddressInfo).port);
     });
   });
 }
 
-/** Starts backend `name` on a free loopback port. */
-export async function startBackend(name: string): Promise<Backend> {
+/** Starts backend `name` on a free port of `host` (127.0.0.1, or ::1). */
+export async function startBackend(name: string, host = "127.0.0.1"): Promise<Backend> {
   const sockets = new Set<Socket>();
   const make = () => {
     const server = createServer((req, res) => {
@@ -66,7 +66,7 @@ export async function startBackend(name: string): Promise<Backend> {
     return server;
   };
   let server = make();
-  const port = await listen(server, 0);
+  const port = await listen(server, host, 0);
   let listening = true;
   const backend: Backend = {
     name,
@@ -80,7 +80,7 @@ export async function startBackend(name: string): Promise<Backend> {
     async restart() {
       if (listening) return;
       server = make();
-      await listen(server, port);
+      await listen(server, host, port);
       listening = true;
     },
   };

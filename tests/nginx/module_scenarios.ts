@@ -348,6 +348,24 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    id: "m20",
+    title: "max_fails=2: a refusing server is tried twice before it is skipped",
+    servers: [{ backend: "A" }, { backend: "B", maxFails: 2 }, { backend: "C" }],
+    sticky: {},
+    async script(p) {
+      const b = [`route=${p.value("B")}`];
+      await p.backend("B").close();
+      try {
+        await p.ask("first failure: tried, then another server", { cookies: b });
+        await p.ask("second failure: tried, then another server", { cookies: b });
+        await p.ask("now failed: not tried", { cookies: b });
+        await p.round("new clients", 3, {}, RR_ORDER_UNAVAILABLE);
+      } finally {
+        await p.backend("B").restart();
+      }
+    },
+  },
+  {
     id: "m21",
     title: "new clients right after a failed server is back",
     servers: [{ backend: "A", failTimeout: "1s" }, { backend: "B", failTimeout: "1s" }],
@@ -368,20 +386,16 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: "m20",
-    title: "max_fails=2: a refusing server is tried twice before it is skipped",
-    servers: [{ backend: "A" }, { backend: "B", maxFails: 2 }, { backend: "C" }],
-    sticky: {},
+    id: "m22",
+    title: "IPv6 servers: text=raw over `[::1]:port` (brackets in the value)",
+    servers: [{ backend: "A", spelling: "ipv6" }, { backend: "B", spelling: "ipv6" }, {
+      backend: "C",
+    }],
+    sticky: { mode: "raw", name: "v6" },
     async script(p) {
-      const b = [`route=${p.value("B")}`];
-      await p.backend("B").close();
-      try {
-        await p.ask("first failure: tried, then another server", { cookies: b });
-        await p.ask("second failure: tried, then another server", { cookies: b });
-        await p.ask("now failed: not tried", { cookies: b });
-        await p.round("new clients", 3, {}, RR_ORDER_UNAVAILABLE);
-      } finally {
-        await p.backend("B").restart();
+      await p.round("new clients", 3);
+      for (const letter of ["B", "C", "A"]) {
+        await p.ask(`the value of ${letter}`, { cookies: [`v6=${p.value(letter)}`] });
       }
     },
   },

@@ -140,7 +140,9 @@ export function validValue(
   const spec = scenario.servers.find((s) => s.backend === letter);
   if (spec === undefined) throw new Error(`${scenario.id}: no server ${letter}`);
   const port = backends.get(letter)!.port;
-  if (kind === "native") return spec.route ?? digest("md5", `127.0.0.1:${port}`);
+  // nginx 1.30: the resolved address as nginx prints it (localhost and 0-padded ports resolve).
+  const resolved = spec.spelling === "ipv6" ? `[::1]:${port}` : `127.0.0.1:${port}`;
+  if (kind === "native") return spec.route ?? digest("md5", resolved);
   const text = addressText(spec, port);
   const key = scenario.sticky.hmacKey ?? "secret";
   switch (scenario.sticky.mode ?? "md5") {

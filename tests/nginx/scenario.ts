@@ -10,7 +10,7 @@ import type { Backend } from "./backend.ts";
 import type { Probe } from "./probe.ts";
 
 /** How the address of a server is written in nginx.conf (and so in the TOML: byte-identical). */
-export type Spelling = "ip" | "localhost" | "zero-port";
+export type Spelling = "ip" | "localhost" | "zero-port" | "ipv6";
 
 export interface ServerSpec {
   /** The backend's letter (A, B, …): the name it answers with in `x-upstream`. */
@@ -83,6 +83,11 @@ export interface Requirement {
   readonly toml: string;
 }
 
+/** Where the backend of `spec` listens: ::1 for a server written `[::1]:port`. */
+export function backendHost(spec: ServerSpec): string {
+  return spec.spelling === "ipv6" ? "::1" : "127.0.0.1";
+}
+
 /** The server address text of `spec` for a backend listening on 127.0.0.1:`port`. */
 export function addressText(spec: ServerSpec, port: number): string {
   switch (spec.spelling ?? "ip") {
@@ -92,6 +97,8 @@ export function addressText(spec: ServerSpec, port: number): string {
       return `localhost:${port}`;
     case "zero-port":
       return `127.0.0.1:0${port}`;
+    case "ipv6":
+      return `[::1]:${port}`;
   }
 }
 

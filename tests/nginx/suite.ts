@@ -26,7 +26,13 @@ import {
 } from "../support/nginx.ts";
 import { type Backend, closeAllBackends, startBackend } from "./backend.ts";
 import { compareRuns, runScript, show, type Step, validValue } from "./probe.ts";
-import { type Backends, httpBody, type Requirement, type Scenario } from "./scenario.ts";
+import {
+  backendHost,
+  type Backends,
+  httpBody,
+  type Requirement,
+  type Scenario,
+} from "./scenario.ts";
 import { importNginxConf, ownListener, scenarioToml, USE_IMPORTER } from "./translate.ts";
 
 export interface SuiteOptions {
@@ -100,8 +106,8 @@ export function differentialSuite(suite: SuiteOptions): void {
       if (ready.length === 0) return;
       for (const scenario of ready) {
         const own = new Map<string, Backend>();
-        for (const { backend } of scenario.servers) {
-          own.set(backend, await startBackend(backend));
+        for (const spec of scenario.servers) {
+          own.set(spec.backend, await startBackend(spec.backend, backendHost(spec)));
         }
         backends.set(scenario.id, own);
       }

@@ -1,8 +1,8 @@
 /**
  * The gateway's config for a set of scenarios: by the gateway's own importer
  * (`sticky-gateway import nginx.conf -o gw.toml`, run the way the gateway under test runs, so the
- * binary's importer is covered too), or, where the importer is not in the gateway yet, by the
- * small translation below, written from the same scenarios as the nginx.conf.
+ * binary's importer is covered too), or by the small translation below, written from the same
+ * scenarios as the nginx.conf (to tell the importer's part of a failure from the proxy's).
  *
  * Either way the result gets the test harness's own listener: the nginx.conf listens where nginx
  * does, and the gateway runs beside it on a port of its own with one worker thread (as nginx runs
@@ -16,12 +16,11 @@ import { runGateway, writeTempFile } from "../support/gateway.ts";
 import { addressText, type Backends, type Scenario, type ServerSpec } from "./scenario.ts";
 
 /**
- * Whether the configs come from the gateway's importer. It is being written beside these tests
- * (src/import/nginx/, issue 11); until its commit is in, the translation below stands in for it.
+ * Whether the configs come from the gateway's importer (the default), or from the translation
+ * below, written from the same scenarios (`NGINX_DIFF_IMPORTER=0`): when a scenario fails, running
+ * it both ways tells the importer's part from the proxy's.
  */
-export const USE_IMPORTER: boolean = process.env.NGINX_DIFF_IMPORTER !== undefined
-  ? process.env.NGINX_DIFF_IMPORTER === "1"
-  : false;
+export const USE_IMPORTER: boolean = process.env.NGINX_DIFF_IMPORTER !== "0";
 
 /** The TOML the importer writes for `nginxConf` (warnings are fine; exit 2 is not). */
 export async function importNginxConf(nginxConf: string): Promise<{ toml: string; log: string }> {
