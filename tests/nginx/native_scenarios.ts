@@ -264,4 +264,37 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
       await p.ask("C's route → C", { cookies: ["route=c"] });
     },
   },
+  {
+    id: "n17",
+    title: "a cookie naming a backup while the primaries are up",
+    servers: [{ backend: "A" }, { backend: "B" }, { backend: "C", backup: true }],
+    sticky: { name: "route" },
+    async script(p) {
+      await p.ask("the backup's value → a primary, its cookie", {
+        cookies: [`route=${p.value("C")}`],
+      });
+      await p.round("new clients: the primaries only", 3);
+    },
+  },
+  {
+    id: "n18",
+    title: "every server refusing: the tries, then 502",
+    servers: [{ backend: "A" }, { backend: "B" }],
+    sticky: { name: "route" },
+    reachesNoBackend: true,
+    undocumented: "as the module's row 13 (m18): nginx 1.30's 502 after every server refused " +
+      "carries the Set-Cookie of the last server tried; the gateway's has none. See " +
+      "/work/notes/readme-differential.md",
+    async script(p) {
+      await p.backend("A").close();
+      await p.backend("B").close();
+      try {
+        await p.ask("no cookie, both refuse → 502");
+        await p.ask("both failed now → 502 at once");
+      } finally {
+        await p.backend("A").restart();
+        await p.backend("B").restart();
+      }
+    },
+  },
 ];
