@@ -90,6 +90,8 @@ function answeredByBackend(steps: readonly Step[]): number {
 /** Declares the suite (describe + one it per scenario). */
 export function differentialSuite(suite: SuiteOptions): void {
   const runnable = suite.scenarios.filter((s) => skipNote(s) === undefined);
+  const absent = nginxSkipReason();
+  if (absent !== undefined) console.log(`${suite.title}: ${absent}`);
   describe(suite.title, () => {
     let nginx: RunningNginx | undefined;
     let gateway: RunningGateway | undefined;
@@ -129,7 +131,8 @@ export function differentialSuite(suite: SuiteOptions): void {
     for (const scenario of suite.scenarios) {
       const note = skipNote(scenario);
       if (note !== undefined) {
-        console.log(`${suite.title} / ${scenario.id}: ${note}`);
+        // The sources' absence is said once for the suite, a scenario's own note for it.
+        if (note !== nginxSkipReason()) console.log(`${suite.title} / ${scenario.id}: ${note}`);
         it(`${scenario.id} ${scenario.title} [${note}]`, { skip: true }, () => {});
         continue;
       }
