@@ -171,6 +171,17 @@ function readUpstream(
   fields.finish();
   if (drafts.length === 0) return undefined;
 
+  if (stickyTable === undefined) {
+    for (const draft of drafts) {
+      if (draft.route === undefined) continue;
+      problems.add(
+        `${draft.keyPath}.route`,
+        `is used only by a sticky upstream (route_from, or format = "nginx"); add [${
+          fields.keyPath("sticky")
+        }] or remove route`,
+      );
+    }
+  }
   const built = stickyDraft === undefined
     ? undefined
     : stickyValues(stickyDraft, drafts, problems, hostsTable);

@@ -413,6 +413,13 @@ function percentEncoded(path: string): string | undefined {
 }
 
 function readExpires(fields: Fields, minMs: number): number | undefined {
+  if (fields.raw("expires") === "max") {
+    fields.problems.add(
+      fields.keyPath("expires"),
+      `"max" is nginx's own sticky cookie's (format = "nginx"); the module's cookie needs a duration such as "1y"`,
+    );
+    return undefined;
+  }
   const expiresMs = fields.duration("expires", undefined, minMs, false);
   if (expiresMs !== undefined && expiresMs > MAX_EXPIRES_MS) {
     fields.problems.add(

@@ -455,7 +455,11 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
     assertOnlyProblem(withSticky(`expires = "1ms"`), path, `"1ms" is not a duration; ${syntax}`);
     assertOnlyProblem(withSticky(`expires = "10x"`), path, `"10x" is not a duration; ${syntax}`);
     assertOnlyProblem(withSticky(`expires = "-1"`), path, `"-1" is not a duration; ${syntax}`);
-    assertOnlyProblem(withSticky(`expires = "max"`), path, `"max" is not a duration; ${syntax}`);
+    assertOnlyProblem(
+      withSticky(`expires = "max"`),
+      path,
+      `"max" is nginx's own sticky cookie's (format = "nginx"); the module's cookie needs a duration such as "1y"`,
+    );
     assertOnlyProblem(withSticky(`expires = "1 h"`), path, `"1 h" is not a duration; ${syntax}`);
     assertOnlyProblem(withSticky(`expires = 1.5`), path, `1.5 is not a duration; ${syntax}`);
   });
