@@ -144,6 +144,7 @@ const WARNING_REASONS: Record<string, string> = {
   geo: "the gateway has no variables",
   split_clients: "the gateway has no variables",
   upstream_conf: "not applicable",
+  health_check: "write [upstreams.NAME.health] (path, interval, rise, fall) for active checks",
   stream: "the gateway proxies HTTP only",
   mail: "the gateway proxies HTTP only",
   fastcgi_pass: "the gateway proxies HTTP only",
@@ -202,7 +203,7 @@ function verdict(directive: Directive): Verdict {
   }
   if (name in NOTE_REASONS) return ["note", NOTE_REASONS[name]];
   if (name in WARNING_REASONS) return ["warning", WARNING_REASONS[name]];
-  return ["warning", "the importer does not know it; not carried"];
+  return ["warning", "the importer does not know this directive"];
 }
 
 /** Records a directive the TOML does not carry, as a note or a warning with the reason. */

@@ -49,3 +49,12 @@ export interface ImportWarning extends SourceLocation {
 export function formatWarning(warning: ImportWarning): string {
   return `${formatLocation(warning)}: ${warning.level}: ${warning.message}`;
 }
+
+/** Warnings in reading order: the main file first, then each file as first named; by line. */
+export function sortWarnings(list: ImportWarning[], mainFile: string): void {
+  const rank = new Map<string, number>([[mainFile, 0]]);
+  for (const w of list) if (!rank.has(w.file)) rank.set(w.file, rank.size);
+  list.sort((a, b) =>
+    rank.get(a.file)! - rank.get(b.file)! || a.line - b.line || a.column - b.column
+  );
+}

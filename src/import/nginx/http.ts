@@ -184,7 +184,11 @@ function carryServers(carried: Carried, http: HttpScope): RouteModel[] {
       if (owner !== undefined) {
         notes.warn(
           block.directive.at,
-          `conflicting server name "${name}" on ${listen.address} (first in the server block at ${owner.directive.at.file}:${owner.directive.at.line}), ignored here as nginx ignores it`,
+          `conflicting server name "${name}" on ${listen.address} (first in the server block at line ${owner.directive.at.line}${
+            owner.directive.at.file === block.directive.at.file
+              ? ""
+              : ` of ${owner.directive.at.file}`
+          }), ignored here as nginx ignores it`,
         );
         continue;
       }

@@ -6,7 +6,7 @@
  * @module
  */
 import { notCarried } from "./directives.ts";
-import { NginxParseError, type SourceLocation } from "./errors.ts";
+import { NginxParseError, sortWarnings, type SourceLocation } from "./errors.ts";
 import { readHttp } from "./http.ts";
 import { type ImportModel, Notes, type UpstreamModel } from "./model.ts";
 import type { ConfigTree, Directive } from "./reader.ts";
@@ -57,6 +57,7 @@ export function translate(tree: ConfigTree, source: string, confDir: string): Im
   for (const upstream of model.upstreams.values()) keepMeaningfulRoutes(upstream, notes);
   dropEmptyUpstreams(model, notes);
   checkRoutes(model, source, notes);
+  sortWarnings(notes.list, source);
   return model;
 }
 
