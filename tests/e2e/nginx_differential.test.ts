@@ -8,11 +8,12 @@
  * nginx is built by tests/nginx/build.sh (make test-tools); without ../shared/reference/nginx-src
  * the tests are skipped, saying so.
  */
+import { generatedModuleScenarios } from "../nginx/generated.ts";
 import { MODULE_SCENARIOS } from "../nginx/module_scenarios.ts";
 import { differentialSuite } from "../nginx/suite.ts";
 
 differentialSuite({
   title: "nginx 1.26.3 + sticky module v1.3.0 vs the gateway",
   kind: "module",
-  scenarios: MODULE_SCENARIOS,
+  scenarios: [...MODULE_SCENARIOS, ...generatedModuleScenarios(21)],
 });

@@ -9,13 +9,14 @@
  * the tests are skipped, saying so. Until the gateway takes `format = "nginx"`, they are skipped
  * as pending, saying so.
  */
+import { generatedNativeScenarios } from "../nginx/generated.ts";
 import { NATIVE_SCENARIOS } from "../nginx/native_scenarios.ts";
 import { differentialSuite } from "../nginx/suite.ts";
 
 differentialSuite({
   title: 'nginx 1.30.4 `sticky cookie` vs the gateway (format = "nginx")',
   kind: "native",
-  scenarios: NATIVE_SCENARIOS,
+  scenarios: [...NATIVE_SCENARIOS, ...generatedNativeScenarios(16)],
   requires: {
     what: `format = "nginx" in [upstreams.NAME.sticky]`,
     toml: `[upstreams.u]\nservers = ["127.0.0.1:9"]\n[upstreams.u.sticky]\nformat = "nginx"\n`,
