@@ -556,6 +556,37 @@ async function awaitQuiet(): Promise<number> {
   }
 }
 
+/**
+ * Scenario "reloads": rewrites the config file (the first server's weight, 1 ↔ 2: a real change
+ * every time) and asks for a reload through the API, back to back, until stopped; counts the
+ * answers (the gateway coalesces what arrives while one applies).
+ */
+function reloadStorm(file: string): { stop(): Promise<{ asked: number; ok: number }> } {
+  const url = `http://${P.host}:${P.admin}/api/v1/reload`;
+  const text = readFileSync(file, "utf8");
+  const first = `"${P.host}:${P.upstreams[0]}"`;
+  const variants = [text, text.replace(first, `{ address = ${first}, weight = 2 }`)];
+  let running = true;
+  let asked = 0;
+  let ok = 0;
+  const loop = (async () => {
+    while (running) {
+      writeFileSync(file, variants[++asked % 2]);
+      const answer = await fetch(url, { method: "POST" }).catch(() => undefined);
+      if (answer?.status === 200) ok++;
+      await answer?.body?.cancel();
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      writeFileSync(file, text);
+      return { asked, ok };
+    },
+  };
+}
+
 /** Fetches the gateway's /metrics every `ms` until stopped (scenario "metrics"). */
 function scrapeEvery(ms: number): { stop(): void } {
   const url = `http://${P.host}:${P.admin}/metrics`;
@@ -585,8 +616,16 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
     const cores0 = cpuTimes();
     // As Prometheus would, only more often (its default interval is 15 s).
     const scraping = v.scenario === "metrics" ? scrapeEvery(1000) : undefined;
+    const storm = v.scenario === "reloads"
+      ? reloadStorm(path.join(TMP, `${v.target.id}-reloads.toml`))
+      : undefined;
     const w = await wrk(url, opt.duration, sendCookie);
     scraping?.stop();
+    const reloads = await storm?.stop();
+    if (reloads !== undefined) {
+      check(reloads.ok > 0, `no reload succeeded (${reloads.asked} asked)`);
+      base.reloads = reloads;
+    }
     const cores1 = cpuTimes();
     const cpu = cpuSeconds(proc.pid) - cpu0;
     const rss = peakRssKiB(proc.pid);

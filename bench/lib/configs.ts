@@ -49,12 +49,15 @@ export type Scenario =
   | "servers1000down"
   | "routes500"
   | "log"
-  | "metrics";
+  | "metrics"
+  | "reloads";
 
 /** Gateway-only scenarios of "main" with an operations feature on (issue 9's costs): "log",
- * the access log to a file; "metrics", the admin listener scraped every second. Every other
- * scenario runs the gateway with the access log off, as HAProxy and nginx run here. */
-export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics"];
+ * the access log to a file; "metrics", the admin listener scraped every second; "reloads", a
+ * reload storm (issue 10: the file rewritten and reloaded through the API back to back for the
+ * whole run). Every other scenario runs the gateway with the access log off, as HAProxy and
+ * nginx run here. */
+export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics", "reloads"];
 
 export const SCALE_SERVERS = 1000;
 export const SCALE_ROUTES = 500;
@@ -156,7 +159,9 @@ ${opsToml(scenario, p, logFile)}`;
 function opsToml(scenario: Scenario, p: Ports, logFile: string): string {
   if (scenario === "log") return `[log]\naccess = "${logFile}"\n`;
   const off = `[log]\naccess = "off"\n`;
-  if (scenario === "metrics") return `${off}\n[admin]\nlisten = "${p.host}:${p.admin}"\n`;
+  if (scenario === "metrics" || scenario === "reloads") {
+    return `${off}\n[admin]\nlisten = "${p.host}:${p.admin}"\n`;
+  }
   return off;
 }
 
