@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
+/** A running backend. */
 export interface Backend {
   readonly name: string;
   readonly port: number;

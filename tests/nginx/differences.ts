@@ -19,6 +19,7 @@ export interface DifferenceContext {
   value(letter: string): string;
 }
 
+/** One documented deliberate difference, as a step may name it. */
 export interface Difference {
   readonly id: string;
   /** Where the README documents it. */

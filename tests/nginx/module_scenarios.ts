@@ -42,6 +42,7 @@ function attributes(id: string, title: string, sticky: StickySpec): Scenario {
   };
 }
 
+/** The written scenarios for the module (m01…), in the decision table's order where they can be. */
 export const MODULE_SCENARIOS: readonly Scenario[] = [
   {
     id: "m01",

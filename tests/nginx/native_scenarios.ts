@@ -48,6 +48,7 @@ function attributes(id: string, title: string, sticky: StickySpec): Scenario {
   };
 }
 
+/** The written scenarios for nginx 1.30's `sticky cookie` and `sticky route` (n01…). */
 export const NATIVE_SCENARIOS: readonly Scenario[] = [
   {
     id: "n01",

@@ -14,6 +14,7 @@ import type { Backend } from "./backend.ts";
 import type { Difference, DifferenceContext } from "./differences.ts";
 import { addressText, type Backends, type Scenario } from "./scenario.ts";
 
+/** Which side a run is of. */
 export type TargetName = "nginx" | "gateway";
 
 /** One response as compared: `200 B | route=…; Path=/` (backend "-" when nobody answered). */
@@ -24,6 +25,7 @@ export interface Seen {
   readonly cookies: readonly string[];
 }
 
+/** One step of a script as run against one target: a request, or a round of them. */
 export interface Step {
   readonly label: string;
   readonly seen: readonly Seen[];
@@ -31,6 +33,7 @@ export interface Step {
   readonly difference?: Difference;
 }
 
+/** How a step's request differs from a plain `GET /ID/x`. */
 export interface AskOptions {
   /** Below the scenario's location: `/ID/<path>` (default "x"). */
   readonly path?: string;

@@ -12,6 +12,7 @@ import type { Probe } from "./probe.ts";
 /** How the address of a server is written in nginx.conf (and so in the TOML: byte-identical). */
 export type Spelling = "ip" | "localhost" | "zero-port" | "ipv6";
 
+/** One `server` line of the upstream. */
 export interface ServerSpec {
   /** The backend's letter (A, B, …): the name it answers with in `x-upstream`. */
   readonly backend: string;
@@ -26,8 +27,10 @@ export interface ServerSpec {
   readonly route?: string;
 }
 
+/** The module's value modes (`hash=`, `hmac=`, `text=raw`). */
 export type ModuleMode = "md5" | "sha1" | "index" | "hmac-md5" | "hmac-sha1" | "raw";
 
+/** The `sticky` directive's arguments, for either syntax. */
 export interface StickySpec {
   /** The module's `hash=/hmac=/text=`; undefined = no argument (md5). Not for nginx 1.30. */
   readonly mode?: ModuleMode;
@@ -48,6 +51,7 @@ export interface StickySpec {
   readonly routeVars?: readonly string[];
 }
 
+/** One differential scenario (see the module comment). */
 export interface Scenario {
   /** Short id, also the upstream's name and the location prefix (`/ID/`). */
   readonly id: string;
@@ -102,6 +106,7 @@ export function addressText(spec: ServerSpec, port: number): string {
   }
 }
 
+/** A scenario's backends by letter. */
 export type Backends = ReadonlyMap<string, Backend>;
 
 function portOf(backends: Backends, letter: string): number {

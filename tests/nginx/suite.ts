@@ -35,6 +35,7 @@ import {
 } from "./scenario.ts";
 import { importNginxConf, ownListener, scenarioToml, USE_IMPORTER } from "./translate.ts";
 
+/** What one differential test file runs. */
 export interface SuiteOptions {
   readonly title: string;
   readonly kind: NginxKind;

@@ -19,6 +19,7 @@ import { join, resolve } from "node:path";
 import { ROOT, sleep, withTimeout } from "./gateway.ts";
 import { closedPort } from "./upstreams.ts";
 
+/** Which nginx: 1.26.3 with the sticky module, or 1.30.4 with its own `sticky`. */
 export type NginxKind = "module" | "native";
 
 /** The nginx sources and their build script, beside the repository. */
@@ -56,6 +57,7 @@ export function requireNginx(kind: NginxKind): string {
   return binary;
 }
 
+/** A started nginx, as {@link startNginx} hands it back. */
 export interface RunningNginx {
   readonly kind: NginxKind;
   readonly port: number;
