@@ -298,4 +298,10 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
       }
     },
   },
+  attributes("n19", "expires=0: expired at once, max-age=0", { name: "srv", expires: "0" }),
+  attributes("n20", "expires=20y: past 2037 the year has four digits", {
+    name: "srv",
+    expires: "20y",
+    path: "/",
+  }),
 ];
