@@ -62,6 +62,8 @@ export function parseConfig(text: string, file = "<config>"): GatewayConfig {
     throw new ConfigError(file, [{ path: "", message: `${where}not valid TOML: ${message}` }]);
   }
   const problems = new Problems();
+  // Read again for each config (a reload sees an edited hosts file, as nginx's reload would).
+  hosts = undefined;
   const root = new Fields(document, "", problems);
   // Relative file paths in the config (TLS certificates) are relative to the config's directory.
   const baseDir = dirname(file);
@@ -276,7 +278,7 @@ function buildSticky(
   });
 }
 
-/** The hosts file, read once per process when a config first needs a host's address. */
+/** The hosts file, read when a config first needs a host's address (once per config). */
 let hosts: HostsTable | undefined;
 
 function hostsTable(): HostsTable {
