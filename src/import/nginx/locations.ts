@@ -155,6 +155,12 @@ function addRoutes(
   if (kind === "prefix" && server.seen.has(`exact ${path}`)) {
     const exact = server.routes.findIndex((r) => r.path === path);
     if (exact >= 0) {
+      const at = server.routes[exact].at;
+      const carried = notes.list.findIndex((w) =>
+        w.file === at.file && w.line === at.line &&
+        w.message.startsWith(`location = ${path} is carried`)
+      );
+      if (carried >= 0) notes.list.splice(carried, 1);
       notes.warn(
         server.routes[exact].at,
         `location = ${path} is not carried: the prefix location ${path} of the same server (line ${directive.at.line}) takes its requests here (the gateway has prefix routes only)`,
