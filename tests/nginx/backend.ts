@@ -8,6 +8,8 @@
  *   …/status/NNN    answers with that status
  *   anything else   200
  *
+ * A request whose body is not the length it announced gets 400 (a retried POST lost its body).
+ *
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -25,7 +27,12 @@ export interface Backend {
 
 const running = new Set<Backend>();
 
-function answer(name: string, req: IncomingMessage, res: ServerResponse): void {
+function answer(
+  name: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  received: number,
+): void {
   const url = new URL(req.url ?? "/", "http://backend");
   res.setHeader("x-upstream", name);
   res.setHeader("content-type", "text/plain");
@@ -37,6 +44,12 @@ function answer(name: string, req: IncomingMessage, res: ServerResponse): void {
       "session=s1; Path=/; HttpOnly",
       `${sticky.toUpperCase()}=upper-from-backend`,
     ]);
+  }
+  const announced = Number(req.headers["content-length"] ?? 0);
+  if (received !== announced) {
+    res.writeHead(400);
+    res.end(`${name}: ${received} of ${announced} body bytes`);
+    return;
   }
   res.writeHead(status === null ? 200 : Number(status[1]));
   res.end(name);
@@ -57,8 +70,9 @@ export async function startBackend(name: string, host = "127.0.0.1"): Promise<Ba
   const sockets = new Set<Socket>();
   const make = () => {
     const server = createServer((req, res) => {
-      req.resume();
-      req.on("end", () => answer(name, req, res));
+      let received = 0;
+      req.on("data", (chunk: Uint8Array) => (received += chunk.length));
+      req.on("end", () => answer(name, req, res, received));
     });
     server.on("connection", (socket: Socket) => {
       sockets.add(socket);

@@ -400,4 +400,27 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
       }
     },
   },
+  {
+    id: "m23",
+    title: "a POST with a body whose cookie names a refusing server: retried with its body",
+    servers: three,
+    sticky: {},
+    async script(p) {
+      await p.backend("B").close();
+      try {
+        await p.ask("row 8 for a POST: B refuses, another server answers, its cookie", {
+          method: "POST",
+          body: "a=1&b=two",
+          cookies: [`route=${p.value("B")}`],
+        });
+        await p.ask("a POST with the cookie of C → C", {
+          method: "POST",
+          body: "x".repeat(10_000),
+          cookies: [`route=${p.value("C")}`],
+        });
+      } finally {
+        await p.backend("B").restart();
+      }
+    },
+  },
 ];

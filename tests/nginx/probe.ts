@@ -45,6 +45,7 @@ export interface AskOptions {
   /** More request header lines. */
   readonly headers?: readonly [string, string][];
   readonly method?: string;
+  readonly body?: string;
 }
 
 /** What a step returns to the script: enough to carry a cookie on. */
@@ -186,6 +187,7 @@ export async function runScript(
     const answer = await ask(port, {
       path: base + (options.path ?? "x"),
       method: options.method,
+      body: options.body,
       cookies: options.cookies,
       headers: [
         ...(options.host === undefined ? [] : [["Host", options.host] as [string, string]]),
