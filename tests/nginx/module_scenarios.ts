@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  ALL_REFUSED_502_COOKIE,
   BACKEND_SET_COOKIE,
   BACKUP_COOKIE,
   COOKIE_COMMA,
@@ -14,6 +15,7 @@ import {
   NO_FALLBACK_NEW_CLIENT,
   RR_ORDER_UNAVAILABLE,
   SINGLE_SERVER_COOKIE,
+  SLOW_START_AFTER_FAILURE,
 } from "./differences.ts";
 import type { Probe } from "./probe.ts";
 import type { Scenario, ServerSpec, StickySpec } from "./scenario.ts";
@@ -321,7 +323,7 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
       await p.backend("A").close();
       await p.backend("B").close();
       try {
-        await p.ask("row 13: no cookie, both refuse → 502");
+        await p.ask("row 13: no cookie, both refuse → 502", {}, ALL_REFUSED_502_COOKIE);
         await p.ask("both failed now → 502 at once");
       } finally {
         await p.backend("A").restart();
@@ -383,7 +385,7 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
         await p.backend("B").restart();
       }
       await p.sleep(2100);
-      await p.round("new clients once B is back", 4);
+      await p.round("new clients once B is back", 4, {}, SLOW_START_AFTER_FAILURE);
     },
   },
   {

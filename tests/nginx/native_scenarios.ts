@@ -7,7 +7,12 @@
  *
  * @module
  */
-import { BACKEND_SET_COOKIE, RR_ORDER_UNAVAILABLE } from "./differences.ts";
+import {
+  ALL_REFUSED_502_COOKIE,
+  BACKEND_SET_COOKIE,
+  PINNED_COUNTS_IN_RR,
+  RR_ORDER_UNAVAILABLE,
+} from "./differences.ts";
 import type { Probe } from "./probe.ts";
 import type { Scenario, ServerSpec, StickySpec } from "./scenario.ts";
 
@@ -96,7 +101,7 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
       for (let i = 0; i < 3; i++) {
         await p.ask("the cookie of C", { cookies: [`srv=${p.value("C")}`] });
       }
-      await p.round("5 new clients after pinned ones", 5);
+      await p.round("5 new clients after pinned ones", 5, {}, PINNED_COUNTS_IN_RR);
     },
   },
   attributes("n04", "every attribute: expires=1h domain path samesite secure httponly", {
@@ -290,7 +295,7 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
       await p.backend("A").close();
       await p.backend("B").close();
       try {
-        await p.ask("no cookie, both refuse → 502");
+        await p.ask("no cookie, both refuse → 502", {}, ALL_REFUSED_502_COOKIE);
         await p.ask("both failed now → 502 at once");
       } finally {
         await p.backend("A").restart();
