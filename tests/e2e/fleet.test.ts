@@ -6,10 +6,11 @@
  * /metrics, not assumed). With no state shared between the instances:
  *
  * - every client stays on its backend whichever instance serves it, and the instances really
- *   were mixed (each client served by several instances, each instance by cookies it never set);
- * - SIGKILL of one instance moves no session; a request inside the killed instance at that moment
- *   may fail (counted and printed), none started after it does (HAProxy retries a refused
- *   connection on another instance until its checks take the dead one out);
+ *   were mixed (each client served by several instances, so by instances that never set its cookie);
+ * - SIGKILL of one instance moves no session; a request the dying instance had taken (in flight at
+ *   the signal, or accepted by the kernel while the process was torn down) may fail: counted and
+ *   printed; none sent once it is gone does (HAProxy retries a refused connection on another
+ *   instance until its checks take the dead one out);
  * - a config change rolled instance by instance through reloads (a cookie attribute, then a new
  *   server: first as `drain`, then `ready`) moves no session, and half-way through every
  *   instance still routes every existing cookie to the same server, new ones included.
