@@ -31,16 +31,19 @@ export class ReloadQueue<T> {
 
   /** The result of a run that starts after this call: at once, or the one pending. */
   request(): Promise<T> {
+    // A run pending is joined even once the run before it has ended: it starts a few
+    // microtasks later, and a run started here meanwhile would run beside it.
+    if (this.#pending !== undefined) return this.#pending;
     const running = this.#running;
     if (running === undefined) return this.#start();
-    this.#pending ??= running.then(noop, noop).then(() => {
+    this.#pending = running.then(noop, noop).then(() => {
       this.#pending = undefined;
       return this.#start();
     });
     return this.#pending;
   }
 
-  /** A run is under way. */
+  /** A run is under way (between two runs, one may still be pending: see `request`). */
   get busy(): boolean {
     return this.#running !== undefined;
   }

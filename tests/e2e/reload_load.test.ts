@@ -34,6 +34,7 @@ import {
   type WsUpstreams,
 } from "../support/node_upstreams.ts";
 import { type RealtimeUpstream, startRealtimeUpstream } from "../support/realtime.ts";
+import { ReloadQueue } from "../../src/reload/queue.ts";
 import {
   type Move,
   runSseStream,
@@ -628,4 +629,39 @@ describe("reload: bad input", () => {
       }
     },
   );
+});
+
+describe("reload queue: between two runs", () => {
+  it("a reload asked for between one's end and the start of the one pending joins that one", async () => {
+    // The run under way has ended (the queue is not busy) but the pending run has not started
+    // yet: it starts a few microtasks later. A request in that gap must join it, not start a
+    // run of its own beside it.
+    let running = 0;
+    let most = 0;
+    const releases: (() => void)[] = [];
+    const queue = new ReloadQueue(async () => {
+      most = Math.max(most, ++running);
+      await new Promise<void>((resolve) => releases.push(resolve));
+      running--;
+    });
+    const first = queue.request();
+    await Promise.resolve();
+    const pending = queue.request();
+    let inGap: Promise<void> | undefined;
+    const watchGap = () => {
+      if (queue.busy) queueMicrotask(watchGap);
+      else inGap = queue.request();
+    };
+    queueMicrotask(watchGap);
+    releases.shift()!();
+    await first;
+    await sleep(10);
+    assert.ok(inGap !== undefined, "asked in the gap");
+    assert.equal(most, 1, "never two runs at once");
+    while (releases.length > 0) {
+      releases.shift()!();
+      await sleep(1);
+    }
+    await Promise.all([pending, inGap]);
+  });
 });
