@@ -27,6 +27,11 @@ function place(at: SourceLocation | undefined): string {
   return at === undefined ? "" : ` # ${at.file}:${at.line}`;
 }
 
+/** The source comment of a table, on the line above its header (headers stay bare). */
+function above(at: SourceLocation): string[] {
+  return [`# ${at.file}:${at.line}`];
+}
+
 function value(v: string | number | boolean | readonly string[]): string {
   if (typeof v === "string") return str(v);
   if (Array.isArray(v)) return `[${v.map((s) => str(s)).join(", ")}]`;
@@ -54,7 +59,7 @@ export function renderToml(model: ImportModel): RenderedToml {
     lines.push("", ...renderUpstream(upstream, sources));
   }
   model.routes.forEach((route, i) => {
-    lines.push("", `[[routes]]${place(route.at)}`, `path = ${str(route.path)}`);
+    lines.push("", ...above(route.at), "[[routes]]", `path = ${str(route.path)}`);
     if (route.host !== undefined) lines.push(`host = ${str(route.host)}`);
     lines.push(`upstream = ${str(route.upstream)}`);
     if (route.noFallback) lines.push(`no_fallback = true`);
@@ -80,7 +85,7 @@ function header(model: ImportModel): string[] {
 function renderUpstream(upstream: UpstreamModel, sources: Map<string, SourceLocation>): string[] {
   const path = `upstreams.${upstream.name}`;
   sources.set(path, upstream.at);
-  const lines = [`[upstreams.${key(upstream.name)}]${place(upstream.at)}`, "servers = ["];
+  const lines = [...above(upstream.at), `[upstreams.${key(upstream.name)}]`, "servers = ["];
   upstream.servers.forEach((server, i) => {
     lines.push(`  ${renderServer(server)},${place(server.at)}`);
     sources.set(`${path}.servers[${i}]`, server.at);
@@ -89,7 +94,7 @@ function renderUpstream(upstream: UpstreamModel, sources: Map<string, SourceLoca
   if (upstream.tls) lines.push("tls = true");
   if (upstream.sticky !== undefined) {
     sources.set(`${path}.sticky`, upstream.sticky.at);
-    lines.push("", `[upstreams.${key(upstream.name)}.sticky]${place(upstream.sticky.at)}`);
+    lines.push("", ...above(upstream.sticky.at), `[upstreams.${key(upstream.name)}.sticky]`);
     lines.push(...renderSticky(upstream.sticky));
   }
   return lines;
