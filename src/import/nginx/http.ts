@@ -93,32 +93,20 @@ function isRouteMap(map: Directive, http: readonly Directive[]): boolean {
   );
 }
 
+/** A server block as it is being read (the fields {@link ServerBlock} then keeps). */
+type ServerDraft = { -readonly [K in keyof ServerBlock]: ServerBlock[K] };
+
 function readServerBlock(directive: Directive, notes: Notes): ServerBlock {
-  const block = {
+  const block: ServerDraft = {
     directive,
-    listens: [] as Listen[],
-    names: [] as string[],
+    listens: [],
+    names: [],
     noFallback: false,
     sslOn: false,
-    locations: [] as Directive[],
-    other: [] as Directive[],
-  } as ServerBlock & { noFallback: boolean; sslOn: boolean; cert?: Directive; key?: Directive };
-  for (const child of directive.block ?? []) {
-    if (child.name === "listen") {
-      const listen = readListen(child, notes);
-      if (listen !== undefined) block.listens.push(listen);
-    } else if (child.name === "server_name") block.names.push(...readServerNames(child, notes));
-    else if (child.name === "location") block.locations.push(child);
-    else if (child.name === "sticky_no_fallback") {
-      checkNoFallback(child, block.noFallback);
-      block.noFallback = true;
-    } else if (child.name === "ssl_certificate") block.cert ??= child;
-    else if (child.name === "ssl_certificate_key") block.key ??= child;
-    else if (child.name === "ssl" && child.args[0]?.value === "on") block.sslOn = true;
-    else if (["sticky", "proxy_pass", "upstream"].includes(child.name)) {
-      throw new NginxParseError(child.at, `"${child.name}" directive is not allowed here`);
-    } else block.other.push(child);
-  }
+    locations: [],
+    other: [],
+  };
+  for (const child of directive.block ?? []) readServerDirective(child, block, notes);
   if (block.listens.length === 0) {
     block.listens.push({
       address: "0.0.0.0:80",
@@ -128,6 +116,23 @@ function readServerBlock(directive: Directive, notes: Notes): ServerBlock {
     });
   }
   return block;
+}
+
+function readServerDirective(child: Directive, block: ServerDraft, notes: Notes): void {
+  if (child.name === "listen") {
+    const listen = readListen(child, notes);
+    if (listen !== undefined) block.listens.push(listen);
+  } else if (child.name === "server_name") block.names.push(...readServerNames(child, notes));
+  else if (child.name === "location") block.locations.push(child);
+  else if (child.name === "sticky_no_fallback") {
+    checkNoFallback(child, block.noFallback);
+    block.noFallback = true;
+  } else if (child.name === "ssl_certificate") block.cert ??= child;
+  else if (child.name === "ssl_certificate_key") block.key ??= child;
+  else if (child.name === "ssl" && child.args[0]?.value === "on") block.sslOn = true;
+  else if (["sticky", "proxy_pass", "upstream"].includes(child.name)) {
+    throw new NginxParseError(child.at, `"${child.name}" directive is not allowed here`);
+  } else block.other.push(child);
 }
 
 /** Whether a server block proxies anywhere (its locations or nested ones have a proxy_pass). */

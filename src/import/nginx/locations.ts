@@ -218,7 +218,7 @@ function implicitUpstream(
   http: HttpScope,
 ): UpstreamModel | undefined {
   if (typeof parseAddress(hostPort, 80) === "string") {
-    notes(http).warn(
+    http.notes.warn(
       word.at,
       `proxy_pass ${word.value}: "${hostPort}" is neither an upstream nor an address; not carried`,
     );
@@ -236,8 +236,4 @@ function implicitUpstream(
 
 function hostOf(url: string): string {
   return url.replace(/^[a-z]+:\/\//i, "").split("/")[0];
-}
-
-function notes(http: HttpScope): Notes {
-  return http.notes;
 }

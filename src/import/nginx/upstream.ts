@@ -73,7 +73,7 @@ function readUpstreamDirective(
     const server = readServer(child, upstream, state, notes);
     if (server !== undefined) addServer(upstream, server, notes);
   } else if (child.name === "sticky") {
-    upstream.sticky = readSticky(child, upstream, state, maps, notes);
+    upstream.sticky = readSticky(child, state, maps, notes);
   } else if (BALANCERS.has(child.name)) {
     state.balancer = child;
     if (state.stickyKind === "module") {
@@ -106,7 +106,6 @@ function readUpstreamDirective(
 
 function readSticky(
   directive: Directive,
-  upstream: UpstreamModel,
   state: UpstreamState,
   maps: VariableMaps,
   notes: Notes,
@@ -130,7 +129,6 @@ function readSticky(
     );
   }
   state.stickyKind = "module";
-  void upstream;
   return readModuleSticky(directive, notes);
 }
 
