@@ -5,10 +5,22 @@
  * parseConfig), the pod runs as the image's non-root user on a read-only root file system, and the
  * preStop sleep plus grace_period fit in terminationGracePeriodSeconds. Each check is also shown
  * to fail on a temp copy broken on purpose.
+ *
+ * kubernetes-models' validate() checks types, required fields and formats but lets unknown fields
+ * through, which the API server refuses (kubectl's default strict field validation); the field
+ * names of every type are therefore also read from its declaration files and checked here.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -30,13 +42,81 @@ interface Manifest {
   readonly object: { apiVersion: string; kind: string; metadata?: { name?: string } };
 }
 
-/** The schema validators by `apiVersion/kind`: a kind not here is an error (add it here). */
-const MODELS: Record<string, (data: never) => { validate(): void }> = {
-  "v1/ConfigMap": (data) => new ConfigMap(data),
-  "v1/Service": (data) => new Service(data),
-  "apps/v1/Deployment": (data) => new Deployment(data),
-  "policy/v1/PodDisruptionBudget": (data) => new PodDisruptionBudget(data),
+/** A kind's schema validator and its type's name in kubernetes-models' declarations. */
+interface Model {
+  readonly validate: (data: never) => void;
+  readonly type: string;
+}
+
+/** The models by `apiVersion/kind`: a kind not here is an error (add it here). */
+const MODELS: Record<string, Model> = {
+  "v1/ConfigMap": {
+    validate: (data) => new ConfigMap(data).validate(),
+    type: "IIoK8sApiCoreV1ConfigMap",
+  },
+  "v1/Service": {
+    validate: (data) => new Service(data).validate(),
+    type: "IIoK8sApiCoreV1Service",
+  },
+  "apps/v1/Deployment": {
+    validate: (data) => new Deployment(data).validate(),
+    type: "IIoK8sApiAppsV1Deployment",
+  },
+  "policy/v1/PodDisruptionBudget": {
+    validate: (data) => new PodDisruptionBudget(data).validate(),
+    type: "IIoK8sApiPolicyV1PodDisruptionBudget",
+  },
 };
+
+/** Field name → its declared type (`Array<…>`, a type name, or other text), by type name. */
+type FieldTypes = Map<string, Map<string, string>>;
+let declaredFields: FieldTypes | undefined;
+
+/**
+ * The fields of every interface kubernetes-models declares (its `.d.ts` files and those of its
+ * apimachinery package), under the long names its files import each other by (IIoK8s…).
+ */
+function fieldTypes(): FieldTypes {
+  if (declaredFields !== undefined) return declaredFields;
+  const models = realpathSync(new URL("../../node_modules/kubernetes-models", import.meta.url));
+  const types: FieldTypes = new Map();
+  for (const dir of [models, join(models, "..", "@kubernetes-models", "apimachinery")]) {
+    for (const file of readdirSync(dir, { recursive: true }) as string[]) {
+      if (!file.endsWith(".d.ts") || file.includes("node_modules")) continue;
+      const text = readFileSync(join(dir, file), "utf8");
+      const alias = /^export type \{ (I\w+) as (IIoK8s\w+)/m.exec(text);
+      if (alias === null) continue;
+      const body = new RegExp(`^export interface ${alias[1]}\\b[^{]*\\{\\n([\\s\\S]*?)\\n\\}`, "m")
+        .exec(text);
+      if (body === null) continue;
+      const fields = new Map<string, string>();
+      for (const [, name, type] of body[1].matchAll(/^ {4}"([^"]+)"\??: (.*?);?$/gm)) {
+        fields.set(name, type);
+      }
+      types.set(alias[2], fields);
+    }
+  }
+  assert.ok(types.size > 500, `kubernetes-models declares ${types.size} types`);
+  return declaredFields = types;
+}
+
+/** The paths in `value` that its declared `type` has no field for. */
+function unknownFields(value: unknown, type: string, path: string): string[] {
+  const element = /^Array<(.+)>$/.exec(type);
+  if (element !== null) {
+    if (!Array.isArray(value)) return [];
+    return value.flatMap((item, i) => unknownFields(item, element[1], `${path}[${i}]`));
+  }
+  const fields = fieldTypes().get(type);
+  // Maps (labels, data), IntOrString and Quantity have no declared fields: any key is fine.
+  if (fields === undefined || typeof value !== "object" || value === null) return [];
+  return Object.entries(value).flatMap(([key, child]) => {
+    const childType = fields.get(key);
+    return childType === undefined
+      ? [`${path}.${key}`]
+      : unknownFields(child, childType, `${path}.${key}`);
+  });
+}
 
 /**
  * Reads the YAML as Kubernetes does (sigs.k8s.io/yaml is YAML 1.1: `0440` is octal there, decimal
@@ -72,10 +152,13 @@ function readManifests(dir: string): Manifest[] {
       const model = MODELS[`${object.apiVersion}/${object.kind}`];
       assert.ok(model, `${file}: no schema for ${object.apiVersion} ${object.kind}`);
       try {
-        model(object as never).validate();
+        model.validate(object as never);
       } catch (error) {
         throw new Error(`${file} (${object.kind}): ${(error as Error).message}`);
       }
+      assert.ok(fieldTypes().has(model.type), `declarations of ${model.type}`);
+      const unknown = unknownFields(object, model.type, object.kind).join(", ");
+      assert.equal(unknown, "", `${file}: unknown fields ${unknown} (the API server refuses them)`);
       assert.ok(object.metadata?.name, `${file}: metadata.name`);
       manifests.push({ file, object });
     }
@@ -281,6 +364,11 @@ const BROKEN: readonly [string, Breakage, RegExp][] = [
     "a pod without its required containers",
     edit("deployment.yaml", (t) => t.replace(/^ {6}containers:/m, "      initContainers:")),
     /spec\/template\/spec must have required property containers/,
+  ],
+  [
+    "a misspelt field",
+    edit("deployment.yaml", (t) => t.replace("timeoutSeconds: 2", "timeoutSecond: 2")),
+    /unknown fields Deployment\.spec\.template\.spec\.containers\[0\]\.livenessProbe\.timeoutSecond /,
   ],
   [
     "a readiness probe on the wrong path",
