@@ -8,6 +8,8 @@
  *     .tools/node_modules/.bin/deno run -A bench/restart.ts [rounds] [clients] [new/s] [think ms]
  *   GATEWAY=bun GATEWAY_BUN=.tools/node_modules/.bin/bun .tools/node_modules/.bin/bun bench/restart.ts
  *
+ * WORKERS=2 runs both processes with `workers = 2`. As root (it writes /proc/sys).
+ *
  * @module
  */
 import process from "node:process";
@@ -23,19 +25,75 @@ import {
   setMigrateReq,
 } from "../tests/support/restart_handover.ts";
 
+/**
+ * The kernel alone (Deno only): two SO_REUSEPORT listeners on one port, `count` connections
+ * made and left in their accept queues, then the first listener closes without accepting; each
+ * connection then sends "ping" and waits for the second listener's "pong". With
+ * tcp_migrate_req = 0 the closed listener's queued connections are reset (about half: the
+ * kernel's hash spread them over both); with 1 they move to the other listener.
+ */
+async function kernelQueueLoss(count: number): Promise<{ served: number; reset: number }> {
+  const port = await freePort();
+  const closing = Deno.listen({ hostname: "127.0.0.1", port, reusePort: true });
+  const staying = Deno.listen({ hostname: "127.0.0.1", port, reusePort: true });
+  const pong = new TextEncoder().encode("pong");
+  const serving = (async () => {
+    for await (const conn of staying) {
+      conn.read(new Uint8Array(16)).then(() => conn.write(pong)).catch(() => {}).finally(() =>
+        conn.close()
+      );
+    }
+  })().catch(() => {});
+  const conns = await Promise.all(
+    Array.from({ length: count }, () => Deno.connect({ hostname: "127.0.0.1", port })),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  closing.close();
+  let served = 0;
+  let reset = 0;
+  await Promise.all(conns.map(async (conn) => {
+    try {
+      await conn.write(new TextEncoder().encode("ping"));
+      if ((await conn.read(new Uint8Array(16))) === 4) served++;
+      else reset++;
+    } catch {
+      reset++;
+    }
+    conn.close();
+  }));
+  staying.close();
+  await serving;
+  return { served, reset };
+}
+
 const [rounds, clients, newPerSecond, thinkMs] = [3, 50, 300, 10].map((fallback, i) =>
   Number(process.argv[2 + i] ?? fallback)
 );
+
+/** `[server] workers` of both processes. */
+const workers = Number(process.env.WORKERS ?? "1");
 
 async function main(): Promise<void> {
   const upstreams = await Promise.all(["A", "B", "C"].map((name) => startNamedUpstream(name)));
   const original = migrateReq();
   console.log(
-    `gateway=${process.env.GATEWAY ?? "deno"} rounds=${rounds} keep-alive clients=${clients} ` +
+    `gateway=${
+      process.env.GATEWAY ?? "deno"
+    } workers=${workers} rounds=${rounds} keep-alive clients=${clients} ` +
       `new connections/s=${newPerSecond} think=${thinkMs} ms (tcp_migrate_req was ${original})`,
   );
+  if (typeof Deno !== "undefined") {
+    for (const value of ["0", "1"] as const) {
+      if (!setMigrateReq(value)) continue;
+      const { served, reset } = await kernelQueueLoss(200);
+      console.log(
+        `kernel, tcp_migrate_req=${value}: 200 connections queued, one of two listeners closed: ` +
+          `${served} served by the other, ${reset} reset`,
+      );
+    }
+  }
   console.log(
-    "migrate | round | requests | req/s | refused | reset | unanswered | other | drain ms",
+    "migrate | round | requests | req/s | connections | refused | reset | unanswered | other | ready at | SIGTERM at | drain ms",
   );
   try {
     for (const value of ["0", "1"] as const) {
@@ -44,7 +102,7 @@ async function main(): Promise<void> {
         continue;
       }
       for (let round = 1; round <= rounds; round++) {
-        const config = restartConfig(await freePort(), upstreams);
+        const config = restartConfig(await freePort(), upstreams, workers);
         const old = await startGateway(config);
         const result = await handover(
           old,
@@ -62,8 +120,8 @@ async function main(): Promise<void> {
         const r = result.report;
         const other = failedRequests(r) - r.refused - r.reset - r.unanswered;
         console.log(
-          `${value} | ${round} | ${r.requests} | ${result.rate} | ${r.refused} | ${r.reset} | ` +
-            `${r.unanswered} | ${other} | ${result.drainMs}`,
+          `${value} | ${round} | ${r.requests} | ${result.rate} | ${r.connections} | ${r.refused} | ${r.reset} | ` +
+            `${r.unanswered} | ${other} | ${result.readyAt} | ${result.signalledAt} | ${result.drainMs}`,
         );
         for (const sample of r.samples.slice(0, 5)) console.log(`    ${sample}`);
       }

@@ -19,6 +19,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
 import {
+  adminPortOf,
   GATEWAY,
   type RunningGateway,
   startGateway,
@@ -61,12 +62,22 @@ async function rawConnect(port: number): Promise<Raw> {
   return { socket, received: () => received, state: () => state };
 }
 
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** The admin listener's `/metrics` text. */
+async function metrics(adminPort: number): Promise<string> {
+  const response = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  return await response.text();
 }
 
 /** Whether a new TCP connection to `port` is accepted. */
@@ -136,20 +147,32 @@ servers = ["${U.address}"]
   it("a request whose head is arriving at SIGTERM is answered", async () => {
     const gw = await startGateway(config());
     const client = await rawConnect(gw.port);
+    // A first exchange: the connection is accepted (not still queued in the kernel).
+    client.socket.write(REQUEST(gw.port));
+    await until(() => ANSWER.test(client.received()), 5000, "first answer");
+    const first = client.received().length;
     client.socket.write(`GET /one HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const { exit } = await terminate(gw);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     client.socket.write("\r\n");
     await until(() => client.state() !== "open", 5000, "the connection to end");
-    assert.match(client.received(), ANSWER);
-    assert.match(client.received(), /\r\nconnection: close\r\n/i);
+    const second = client.received().slice(first);
+    assert.match(second, ANSWER, "the request whose head was arriving");
+    assert.match(second, /\r\nconnection: close\r\n/i);
     assert.equal(await exit, 0);
   });
 
   it("a connection accepted but silent at SIGTERM may still send its request", async () => {
-    const gw = await startGateway(config());
+    const gw = await startGateway(`${config()}\n[admin]\nlisten = "127.0.0.1:0"\n`);
+    const admin = await adminPortOf(gw);
     const client = await rawConnect(gw.port);
-    // The gateway has accepted it (a request on it is answered): then SIGTERM.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // SIGTERM once the gateway has accepted it (not while it waits in the kernel's queue).
+    await until(
+      async () => /^sticky_gateway_client_connections 1$/m.test(await metrics(admin)),
+      5000,
+      "accepted",
+    );
     const { exit } = await terminate(gw);
     client.socket.write(REQUEST(gw.port));
     await until(() => client.state() !== "open", 5000, "the connection to end");
@@ -214,7 +237,8 @@ describe(`restart under constant load: a new process, then SIGTERM to the old on
         `ready at ${result.readyAt} ms, SIGTERM at ${result.signalledAt} ms, old drained in ` +
         `${result.drainMs} ms`,
     );
-    const details = r.samples.join("\n");
+    const details = `ready at ${result.readyAt} ms, SIGTERM at ${result.signalledAt} ms, ` +
+      `drained in ${result.drainMs} ms\n${r.samples.join("\n")}`;
     assert.equal(result.oldExit, 0);
     assert.ok(r.ok > 1000, `only ${r.ok} requests answered`);
     // Every keep-alive client got its cookie and stayed on the backend that cookie names.

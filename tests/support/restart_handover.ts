@@ -52,11 +52,15 @@ export function freePort(): Promise<number> {
 }
 
 /** The one config both processes run: a sticky upstream over `upstreams`, an admin listener. */
-export function restartConfig(port: number, upstreams: readonly NamedUpstream[]): string {
+export function restartConfig(
+  port: number,
+  upstreams: readonly NamedUpstream[],
+  workers = 1,
+): string {
   return `
 [server]
 listen = "127.0.0.1:${port}"
-workers = 1
+workers = ${workers}
 grace_period = "10s"
 
 [admin]

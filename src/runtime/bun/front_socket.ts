@@ -29,7 +29,8 @@ export function bunFrontListen(Bun: any): FrontListen {
     const acceptor: FrontAcceptor = {
       host: listener.hostname ?? host,
       port: listener.port,
-      close: () => listener.stop(false),
+      // Bun opens (and hands over) each connection as it accepts it: none comes after stop.
+      close: () => Promise.resolve(listener.stop(false)),
     };
     return Promise.resolve(acceptor);
   };

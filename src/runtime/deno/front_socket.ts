@@ -13,6 +13,7 @@ import { readFreshChunk, writeAll } from "./conn_io.ts";
 export function denoFrontListen(Deno: any): FrontListen {
   return (host, port, reusePort, onSocket) => {
     const listener = Deno.listen({ hostname: host, port, reusePort, transport: "tcp" });
+    const accepting = acceptLoop(Deno, listener, onSocket);
     const acceptor: FrontAcceptor = {
       host: listener.addr.hostname,
       port: listener.addr.port,
@@ -22,9 +23,10 @@ export function denoFrontListen(Deno: any): FrontListen {
         } catch {
           // closed already
         }
+        // The loop ends at its next accept, after handing over one that completed meanwhile.
+        return accepting;
       },
     };
-    acceptLoop(Deno, listener, onSocket);
     return Promise.resolve(acceptor);
   };
 }

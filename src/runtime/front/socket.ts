@@ -26,8 +26,9 @@ export interface FrontSocket {
 export interface FrontAcceptor {
   readonly host: string;
   readonly port: number;
-  /** Stops accepting (connections already accepted stay). */
-  close(): void;
+  /** Stops accepting (connections already accepted stay); resolves once no more connections
+   * will be handed over (an accept that completed as it closed has been). */
+  close(): Promise<void>;
 }
 
 /** Opens a listening socket that hands every accepted connection to `onSocket`. */
