@@ -12,12 +12,16 @@
 #   - a reload by SIGHUP (`podman kill --signal HUP`) after the mounted config changed, then one by
 #     POST /api/v1/reload, then a bad config that the API refuses while the last good one serves on;
 #   - the process runs as 65534; `podman stop` (SIGTERM, SIGKILL only after 10 s) ends it within
-#     3 s with exit status 0.
+#     3 s with exit status 0;
+#   - then, in a second container with --watch as the Deployment runs it, a ConfigMap update as the
+#     kubelet makes it (a new directory, the `..data` link renamed over the old one) is reloaded.
 # Environment (from image/image.mk): PODMAN, PODMAN_RUN, IMAGE, IMAGE_CONFIG, IMAGE_TEST (a work
 # directory), IMAGE_TEST_PORT, IMAGE_TEST_ADMIN_PORT, IMAGE_BINARY.
 set -euo pipefail
 
 NAME=sticky-gateway-test
+WATCHED=sticky-gateway-test-watch
+CURRENT=$NAME # the container fail() shows the log of
 ETC="$IMAGE_TEST/etc"
 URL="http://127.0.0.1:$IMAGE_TEST_PORT/"
 ADMIN="http://127.0.0.1:$IMAGE_TEST_ADMIN_PORT"
@@ -26,13 +30,15 @@ VERSION=$(node -p 'require("./package.json").version')
 fail() {
   echo "image-test: FAILED: $*"
   echo "container log:"
-  $PODMAN logs "$NAME" 2>&1 | tail -40 || true
+  $PODMAN logs "$CURRENT" 2>&1 | tail -40 || true
   exit 1
 }
 
-# The config the container reads; $1 is the sticky cookie's name (what the reloads change).
+# The config the container reads; $1 is the sticky cookie's name (what the reloads change), $2 the
+# file (default: $ETC/config.toml, rewritten in place).
 write_config() {
-  cat > "$ETC/config.toml.new" <<EOF
+  local file=${2:-$ETC/config.toml}
+  cat > "$file.new" <<EOF
 [server]
 listen = "0.0.0.0:$IMAGE_TEST_PORT"
 workers = 2
@@ -48,8 +54,23 @@ servers = ["127.0.0.1:19001", "127.0.0.1:19002", "127.0.0.1:19003"]
 name = "$1"
 EOF
   # Written in place (the same inode), as an editor on the host would; the mount shows it at once.
-  cat "$ETC/config.toml.new" > "$ETC/config.toml"
-  rm "$ETC/config.toml.new"
+  cat "$file.new" > "$file"
+  rm "$file.new"
+}
+
+# Starts the container "$1" on the config directory "$2" (extra gateway arguments after them) and
+# waits until it serves.
+start() {
+  local name=$1 dir=$2
+  shift 2
+  $PODMAN_RUN -d --name "$name" --read-only --read-only-tmpfs=false --cap-drop=ALL \
+    --security-opt no-new-privileges -v "$PWD/$dir:${IMAGE_CONFIG%/*}:ro" \
+    "$IMAGE" --config "$IMAGE_CONFIG" --demo "$@" > /dev/null
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$URL" && return
+    [ "$($PODMAN inspect -f '{{.State.Running}}' "$name")" = true ] || fail "the container exited"
+    sleep 0.1
+  done
 }
 
 # The x-demo-upstream header of one request (curl arguments in "$@").
@@ -85,19 +106,12 @@ head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$ETC/admin-token"
 TOKEN=$(cat "$ETC/admin-token")
 AUTH="Authorization: Bearer $TOKEN"
 write_config route
-$PODMAN rm -f "$NAME" > /dev/null 2>&1 || true
+$PODMAN rm -f "$NAME" "$WATCHED" > /dev/null 2>&1 || true
 for url in "$URL" "$ADMIN/healthz"; do
   ! curl -s -o /dev/null "$url" || fail "$url already answers: a port is in use; try IMAGE_TEST_PORT=18090 IMAGE_TEST_ADMIN_PORT=18091"
 done
-$PODMAN_RUN -d --name "$NAME" --read-only --read-only-tmpfs=false --cap-drop=ALL \
-  --security-opt no-new-privileges -v "$PWD/$ETC:${IMAGE_CONFIG%/*}:ro" \
-  "$IMAGE" --config "$IMAGE_CONFIG" --demo > /dev/null
-trap '$PODMAN rm -f "$NAME" > /dev/null' EXIT
-for _ in $(seq 100); do
-  curl -s -o /dev/null "$URL" && break
-  [ "$($PODMAN inspect -f '{{.State.Running}}' "$NAME")" = true ] || fail "the container exited"
-  sleep 0.1
-done
+trap '$PODMAN rm -f "$NAME" "$WATCHED" > /dev/null 2>&1' EXIT
+start "$NAME" "$ETC"
 
 # --- stickiness ---
 curl -sSf -c "$IMAGE_TEST/jar" -D "$IMAGE_TEST/first" -o /dev/null "$URL" || fail "first request"
@@ -152,9 +166,29 @@ status=$($PODMAN inspect -f '{{.State.ExitCode}}' "$NAME")
 [ "$ms" -lt 3000 ] && [ "$status" = 0 ] ||
   fail "podman stop took $ms ms, exit status $status (137: SIGKILLed)"
 
+# --- a ConfigMap update under --watch, laid out and swapped as the kubelet does it ---
+KUBE="$IMAGE_TEST/kube"
+rm -rf "$KUBE" && mkdir -p "$KUBE/..v1"
+write_config route "$KUBE/..v1/config.toml"
+cp "$ETC/admin-token" "$KUBE/..v1/admin-token"
+ln -s ..v1 "$KUBE/..data"
+ln -s ..data/config.toml "$KUBE/config.toml"
+ln -s ..data/admin-token "$KUBE/admin-token"
+CURRENT=$WATCHED
+start "$WATCHED" "$KUBE" --watch
+[ "$(cookie_name)" = route ] || fail "under --watch the first cookie is '$(cookie_name)', not route"
+mkdir "$KUBE/..v2"
+write_config kube "$KUBE/..v2/config.toml"
+cp "$ETC/admin-token" "$KUBE/..v2/admin-token"
+ln -s ..v2 "$KUBE/..data_tmp" && mv -T "$KUBE/..data_tmp" "$KUBE/..data" && rm -rf "$KUBE/..v1"
+for _ in $(seq 50); do [ "$(cookie_name)" = kube ] && break; sleep 0.1; done
+[ "$(cookie_name)" = kube ] || fail "after the ..data swap the cookie is '$(cookie_name)', not kube"
+[ "$(generation)" = 1 ] || fail "after the ..data swap the generation is '$(generation)', not 1"
+$PODMAN stop -t 10 "$WATCHED" > /dev/null
+
 binary=$(stat -c %s "$IMAGE_BINARY")
 image=$($PODMAN image inspect -f '{{.Size}}' "$IMAGE")
 echo "image-test: ok: labels (version $VERSION); cookie set, sticky to $first over 6 requests," \
   "spread without it; admin: probes without token, API 401 without / 200 with it; reloads by" \
   "SIGHUP and by the API, a bad file refused; read-only root, uid 65534; podman stop took" \
-  "$ms ms, exit status 0; binary $((binary / 1048576)) MiB, image $((image / 1048576)) MiB"
+  "$ms ms, exit status 0; a ConfigMap-style update reloaded by --watch; binary $((binary / 1048576)) MiB, image $((image / 1048576)) MiB"
