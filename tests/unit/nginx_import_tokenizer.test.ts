@@ -169,10 +169,10 @@ describe("nginx config reader", () => {
       const missing = parseError(() => readNginxConfig(join(t.dir, "missing.conf")));
       assert.equal(missing.line, 2);
       assert.equal(missing.column, 3);
-      assert.match(missing.reason, /cannot read .*nope\.conf: no such file/);
+      assert.match(missing.reason, /cannot read .*nope\.conf: No such file or directory/);
       assert.match(
         parseError(() => readNginxConfig(join(t.dir, "dir.conf"))).reason,
-        /is a directory/,
+        /Is a directory/,
       );
       const loop = parseError(() => readNginxConfig(join(t.dir, "loop.conf")));
       assert.match(
@@ -202,7 +202,10 @@ describe("nginx config reader", () => {
 
   it("the main file unreadable: the error names the file", () => {
     const error = parseError(() => readNginxConfig("/nonexistent/nginx.conf"));
-    assert.equal(error.message, "/nonexistent/nginx.conf: cannot read the config: no such file");
+    assert.equal(
+      error.message,
+      "/nonexistent/nginx.conf: cannot read the config: No such file or directory",
+    );
   });
 
   it("expandGlob: ?, [..] and [!..] in any part", () => {

@@ -206,6 +206,39 @@ function verdict(directive: Directive): Verdict {
   return ["warning", "the importer does not know this directive"];
 }
 
+/** Directives the importer reads itself (in the contexts where nginx allows them). */
+const HANDLED = new Set([
+  "http",
+  "server",
+  "location",
+  "listen",
+  "server_name",
+  "proxy_pass",
+  "sticky",
+  "sticky_no_fallback",
+  "ssl_certificate",
+  "ssl_certificate_key",
+  "ssl",
+  "include",
+  "upstream",
+  "proxy_set_header",
+  "proxy_http_version",
+  "proxy_redirect",
+  "proxy_next_upstream",
+  "worker_processes",
+  "proxy_connect_timeout",
+  "proxy_read_timeout",
+  "client_max_body_size",
+  "keepalive_timeout",
+  "client_header_timeout",
+  "limit_except",
+]);
+
+/** Whether nginx (or a module the importer knows) has a directive of this name somewhere. */
+export function isKnownDirective(name: string): boolean {
+  return HANDLED.has(name) || name in NOTE_REASONS || name in WARNING_REASONS;
+}
+
 /** Records a directive the TOML does not carry, as a note or a warning with the reason. */
 export function notCarried(directive: Directive, notes: Notes, context = ""): void {
   const [level, why] = verdict(directive);

@@ -69,12 +69,13 @@ class Reader {
       return readFileSync(file, "utf8");
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
+      // nginx's (strerror's) words for the usual causes.
       const why = code === "ENOENT"
-        ? "no such file"
+        ? "No such file or directory"
         : code === "EACCES"
-        ? "permission denied"
+        ? "Permission denied"
         : code === "EISDIR"
-        ? "is a directory"
+        ? "Is a directory"
         : (error as Error).message;
       const at = includedAt ?? { file, line: 0, column: 0 };
       const what = includedAt === undefined ? "cannot read the config" : `cannot read ${file}`;

@@ -7,6 +7,7 @@
  */
 import { parseDuration } from "../../config/duration.ts";
 import { parseAddress } from "../../config/address.ts";
+import { isKnownDirective } from "./directives.ts";
 import { NginxParseError } from "./errors.ts";
 import type { Notes, ServerModel, StickyModel, UpstreamModel } from "./model.ts";
 import type { Directive } from "./reader.ts";
@@ -96,10 +97,15 @@ function readUpstreamDirective(
       child.at,
       `${child.name} (nginx_upstream_check_module) is not carried; write [upstreams.${upstream.name}.health] (path, interval, rise, fall) for active checks`,
     );
+  } else if (isKnownDirective(child.name)) {
+    throw new NginxParseError(
+      child.at,
+      `"${child.name}" directive is not allowed here (in upstream "${upstream.name}")`,
+    );
   } else {
     throw new NginxParseError(
       child.at,
-      `unknown directive "${child.name}" in upstream "${upstream.name}"`,
+      `unknown directive "${child.name}" (in upstream "${upstream.name}")`,
     );
   }
 }
