@@ -197,6 +197,27 @@ async function metric(adminPort: number, series: string): Promise<number | undef
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
+/** Every sample of /metrics: series (name and labels) → value. */
+async function scrape(adminPort: number): Promise<Map<string, number>> {
+  const text = (await rawRequest(adminPort, { path: "/metrics" })).body.toString("utf8");
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+/** The sum of the samples of `name` (any labels). */
+function total(samples: Map<string, number>, name: string): number {
+  let sum = 0;
+  for (const [series, value] of samples) {
+    if (series === name || series.startsWith(`${name}{`)) sum += value;
+  }
+  return sum;
+}
+
 /** The app upstream's server ids, as the admin API lists them. */
 async function serverIds(adminPort: number): Promise<string[]> {
   const response = await rawRequest(adminPort, { path: "/api/v1/upstreams/app" });
@@ -320,6 +341,7 @@ describe("reload under load", () => {
       let goods = 0;
       let bads = 0;
       const expected: Pick<ReloadEvent, "event" | "trigger">[] = [];
+      const scrapes: Map<string, number>[] = [await scrape(adminPort)];
       const took = { api: [] as number[], SIGHUP: [] as number[] };
       const probes: number[] = [];
       const began = performance.now();
@@ -362,6 +384,7 @@ describe("reload under load", () => {
           good = next;
           windows.push({ start, end: performance.now(), d: hasD(next) });
         } else bads++;
+        if (i % 5 === 4) scrapes.push(await scrape(adminPort));
         const probed = performance.now();
         wrong.push(...await followsConfig(gw.port, good, label));
         probes.push(performance.now() - probed);
@@ -385,6 +408,30 @@ describe("reload under load", () => {
         ...streams.map((s) => s.done),
         ...uploading,
       ]);
+
+      // Counted across the generations: a kept server's counters never go back, and once the
+      // traffic has stopped nothing is in flight or open on any generation.
+      scrapes.push(await scrape(adminPort));
+      for (const name of ["A", "B", "C"]) {
+        const series = `sticky_gateway_requests_total{upstream="app",server="${name}",class="2xx"}`;
+        const counts = scrapes.map((samples) => samples.get(series) ?? 0);
+        const back = counts.filter((n, i) => i > 0 && n < counts[i - 1]);
+        assert.deepEqual(back, [], `${series} never goes back: ${counts}`);
+      }
+      const gauges = ["in_flight_requests", "websockets_open", "client_connections"];
+      let open: number[] = [];
+      await waitFor(
+        async () => {
+          const samples = await scrape(adminPort);
+          open = gauges.map((name) => total(samples, name));
+          // The scrape's own connection is on the admin listener, which is not counted.
+          return open.every((n) => n === 0);
+        },
+        `${gauges} back to 0`,
+        5000,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}: ${gauges.map((g, i) => `${g} ${open[i]}`).join(", ")}`);
+      });
 
       assert.deepEqual(wrong, [], "after every reload, new requests follow the last good config");
       assert.deepEqual(clients.flatMap(({ client }) => client.failures), [], "0 failed requests");
