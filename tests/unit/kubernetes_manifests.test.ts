@@ -234,6 +234,7 @@ function checkProbesAndPorts(container: IContainer, pod: IPodSpec, config: Gatew
   assert.equal(containerPort(container, "http"), config.server.listen.port, "http port");
   const args = container.args ?? [];
   assert.equal(args[args.indexOf("--config") + 1], CONFIG_PATH, "--config");
+  assert.ok(args.includes("--watch"), "--watch, so that a ConfigMap update is reloaded");
   const mount = container.volumeMounts?.find((m) => `${m.mountPath}/config.toml` === CONFIG_PATH);
   assert.ok(mount?.readOnly, `a read-only mount holds ${CONFIG_PATH}`);
   assert.ok(!mount.subPath, "a directory mount (the kubelet never updates a subPath)");
