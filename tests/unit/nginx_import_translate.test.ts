@@ -360,6 +360,30 @@ describe("nginx import: servers, listeners and routes", () => {
     );
   });
 
+  it("a server block on UNIX sockets only is not carried; the next one's listen is the gateway's", () => {
+    const result = importText(`http {
+  upstream app { server 127.0.0.1:1; }
+  proxy_set_header Host $host;
+  server { listen unix:/run/app.sock; location / { proxy_pass http://app; } }
+  server { listen 127.0.0.1:8081; location /b { proxy_pass http://app; } }
+}`);
+    const t = table(result);
+    assert.equal(t.server.listen, "127.0.0.1:8081");
+    assert.deepEqual(t.routes.map((r: Table) => r.path), ["/b"]);
+    assert.deepEqual(warnings(result).map((w) => w.split(": ").slice(0, 2).join(": ")), [
+      "4:3: server block listening on UNIX sockets only",
+      "4:12: listen unix:/run/app.sock is not carried",
+    ]);
+  });
+
+  it("control characters in what a comment quotes (a \\n in an argument) cannot break the TOML", () => {
+    const result = importText(
+      upstream("server 127.0.0.1:1;", `add_header X-A "line\\none\\rtwo";`),
+    );
+    assert.doesNotThrow(() => parse(result.toml));
+    assert.match(result.toml, /add_header X-A line\?one\?two/);
+  });
+
   it("every TOML comment line names a place, and the TOML always parses", () => {
     const result = importText(
       upstream(`sticky "name=x y";\n    server 127.0.0.1:1;`).replace(

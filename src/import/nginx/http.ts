@@ -107,7 +107,8 @@ function readServerBlock(directive: Directive, notes: Notes): ServerBlock {
     other: [],
   };
   for (const child of directive.block ?? []) readServerDirective(child, block, notes);
-  if (block.listens.length === 0) {
+  // No listen at all is nginx's *:80; listens on UNIX sockets only leave the block without one.
+  if (!(directive.block ?? []).some((d) => d.name === "listen")) {
     block.listens.push({
       address: "0.0.0.0:80",
       ssl: false,
@@ -149,7 +150,10 @@ interface Carried {
 
 /** The gateway's one listener and the server blocks on it; the others are warned about. */
 function chooseListener(blocks: readonly ServerBlock[], notes: Notes): Carried | undefined {
-  const first = blocks.find((b) => proxies(b.locations));
+  for (const block of blocks.filter((b) => b.listens.length === 0)) {
+    notes.warn(block.directive.at, `server block listening on UNIX sockets only: not carried`);
+  }
+  const first = blocks.find((b) => b.listens.length > 0 && proxies(b.locations));
   if (first === undefined) {
     for (const block of blocks) {
       notes.warn(block.directive.at, `server block without proxy_pass: not carried`);
@@ -159,6 +163,7 @@ function chooseListener(blocks: readonly ServerBlock[], notes: Notes): Carried |
   const listen = first.listens[0];
   const carried: ServerBlock[] = [];
   for (const block of blocks) {
+    if (block.listens.length === 0) continue;
     const here = block.listens.find((l) => l.address === listen.address);
     for (const other of block.listens) {
       if (other.address === listen.address) continue;

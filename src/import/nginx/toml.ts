@@ -23,13 +23,19 @@ function key(name: string): string {
   return /^[A-Za-z0-9_-]+$/.test(name) ? name : str(name);
 }
 
+/** Text safe in a TOML comment: control characters (a file name may hold any) become "?". */
+function comment(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "?");
+}
+
 function place(at: SourceLocation | undefined): string {
-  return at === undefined ? "" : ` # ${at.file}:${at.line}`;
+  return at === undefined ? "" : ` # ${comment(`${at.file}:${at.line}`)}`;
 }
 
 /** The source comment of a table, on the line above its header (headers stay bare). */
 function above(at: SourceLocation): string[] {
-  return [`# ${at.file}:${at.line}`];
+  return [`# ${comment(`${at.file}:${at.line}`)}`];
 }
 
 function value(v: string | number | boolean | readonly string[]): string {
@@ -45,7 +51,7 @@ export function renderToml(model: ImportModel): RenderedToml {
   lines.push(...header(model));
   lines.push("[server]");
   for (const [name, setting] of model.server) {
-    const why = setting.why === undefined ? place(setting.at) : ` # ${setting.why}`;
+    const why = setting.why === undefined ? place(setting.at) : ` # ${comment(setting.why)}`;
     lines.push(`${name} = ${value(setting.value)}${why}`);
     if (setting.at !== undefined) sources.set(`server.${name}`, setting.at);
   }
@@ -69,12 +75,12 @@ export function renderToml(model: ImportModel): RenderedToml {
 }
 
 function header(model: ImportModel): string[] {
-  const lines = [`# Imported from ${model.source} by \`sticky-gateway import\`.`];
+  const lines = [comment(`# Imported from ${model.source} by \`sticky-gateway import\`.`)];
   const group = (level: ImportWarning["level"], title: string) => {
     const list = model.warnings.filter((w) => w.level === level);
     if (list.length === 0) return;
     lines.push("#", `# ${title}`);
-    for (const w of list) lines.push(`#   ${formatLocation(w)}: ${w.message.replace(/\n/g, " ")}`);
+    for (const w of list) lines.push(`#   ${comment(`${formatLocation(w)}: ${w.message}`)}`);
   };
   group("warning", "Not carried, behaviour differs from nginx (also printed as warnings):");
   group("note", "Not carried, nothing changes for clients:");
