@@ -6,7 +6,7 @@
  */
 import { formatDuration } from "./duration.ts";
 import { formatSize } from "./size.ts";
-import type { GatewayConfig, ServerSettings, Upstream, UpstreamTls } from "./types.ts";
+import type { GatewayConfig, ServerSettings, Sticky, Upstream, UpstreamTls } from "./types.ts";
 
 /** The `--check` summary, one line per setting group, server and route (no trailing newline). */
 export function checkSummary(config: GatewayConfig): string {
@@ -48,17 +48,24 @@ function limitsLine(s: ServerSettings): string {
   }`;
 }
 
+/** How the upstream keeps clients: no sticky, a cookie (and how), routes. */
+function stickyText(sticky: Sticky | undefined): string {
+  if (sticky === undefined) return "round robin (no sticky)";
+  const flags: string[] = [];
+  if (sticky.legacyServerByValue !== undefined) flags.push("accept_legacy");
+  if (sticky.routeFrom !== undefined) {
+    flags.push(`route_from ${sticky.routeFrom.map((s) => `${s.kind}:${s.name}`).join(", ")}`);
+  }
+  if (sticky.noFallback) flags.push("no_fallback");
+  const more = flags.length === 0 ? "" : `, ${flags.join(", ")}`;
+  if (sticky.cookie === false) return `sticky route (no cookie of its own${more})`;
+  const how = sticky.format === "nginx" ? "nginx format" : sticky.mode;
+  return `sticky cookie "${sticky.name}" (${how}${more})`;
+}
+
 function upstreamLines(upstream: Upstream): string[] {
   const sticky = upstream.sticky;
-  const lines = [
-    `upstream ${upstream.name}: ${
-      sticky === undefined
-        ? "round robin (no sticky)"
-        : `sticky cookie "${sticky.name}" (${sticky.mode}${
-          sticky.noFallback ? ", no_fallback" : ""
-        })`
-    }`,
-  ];
+  const lines = [`upstream ${upstream.name}: ${stickyText(sticky)}`];
   if (upstream.tls !== undefined) lines.push(`  ${describeUpstreamTls(upstream.tls)}`);
   for (const server of upstream.servers) {
     const flags = [
@@ -69,8 +76,11 @@ function upstreamLines(upstream: Upstream): string[] {
     if (server.backup) flags.push("backup");
     // `down = true` shows as maint: the state's one name (the admin API's too).
     if (server.state !== "ready") flags.push(server.state);
+    if (server.route !== undefined) flags.push(`route=${server.route}`);
     const id = server.id === server.address.text ? "" : ` (id ${server.id})`;
-    const cookie = sticky === undefined ? "" : `  ${sticky.name}=${server.cookieValue}`;
+    const cookie = sticky === undefined || sticky.cookie === false
+      ? ""
+      : `  ${sticky.name}=${server.cookieValue}`;
     lines.push(`  ${server.address.text}${id}  ${flags.join(" ")}${cookie}`);
   }
   return lines;

@@ -159,6 +159,7 @@ export class Gateway {
         balancer,
         sticky,
         pinned,
+        cookieKept,
         decided,
         noFallback,
         now,

@@ -99,6 +99,8 @@ export interface WebSocketRoute {
   readonly sticky: Sticky | undefined;
   /** The server the cookie pins, if it is available. */
   readonly pinned: Server | undefined;
+  /** The pinned server when the client's cookie needs no new one (no Set-Cookie for it). */
+  readonly cookieKept?: Server;
   /** The sticky decision's outcome. */
   readonly decided: StickyOutcome;
   readonly noFallback: boolean;
@@ -207,7 +209,7 @@ export class WebSocketProxy {
     if (upgraded === undefined) return { outcome };
     const out: HeaderPair[] = [];
     // As for any response, the module's Set-Cookie goes first.
-    if (sticky !== undefined && server !== route.pinned && server.setCookie) {
+    if (sticky !== undefined && server !== route.cookieKept && server.setCookie) {
       out.push(["set-cookie", renderSetCookie(server.setCookie, now)]);
     }
     const upstreamHeaders: HeaderPair[] = [];

@@ -73,6 +73,7 @@ function serverKey(server: Server): string {
     server.cookieValue,
     server.setCookie ?? null,
     server.tls?.poolKey ?? null,
+    server.route ?? null,
   ]);
 }
 

@@ -9,6 +9,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { eventually } from "../support/realtime.ts";
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { sleep, startGateway, stopAllGateways, withTimeout } from "../support/gateway.ts";
 import { header, headerValues, md5 } from "../support/http.ts";
 import { closedPort, startHangingServer } from "../support/upstreams.ts";
@@ -99,6 +100,22 @@ describe("WebSocket proxying", () => {
   after(async () => {
     await stopAllGateways();
     await stopAllNodeUpstreams();
+  });
+
+  it("a legacy (1.2.x) cookie: the 101 goes to its server and re-issues the cookie in the current format", async () => {
+    const gw = await startGateway(stickyConfig([A(), B(), C()], "accept_legacy = true"));
+    // The 1.2.x module hashed the binary struct sockaddr_in: family 2, port, address, 8 zeros.
+    const [host, port] = B().split(":");
+    const sockaddr = Buffer.alloc(16);
+    sockaddr.writeUInt16LE(2, 0);
+    sockaddr.writeUInt16BE(Number(port), 2);
+    host.split(".").forEach((byte, i) => sockaddr[4 + i] = Number(byte));
+    const legacy = createHash("md5").update(sockaddr).digest("hex");
+    const ws = await rawWebSocket(gw.port, { path: "/chat", headers: [["Cookie", `route=${legacy}`]] });
+    assert.equal(ws.status, 101);
+    assert.equal(header(ws, "x-upstream"), "B");
+    assert.equal(headerValues(ws, "set-cookie")[0], setCookie(B()));
+    ws.close(1000);
   });
 
   it("no cookie: round robin, and the 101 carries the Set-Cookie of the server that took it", async () => {

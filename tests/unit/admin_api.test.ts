@@ -7,6 +7,7 @@ import { createAdminHandler, type ServerRow, type UpstreamRow } from "../../src/
 import { quantile, RateSampler } from "../../src/ops/admin/rates.ts";
 import type { LatencyHistogram, UpstreamStatus } from "../../src/ops/admin/mod.ts";
 import { FakeView } from "./admin_fake_view.ts";
+import { stickyCounts } from "../../src/ops/admin/mod.ts";
 
 const TOKEN = "s3cret-token-0123456789";
 const BASE = "http://127.0.0.1:9901";
@@ -88,7 +89,7 @@ describe("admin API: reading", () => {
     assert.equal(api.cookieValue, "");
     assert.equal(api.state, "drain");
     assert.deepEqual(api.health, { passive: "ok", active: "unchecked", history: [] });
-    assert.deepEqual(api.sticky, { hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 });
+    assert.deepEqual(api.sticky, stickyCounts());
   });
 
   it("live figures: health, in-flight, sticky counts; a draining server's in-flight and time since its last sticky request", async () => {
@@ -98,7 +99,7 @@ describe("admin API: reading", () => {
     const b = view.server("app", "web-b");
     b.health = { passive: "failed", active: "down", history: [true, true, false] };
     b.inFlight = 3;
-    b.sticky = { hit: 10, new: 4, repin: 2, invalid: 1, refused: 0 };
+    b.sticky = stickyCounts({ hit: 10, new: 4, repin: 2, invalid: 1, refused: 0 });
     b.lastStickyMs = now - 1500;
     const api = view.server("api", "api-1");
     api.inFlight = 2;
@@ -111,7 +112,10 @@ describe("admin API: reading", () => {
       history: [true, true, false],
     });
     assert.equal(row.inFlight, 3);
-    assert.deepEqual(row.sticky, { hit: 10, new: 4, repin: 2, invalid: 1, refused: 0 });
+    assert.deepEqual(
+      row.sticky,
+      stickyCounts({ hit: 10, new: 4, repin: 2, invalid: 1, refused: 0 }),
+    );
     assert.equal(row.lastStickyMs, now - 1500);
     assert.equal(row.drain, null, "only a draining server has drain figures");
     assert.deepEqual(serverOf(upstreams, "api", "api-1").drain, {
@@ -476,7 +480,7 @@ describe("admin rates", () => {
       inFlight: 0,
       requests,
       latency,
-      sticky: { hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 },
+      sticky: stickyCounts(),
       lastStickyMs: null,
     }],
   }];

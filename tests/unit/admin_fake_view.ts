@@ -13,6 +13,7 @@ import type {
   StickyCounts,
   UpstreamStatus,
 } from "../../src/ops/admin/mod.ts";
+import { stickyCounts } from "../../src/ops/admin/mod.ts";
 
 /** Upper bounds of the fake latency histogram, ms. */
 export const BOUNDS_MS: readonly number[] = [1, 5, 10, 50, 100, 500, Infinity];
@@ -74,7 +75,7 @@ export class FakeView implements AdminView {
           inFlight: 0,
           requests: 0,
           counts: BOUNDS_MS.map(() => 0),
-          sticky: { hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 },
+          sticky: stickyCounts(),
           lastStickyMs: null,
         });
       }

@@ -13,6 +13,7 @@ import type { AdminSettings } from "../../src/config/admin.ts";
 import { createAdminHandler } from "../../src/ops/admin/mod.ts";
 import { type Browser, launchBrowser, openPage, type Page, textOf } from "../support/browser.ts";
 import { FakeView } from "./admin_fake_view.ts";
+import { stickyCounts } from "../../src/ops/admin/mod.ts";
 
 const TOKEN = "page-token-0123456789abcdef";
 
@@ -109,7 +110,7 @@ describe("status page in Chromium", () => {
       const view = new FakeView();
       const b = view.server("app", "web-b");
       b.inFlight = 7;
-      b.sticky = { hit: 120, new: 8, repin: 3, invalid: 1, refused: 0 };
+      b.sticky = stickyCounts({ hit: 120, new: 8, repin: 3, invalid: 1, refused: 0 });
       b.health = { passive: "ok", active: "up", history: [true, false, true, true] };
       let now = Date.now();
       b.lastStickyMs = now - 12_000;

@@ -168,6 +168,8 @@ describe("metrics: counting", () => {
       repin: 1,
       invalid: 0,
       refused: 0,
+      legacy: 0,
+      route: 0,
     });
     assert.equal(metrics.serverTotals("app", "nope"), undefined);
   });

@@ -172,4 +172,40 @@ describe("--check shows ids and states", () => {
       }`,
     ]);
   });
+
+  it("--check shows the nginx format, legacy values, route sources and server routes", () => {
+    const summary = checkSummary(parseConfig(
+      `[upstreams.a]
+servers = [{ address = "127.0.0.1:9001", route = "n1" }, "127.0.0.1:9002"]
+[upstreams.a.sticky]
+format = "nginx"
+name = "srv"
+accept_legacy = true
+route_from = ["cookie:JSESSIONID"]
+[upstreams.b]
+servers = [{ address = "127.0.0.1:9003", route = "x" }]
+[upstreams.b.sticky]
+cookie = false
+route_from = ["header:X-Route", "query:r"]
+no_fallback = true
+[[routes]]
+path = "/"
+upstream = "a"
+[[routes]]
+path = "/b"
+upstream = "b"
+`,
+      "gw.toml",
+    )).split("\n");
+    assert.ok(summary.includes(
+      `upstream a: sticky cookie "srv" (nginx format, accept_legacy, route_from cookie:JSESSIONID)`,
+    ));
+    assert.ok(
+      summary.includes("  127.0.0.1:9001  weight=1 max_fails=1 fail_timeout=10s route=n1  srv=n1"),
+    );
+    assert.ok(summary.includes(
+      "upstream b: sticky route (no cookie of its own, route_from header:X-Route, query:r, no_fallback)",
+    ));
+    assert.ok(summary.includes("  127.0.0.1:9003  weight=1 max_fails=1 fail_timeout=10s route=x"));
+  });
 });

@@ -18,6 +18,7 @@ import type {
   StickyCounts,
   UpstreamStatus,
 } from "./view.ts";
+import { stickyCounts } from "./view.ts";
 
 /** One server's counters over all threads since start (the metrics module's `serverTotals`). */
 export interface ServerTotals {
@@ -56,7 +57,7 @@ export interface GatewayViewSources {
   readonly reload?: () => Promise<ReloadAnswer>;
 }
 
-const NO_STICKY: StickyCounts = Object.freeze({ hit: 0, new: 0, repin: 0, invalid: 0, refused: 0 });
+const NO_STICKY: StickyCounts = Object.freeze(stickyCounts());
 
 /**
  * The admin view over the gateway's snapshot, shared state and metrics.
@@ -144,13 +145,7 @@ function upstreamStatus(
         inFlight: live.inFlight,
         requests: counted?.requests ?? 0,
         latency: counted?.latency ?? null,
-        sticky: {
-          hit: sticky.hit,
-          new: sticky.new,
-          repin: sticky.repin,
-          invalid: sticky.invalid,
-          refused: sticky.refused,
-        },
+        sticky: stickyCounts(sticky),
         lastStickyMs: live.lastStickyMs ?? null,
       };
     }),

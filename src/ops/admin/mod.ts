@@ -26,4 +26,5 @@ export type {
   StickyCounts,
   UpstreamStatus,
 } from "./view.ts";
+export { stickyCounts } from "./view.ts";
 export type { AdminSettings } from "../../config/admin.ts";

@@ -6,19 +6,34 @@
  * @module
  */
 import type { ServerState } from "../../config/types.ts";
+import type { StickyOutcome } from "../../sticky/resolve.ts";
+import { STICKY_OUTCOMES } from "../metrics/layout.ts";
 
-/** Sticky decisions counted for one server (the access log's words; `none` is not counted). */
-export interface StickyCounts {
-  /** A valid cookie named this server and it served. */
-  readonly hit: number;
-  /** A client without a cookie was balanced to this server. */
-  readonly new: number;
-  /** A client whose cookie named an unavailable server was re-pinned to this one. */
-  readonly repin: number;
-  /** A cookie value naming no server; the client was balanced to this one. */
-  readonly invalid: number;
-  /** `no_fallback` refused a client pinned to this (unavailable) server. */
-  readonly refused: number;
+/** The sticky outcomes a server counts (all but `none`). */
+export type CountedOutcome = Exclude<StickyOutcome, "none">;
+
+/**
+ * Sticky decisions counted for one server, by the access log's words (README, "Access log"):
+ * `hit` (a valid cookie named it), `new` (balanced there without a cookie), `repin` (its cookie's
+ * server could not serve), `invalid`, `refused` (`no_fallback`), `legacy`, `route`, ….
+ */
+export type StickyCounts = Readonly<Record<CountedOutcome, number>>;
+
+/**
+ * Counts with every outcome present: zeros but for `some`.
+ *
+ * @example
+ * ```ts
+ * import { stickyCounts } from "./view.ts";
+ * if (stickyCounts({ hit: 2 }).new !== 0) throw new Error();
+ * ```
+ */
+export function stickyCounts(some: Partial<StickyCounts> = {}): StickyCounts {
+  const counts = {} as Record<CountedOutcome, number>;
+  for (const outcome of STICKY_OUTCOMES) {
+    if (outcome !== "none") counts[outcome] = some[outcome] ?? 0;
+  }
+  return counts;
 }
 
 /** A server's health as the balancer sees it. */
