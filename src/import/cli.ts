@@ -40,6 +40,10 @@ export function parseImportArguments(args: readonly string[]): ImportArguments |
 
 /** Runs the subcommand; returns the exit status. */
 export function runImport(args: readonly string[]): number {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`Usage: ${IMPORT_USAGE}\n`);
+    return 0;
+  }
   const parsed = parseImportArguments(args);
   if (typeof parsed === "string") {
     process.stderr.write(`sticky-gateway import: ${parsed}\n`);

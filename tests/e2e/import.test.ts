@@ -255,6 +255,12 @@ describe("import: the command line", () => {
     assert.match(none.stderr, /import needs the nginx config file/);
     const help = await runGateway(["--help"]);
     assert.match(help.stdout, /sticky-gateway import NGINX_CONF \[-o FILE\]/);
+    const importHelp = await runGateway(["import", "--help"]);
+    assert.equal(importHelp.code, 0);
+    assert.match(importHelp.stdout, /^Usage: sticky-gateway import NGINX_CONF \[-o FILE\]/);
+    const extra = await runGateway(["import", "a.conf", "b.conf"]);
+    assert.equal(extra.code, 2);
+    assert.match(extra.stderr, /one nginx config at a time/);
   });
 
   it("an output file that cannot be written: exit 2, nothing left behind", async () => {
