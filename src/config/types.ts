@@ -12,6 +12,7 @@ import type { RouteTable } from "./routes.ts";
 import type { LogSettings } from "./log.ts";
 import type { AdminSettings } from "./admin.ts";
 import type { HealthCheckSettings } from "./health.ts";
+import type { DnsEntry } from "../discovery/types.ts";
 
 export type { AdminSettings, HealthCheckSettings, LogSettings };
 
@@ -66,6 +67,9 @@ export interface ServerSettings {
   readonly maxConnections: number;
   /** HTTPS (and HTTP/2 by ALPN) when `[server] tls` is set; absent = plain HTTP. */
   readonly tls?: ServerTls;
+  /** `[server] resolver`: the DNS servers `dns` entries ask (`ip` or `ip:port`); absent = the
+   * system's (/etc/resolv.conf). */
+  readonly resolver?: readonly string[];
 }
 
 /** `[server] tls = { cert, key }`: the files' PEM text, read (and checked) at config load. */
@@ -102,6 +106,9 @@ export interface Upstream {
   readonly tls?: UpstreamTls;
   /** `[upstreams.NAME.health]`: active health checks; absent = passive health only. */
   readonly health?: HealthCheckSettings;
+  /** Its `dns` server entries (src/discovery/): their servers are in `servers`, expanded from
+   * the answers the snapshot was parsed with; absent = none. */
+  readonly dns?: readonly DnsEntry[];
 }
 
 /**

@@ -57,15 +57,17 @@ export function runImport(args: readonly string[]): number {
     process.stderr.write(`${error.message}\n`);
     return 2;
   }
+  // Every directive not carried is on stderr, in file order: "warning" where behaviour differs,
+  // "note" where nothing changes for clients (the TOML's comments list both too).
+  for (const warning of result.warnings) process.stderr.write(`${formatWarning(warning)}\n`);
   const warnings = result.warnings.filter((w) => w.level === "warning");
-  for (const warning of warnings) process.stderr.write(`${formatWarning(warning)}\n`);
   const notes = result.warnings.length - warnings.length;
   if (parsed.output === undefined) process.stdout.write(result.toml);
   else if (!writeWhole(parsed.output, result.toml)) return 2;
   process.stderr.write(
-    `sticky-gateway import: ${warnings.length} warning(s)${
-      notes > 0 ? `, ${notes} note(s) in the TOML's comments` : ""
-    }${parsed.output === undefined ? "" : `; wrote ${parsed.output}`}\n`,
+    `sticky-gateway import: ${warnings.length} warning(s)${notes > 0 ? `, ${notes} note(s)` : ""}${
+      parsed.output === undefined ? "" : `; wrote ${parsed.output}`
+    }\n`,
   );
   return 0;
 }

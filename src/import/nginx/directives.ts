@@ -244,7 +244,8 @@ export function notCarried(directive: Directive, notes: Notes, context = ""): vo
   const [level, why] = verdict(directive);
   const text = [directive.name, ...directive.args.map((a) => a.value)].join(" ");
   const shown = text.length > 60 ? `${text.slice(0, 57)}...` : text;
-  const message = `${shown}${directive.block ? " { … }" : ""}${context}: not carried: ${why}`;
+  const what = level === "note" ? "no setting needed" : "not carried";
+  const message = `${shown}${directive.block ? " { … }" : ""}${context}: ${what}: ${why}`;
   if (level === "note") notes.note(directive.at, message);
   else notes.warn(directive.at, message);
 }

@@ -91,7 +91,7 @@ function readUpstreamDirective(
     }
   } else if (child.name in UPSTREAM_NOTES) {
     if (child.name === "keepalive" && state.stickyKind === undefined) state.balancer ??= child;
-    notes.note(child.at, `${child.name} not carried: ${UPSTREAM_NOTES[child.name]}`);
+    notes.note(child.at, `${child.name}: no setting needed: ${UPSTREAM_NOTES[child.name]}`);
   } else if (CHECK_DIRECTIVES.has(child.name)) {
     notes.warn(
       child.at,
