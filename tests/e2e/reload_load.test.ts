@@ -172,6 +172,8 @@ interface ApiAnswer {
   readonly status: number;
   readonly body: {
     generation: number;
+    /** A body that is not JSON (e.g. a refused connection's text). */
+    error?: string;
     problems?: { path: string; message: string }[];
     changes?: unknown;
   };
@@ -187,7 +189,7 @@ async function apiReload(adminPort: number): Promise<ApiAnswer> {
   try {
     return { status: response.status, body: JSON.parse(text) };
   } catch {
-    throw new Error(`POST /api/v1/reload: ${response.status} ${text}`);
+    return { status: response.status, body: { generation: -1, error: text } };
   }
 }
 
@@ -662,6 +664,26 @@ describe("reload: bad input", () => {
     assert.deepEqual(client.client.failures, [], "no request failed during the storm");
     assert.deepEqual(client.client.moves, [], "the client stayed on its server");
   });
+
+  it(
+    "100 API reloads asked at once are one or two reloads, every one answered 200",
+    {
+      ...SLOW,
+      skip: "BUG (src/ops/main_ops.ts, src/proxy/errors.ts; reported to the lead): the admin " +
+        "listener takes 64 connections (maxConnections: 64), and API reloads that wait for a " +
+        "queued reload hold theirs: of 100 asked at once about 36 get 503 too_many_connections, " +
+        "whose text names server.max_connections, a key that does not govern the admin listener",
+    },
+    async () => {
+      const gw = await startGateway(configText({ ...shape(0), big: { servers: 400, weight: 1 } }));
+      const adminPort = await adminPortOf(gw);
+      writeFileSync(gw.configFile, configText({ ...shape(1), big: { servers: 400, weight: 2 } }));
+      const answers = await Promise.all(Array.from({ length: 100 }, () => apiReload(adminPort)));
+      const refused = answers.filter((a) => a.status !== 200);
+      assert.deepEqual(refused.slice(0, 1), [], `${refused.length} of 100 refused`);
+      assert.ok(new Set(answers.map((a) => a.body.generation)).size <= 2);
+    },
+  );
 
   it(
     "reloads asked for while one applies wait for it: one at a time, never interleaved",
