@@ -3,6 +3,7 @@
  *
  *   sticky-gateway --config FILE [--check] [--demo] [--watch]
  *   sticky-gateway import NGINX_CONF [-o FILE]
+ *   sticky-gateway healthcheck --config FILE [--ready]
  *   sticky-gateway --version | --help
  *
  * Exit status: 0 normal stop, 1 could not start (e.g. port in use), 2 bad config or arguments.
@@ -16,6 +17,7 @@ import { checkSummary } from "./config/summary.ts";
 import { currentRuntime } from "./runtime/runtime.ts";
 import { loadServableConfig, serve } from "./serve.ts";
 import { IMPORT_USAGE, runImport } from "./import/cli.ts";
+import { HEALTHCHECK_USAGE, runHealthcheck } from "./ops/admin/probe_cli.ts";
 
 const USAGE =
   `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
@@ -23,6 +25,7 @@ const USAGE =
 Usage:
   sticky-gateway --config FILE [--check] [--demo] [--watch]
   sticky-gateway import NGINX_CONF [-o FILE]
+  sticky-gateway healthcheck --config FILE [--ready]
   sticky-gateway --version | --help
 
 Options:
@@ -37,6 +40,7 @@ Commands:
   ${IMPORT_USAGE}
                   (TOML on stdout or in FILE, written whole or not at all; warnings on stderr;
                   exit 0, or 2 when the nginx config cannot be read or parsed)
+  ${HEALTHCHECK_USAGE}
 `;
 
 interface Options {
@@ -68,6 +72,7 @@ function parseArguments(args: readonly string[]): Options | string {
 
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "import") return runImport(args.slice(1));
+  if (args[0] === "healthcheck") return await runHealthcheck(args.slice(1));
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(USAGE);
     return 0;

@@ -8,9 +8,11 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import {
+  adminPortOf,
   GATEWAY_RUNTIME,
   ROOT,
   runGateway,
+  startGateway,
   stopAllGateways,
   writeTempFile,
 } from "../support/gateway.ts";
@@ -326,5 +328,30 @@ path = "/日本"
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
+  });
+
+  it("healthcheck asks the running gateway's admin listener: 0 when it answers, 1 when not, 2 without [admin]", async () => {
+    const toml = (admin: string) =>
+      `[server]\nlisten = "127.0.0.1:0"\nworkers = 1\n${admin}\n[upstreams.app]\nservers = ["127.0.0.1:9"]\n`;
+    const gw = await startGateway(toml(`[admin]\nlisten = "127.0.0.1:0"`));
+    const port = await adminPortOf(gw);
+    // The probe reads the address from the file: the running one's port, written out.
+    const file = writeTempFile("probe.toml", toml(`[admin]\nlisten = "127.0.0.1:${port}"`));
+    const live = await runGateway(["healthcheck", "--config", file]);
+    assert.equal(live.code, 0, live.stderr);
+    assert.equal((await runGateway(["healthcheck", "--config", file, "--ready"])).code, 0);
+    await stopAllGateways();
+    // (Stopping removes the temp files: the same file again.)
+    const again = writeTempFile("probe.toml", toml(`[admin]\nlisten = "127.0.0.1:${port}"`));
+    const gone = await runGateway(["healthcheck", "--config", again]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, new RegExp(`healthcheck: http://127\\.0\\.0\\.1:${port}/healthz`));
+    const none = await runGateway([
+      "healthcheck",
+      "--config",
+      writeTempFile("none.toml", toml("")),
+    ]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no \[admin\] listener/);
   });
 });
