@@ -268,6 +268,14 @@ describe("nginx import: servers, listeners and routes", () => {
     ]);
   });
 
+  it("proxy_pass names its upstream case-insensitively, as nginx compares it", () => {
+    const t = table(
+      importText(upstream("server 127.0.0.1:1;").replace("http://app", "http://APP")),
+    );
+    assert.deepEqual(t.routes, [{ path: "/", upstream: "app" }]);
+    assert.deepEqual(Object.keys(t.upstreams), ["app"]);
+  });
+
   it("listen forms: port, *:port, [::]:port, address without port, default 80", () => {
     const listen = (l: string) =>
       table(importText(upstream("server 127.0.0.1:1;").replace("listen 127.0.0.1:8080;", l))).server

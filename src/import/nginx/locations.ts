@@ -197,7 +197,8 @@ function proxyTarget(word: Word, path: string, http: HttpScope): string | undefi
       `proxy_pass ${url}: nginx replaces the location's ${path} with ${uri} in the path it sends; the gateway sends the path unchanged`,
     );
   }
-  const upstream = http.upstreams.get(hostPort) ?? implicitUpstream(hostPort, word, http);
+  const upstream = namedUpstream(http.upstreams, hostPort) ??
+    implicitUpstream(hostPort, word, http);
   if (upstream === undefined) return undefined;
   if (upstream.tls === undefined) upstream.tls = tls;
   else if (upstream.tls !== tls) {
@@ -209,6 +210,20 @@ function proxyTarget(word: Word, path: string, http: HttpScope): string | undefi
     );
   }
   return upstream.name;
+}
+
+/** The upstream block `proxy_pass` names: nginx compares the host case-insensitively. */
+function namedUpstream(
+  upstreams: ReadonlyMap<string, UpstreamModel>,
+  host: string,
+): UpstreamModel | undefined {
+  const exact = upstreams.get(host);
+  if (exact !== undefined) return exact;
+  const lower = host.toLowerCase();
+  for (const upstream of upstreams.values()) {
+    if (!upstream.implicit && upstream.name.toLowerCase() === lower) return upstream;
+  }
+  return undefined;
 }
 
 /** nginx proxies to an address without an upstream block as to an upstream of one server. */
