@@ -23,6 +23,8 @@ import { reopenLogsOnSignal } from "./ops/main_ops.ts";
 import { flushEvents, logEvent } from "./ops/log/events.ts";
 import { Reloader } from "./reload/reloader.ts";
 import { watchConfig } from "./reload/watch.ts";
+import type { Discovered } from "./discovery/types.ts";
+import { discoverAtStart } from "./discovery/start.ts";
 
 /**
  * Every check a config gets before it serves: the file → a valid snapshot, then what this
@@ -31,8 +33,15 @@ import { watchConfig } from "./reload/watch.ts";
  * start or a reload would. `text`: the file's text as read already (a reload posts the text it
  * validated to the workers: the file may have changed since). Throws {@link ConfigError}.
  */
-export function loadServableConfig(file: string, runtime: Runtime, text?: string): GatewayConfig {
-  const config = text === undefined ? loadConfigFile(file) : parseConfig(text, file);
+export function loadServableConfig(
+  file: string,
+  runtime: Runtime,
+  text?: string,
+  discovered?: Discovered,
+): GatewayConfig {
+  const config = text === undefined
+    ? loadConfigFile(file, discovered)
+    : parseConfig(text, file, discovered);
   if (config.server.upstreamClient === "fetch") {
     const problems = unsupportedFetchTls(config, runtime.fetchOptions);
     if (problems.length > 0) throw new ConfigError(config.file, problems);
@@ -80,6 +89,24 @@ export async function serve(
     if (!stopping) void reloading.reloader?.reload("SIGHUP");
   });
 
+  // DNS discovery (src/discovery/): the first answers before anything listens; the config is
+  // parsed again with them. A change later is a reload of the same text with new answers.
+  let discovered;
+  try {
+    discovered = await discoverAtStart(
+      config,
+      options.file,
+      (text, answers) => loadServableConfig(options.file, runtime, text, answers),
+      { onChange: () => void reloading.reloader?.rediscover() },
+    );
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
+  if (discovered !== undefined) config = discovered.config;
+  const discovery = discovered?.discovery;
+
   const demoListeners: Listener[] = [];
   if (options.demo) {
     try {
@@ -113,9 +140,17 @@ export async function serve(
     ops,
     instance: () => instance,
     workers: () => workers,
+    ...(discovery === undefined ? {} : {
+      discovered: () => discovery.snapshot(),
+      text: discovered!.text,
+      onReloaded: (next: GatewayConfig) => discovery.configure(next),
+    }),
   });
+  const control = discovery === undefined
+    ? reloader.control
+    : { ...reloader.control, discovery: () => discovery.figures() };
   try {
-    instance = await startInstance(config, runtime, { ops, main: true, control: reloader.control });
+    instance = await startInstance(config, runtime, { ops, main: true, control });
   } catch (error) {
     // The config was validated whole before (loadServableConfig): what fails here is a socket.
     const message = (error as Error).message;
@@ -129,7 +164,13 @@ export async function serve(
   reopenLogsOnSignal(ops, () => workers);
   const { host, port } = instance.listener;
   try {
-    workers = await startWorkers(options.file, port, config.server.workers - 1, ops.buffers);
+    workers = await startWorkers(
+      options.file,
+      port,
+      config.server.workers - 1,
+      ops.buffers,
+      discovered?.answers,
+    );
   } catch (error) {
     process.stderr.write(
       `sticky-gateway: cannot start worker threads: ${(error as Error).message}\n`,
@@ -139,6 +180,7 @@ export async function serve(
   // Reloads and the watch are on before the listening line says the gateway is ready: a change
   // made right after it is seen.
   reloading.reloader = reloader;
+  discovery?.run(discovered!.answers);
   const watch = options.watch === true
     ? watchConfig(options.file, () => void reloader.reload("watch"))
     : undefined;
@@ -165,6 +207,7 @@ export async function serve(
 
   shutdown.serving = async (signal) => {
     watch?.close();
+    discovery?.stop();
     const grace = ops.config.server.gracePeriodMs;
     console.log(
       `sticky-gateway: ${signal}: finishing in-flight requests (up to ${formatDuration(grace)})`,
@@ -182,6 +225,7 @@ async function startWorkers(
   port: number,
   count: number,
   buffers: SharedBuffers,
+  discovered?: Discovered,
 ): Promise<Worker[]> {
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
@@ -191,7 +235,7 @@ async function startWorkers(
       worker.onmessage = (event: MessageEvent<WorkerReport>) => resolve(event.data);
       worker.onerror = (event) => resolve({ type: "failed", message: String(event.message) });
       worker.postMessage(
-        { type: "start", file, port, buffers, thread: i + 1 } satisfies WorkerCommand,
+        { type: "start", file, port, buffers, thread: i + 1, discovered } satisfies WorkerCommand,
       );
     });
     if (report.type === "failed") throw new Error(`worker ${i + 1}: ${report.message}`);

@@ -25,12 +25,21 @@ import { SharedState } from "./state/shared_state.ts";
 import { Metrics } from "./ops/metrics/metrics.ts";
 import type { GatewayConfig } from "./config/mod.ts";
 import { listenerChanged } from "./reload/changes.ts";
+import type { Discovered } from "./discovery/types.ts";
 
 /** What the main thread posts to a worker. */
 export type WorkerCommand =
-  | { type: "start"; file: string; port: number; buffers: SharedBuffers; thread: number }
+  | {
+    type: "start";
+    file: string;
+    port: number;
+    buffers: SharedBuffers;
+    thread: number;
+    /** The DNS answers the main thread's config was parsed with (src/discovery/). */
+    discovered?: Discovered;
+  }
   | { type: "reopen" }
-  | { type: "reload"; file: string; text: string; attempt: number }
+  | { type: "reload"; file: string; text: string; attempt: number; discovered?: Discovered }
   | { type: "reload_commit"; attempt: number; buffers: SharedBuffers; port?: number }
   | { type: "reload_abort"; attempt: number }
   | { type: "stop" };
@@ -63,7 +72,7 @@ self.onmessage = async (event) => {
       // attaching to the shared memory fails: another set of upstreams or servers).
       const runtime = currentRuntime();
       thread = command.thread;
-      const config = loadServableConfig(command.file, runtime);
+      const config = loadServableConfig(command.file, runtime, undefined, command.discovered);
       ops = ThreadOps.attach(config, command.buffers, command.thread, runtime.stdioWrite);
       instance = await startInstance(config, runtime, {
         ops,
@@ -81,7 +90,12 @@ self.onmessage = async (event) => {
     prepared = undefined;
     try {
       if (instance === undefined) throw new Error("not serving");
-      const config = loadServableConfig(command.file, currentRuntime(), command.text);
+      const config = loadServableConfig(
+        command.file,
+        currentRuntime(),
+        command.text,
+        command.discovered,
+      );
       prepared = { attempt, config };
       self.postMessage({ type: "reload_prepared", attempt });
     } catch (error) {

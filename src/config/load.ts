@@ -32,11 +32,17 @@ import {
 import { readLogSettings } from "./log.ts";
 import { readAdminSettings } from "./admin.ts";
 import { readHealthSettings } from "./health.ts";
+import { stickyExtras } from "./sticky_token.ts";
 import { setCookieTemplate } from "../cookie/set_cookie.ts";
+import type { Discovered, DnsEntry } from "../discovery/types.ts";
+import { readDnsEntry } from "../discovery/entry.ts";
+import { expandDnsEntry } from "../discovery/expand.ts";
+import { readResolver } from "../discovery/resolver_setting.ts";
 
-/** Reads and validates a config file. Throws {@link ConfigError} (exit 2) on any problem. */
-export function loadConfigFile(file: string): GatewayConfig {
-  return parseConfig(readConfigText(file), file);
+/** Reads and validates a config file. Throws {@link ConfigError} (exit 2) on any problem.
+ * `discovered`: the DNS answers `dns` server entries expand with (none: they give no servers). */
+export function loadConfigFile(file: string, discovered?: Discovered): GatewayConfig {
+  return parseConfig(readConfigText(file), file, discovered);
 }
 
 /** The config file's text; a missing or unreadable file throws {@link ConfigError}. */
@@ -51,8 +57,13 @@ export function readConfigText(file: string): string {
   }
 }
 
-/** Validates config text. `file` only names the source in messages. */
-export function parseConfig(text: string, file = "<config>"): GatewayConfig {
+/** Validates config text. `file` only names the source in messages; `discovered`: the DNS
+ * answers `dns` server entries expand with (src/discovery/; none: they give no servers yet). */
+export function parseConfig(
+  text: string,
+  file = "<config>",
+  discovered?: Discovered,
+): GatewayConfig {
   let document: TomlTable;
   try {
     document = parseToml(text) as TomlTable;
@@ -68,7 +79,7 @@ export function parseConfig(text: string, file = "<config>"): GatewayConfig {
   // Relative file paths in the config (TLS certificates) are relative to the config's directory.
   const baseDir = dirname(file);
   const server = readServerSettings(root, problems, baseDir);
-  const upstreams = readUpstreams(root, problems, baseDir);
+  const upstreams = readUpstreams(root, problems, baseDir, discovered);
   const routes = readRoutes(root, upstreams, problems);
   const log = readLogSettings(table(root, "log", problems), problems, baseDir);
   const adminTable = table(root, "admin", problems);
@@ -109,6 +120,7 @@ function readServerSettings(root: Fields, problems: Problems, baseDir: string): 
     upstreamClient: fields.oneOf("upstream_client", ["auto", "http1", "fetch"] as const, "auto")!,
     workers: fields.integer("workers", availableParallelism(), 1, 256),
     ...readServerLimits(fields),
+    ...readResolver(fields),
   };
   const tls = readServerTls(fields, baseDir);
   if (tls !== undefined) Object.assign(settings, { tls });
@@ -116,7 +128,12 @@ function readServerSettings(root: Fields, problems: Problems, baseDir: string): 
   return Object.freeze(settings);
 }
 
-function readUpstreams(root: Fields, problems: Problems, baseDir: string): Map<string, Upstream> {
+function readUpstreams(
+  root: Fields,
+  problems: Problems,
+  baseDir: string,
+  discovered: Discovered | undefined,
+): Map<string, Upstream> {
   const upstreams = new Map<string, Upstream>();
   const table = root.subtable("upstreams");
   if (table === undefined || Object.keys(table).length === 0) {
@@ -132,7 +149,8 @@ function readUpstreams(root: Fields, problems: Problems, baseDir: string): Map<s
       problems.add(path, `must be a table; write [${path}]`);
       continue;
     }
-    const upstream = readUpstream(name, new Fields(value, path, problems), problems, baseDir);
+    const fields = new Fields(value, path, problems);
+    const upstream = readUpstream(name, fields, problems, baseDir, discovered);
     if (upstream !== undefined) upstreams.set(name, upstream);
   }
   return upstreams;
@@ -158,20 +176,28 @@ function readUpstream(
   fields: Fields,
   problems: Problems,
   baseDir: string,
+  discovered?: Discovered,
 ): Upstream | undefined {
-  const drafts = readServers(fields, problems);
+  const { drafts, dns } = readServers(fields, problems, name, discovered);
   const stickyTable = fields.subtable("sticky");
   const stickyFields = stickyTable === undefined
     ? undefined
     : new Fields(stickyTable, fields.keyPath("sticky"), problems);
-  const stickyDraft = stickyFields === undefined ? undefined : readSticky(stickyFields);
+  const stickyDraft = stickyFields === undefined ? undefined : readSticky(stickyFields, baseDir);
   const tls = readUpstreamTls(fields, baseDir);
   // Only TLS upstreams carry the key; the cookie value below never depends on it.
   const withTls = tls === undefined ? {} : { tls };
   const healthFields = table(fields, "health", problems);
   const health = healthFields && readHealthSettings(healthFields);
   fields.finish();
-  if (drafts.length === 0) return undefined;
+  // An upstream of `dns` entries alone exists before they resolve: it answers 502 meanwhile.
+  if (drafts.length === 0 && dns.length === 0) return undefined;
+  if (dns.length > 0 && stickyDraft?.mode === "index") {
+    problems.add(
+      `${stickyFields!.path}.hash`,
+      `"index" numbers servers by position, which DNS answers change; use hash = "md5" (or sha1, hmac) with dns servers`,
+    );
+  }
 
   if (stickyTable === undefined) {
     for (const draft of drafts) {
@@ -204,7 +230,7 @@ function readUpstream(
     }
     return Object.freeze({ ...plain, cookieValue: value, setCookie });
   });
-  const sticky = stickyDraft && buildSticky(stickyDraft, servers, built!, drafts, problems);
+  const sticky = stickyDraft && buildSticky(name, stickyDraft, servers, built!, drafts, problems);
   return Object.freeze({
     name,
     servers,
@@ -213,6 +239,7 @@ function readUpstream(
     sticky,
     ...withTls,
     ...(health === undefined ? {} : { health }),
+    ...(dns.length === 0 ? {} : { dns }),
   });
 }
 
@@ -222,6 +249,7 @@ function readUpstream(
  * `format = "nginx"` (both resolve to one address) is a problem: neither could be told apart.
  */
 function buildSticky(
+  upstream: string,
   draft: StickyDraft,
   servers: readonly Server[],
   built: StickyValues,
@@ -275,6 +303,7 @@ function buildSticky(
       routeDelimiter: draft.routeDelimiter,
       serverByRoute,
     }),
+    ...stickyExtras(upstream, draft, servers),
   });
 }
 
@@ -296,15 +325,21 @@ const SERVER_KEYS = "address, weight, max_fails, fail_timeout, backup, down, id,
 const ROUTE = /^[A-Za-z0-9._~-]{1,64}$/;
 const SERVER_STATES: readonly ServerState[] = ["ready", "drain", "maint"];
 
-function readServers(fields: Fields, problems: Problems): ServerDraft[] {
+function readServers(
+  fields: Fields,
+  problems: Problems,
+  upstream: string,
+  discovered: Discovered | undefined,
+): { drafts: ServerDraft[]; dns: DnsEntry[] } {
   const list = fields.raw("servers");
   const path = fields.keyPath("servers");
+  const dns: DnsEntry[] = [];
   if (!Array.isArray(list) || list.length === 0) {
     problems.add(
       path,
       `needs at least one server, e.g. servers = ["127.0.0.1:9001", { address = "127.0.0.1:9002", weight = 2 }]`,
     );
-    return [];
+    return { drafts: [], dns };
   }
   const drafts: ServerDraft[] = [];
   const seen = new Set<string>();
@@ -312,6 +347,11 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
   const routeAt = new Map<string, number>();
   list.forEach((entry, i) => {
     const at = `${path}[${i}]`;
+    if (isTable(entry) && entry.dns !== undefined) {
+      const found = readDnsEntry(new Fields(entry, at, problems), upstream);
+      if (found !== undefined) dns.push(found);
+      return;
+    }
     const draft = readServer(entry, at, problems);
     if (draft === undefined) return;
     if (seen.has(draft.address.text)) {
@@ -344,8 +384,35 @@ function readServers(fields: Fields, problems: Problems): ServerDraft[] {
     }
     drafts.push(draft);
   });
-  if (drafts.length > 0 && drafts.every((d) => d.backup)) {
+  const entries = [...drafts, ...dns];
+  if (entries.length > 0 && entries.every((d) => d.backup)) {
     problems.add(path, "every server is a backup; at least one must be a primary (backup = false)");
+  }
+  drafts.push(...discoveredDrafts(dns, discovered, new Set([...seen, ...idAt.keys()])));
+  return { drafts, dns };
+}
+
+/** The servers `dns` entries stand for with these answers, after the listed ones; an address
+ * already listed (or found by an earlier entry) is left out, not a problem: answers change. */
+function discoveredDrafts(
+  dns: readonly DnsEntry[],
+  discovered: Discovered | undefined,
+  taken: Set<string>,
+): ServerDraft[] {
+  const drafts: ServerDraft[] = [];
+  for (const entry of dns) {
+    for (const server of expandDnsEntry(entry, discovered?.get(entry.query)).servers) {
+      if (taken.has(server.address.text)) continue;
+      taken.add(server.address.text);
+      drafts.push({
+        keyPath: `${entry.keyPath} (${server.address.text})`,
+        ...server,
+        id: server.address.text,
+        maxFails: entry.maxFails,
+        failTimeoutMs: entry.failTimeoutMs,
+        down: false,
+      });
+    }
   }
   return drafts;
 }

@@ -20,6 +20,7 @@ import type { Metrics } from "./metrics/metrics.ts";
 import type { ReloadAnswer } from "./admin/view.ts";
 import { logEvent } from "./log/events.ts";
 import type { ThreadOps } from "./thread_ops.ts";
+import type { DiscoveryFigure } from "../discovery/discovery.ts";
 
 /** The health checker on `state` (default: the thread's), started; its first round is under way
  * (see {@link HealthChecker}). `drained`: what the checker before it drained (a reload). */
@@ -59,6 +60,8 @@ export interface AdminControl {
   readonly reload: () => Promise<ReloadAnswer>;
   /** Reloads so far and the generation serving. */
   readonly reloads: () => ReloadFigures;
+  /** DNS discovery's names (src/discovery/), for `/metrics` and `/readyz`; absent = none. */
+  readonly discovery?: () => readonly DiscoveryFigure[];
 }
 
 /**
@@ -89,7 +92,14 @@ export async function startAdmin(
     state: () => ops.state,
     totals: (upstream, serverId) => metrics().serverTotals(upstream, serverId),
     metricsText: () =>
-      renderMetrics({ metrics: metrics(), gauges, build, reloads: control?.reloads() }),
+      renderMetrics({
+        metrics: metrics(),
+        gauges,
+        build,
+        reloads: control?.reloads(),
+        discovery: control?.discovery?.(),
+      }),
+    discovery: control?.discovery,
     reload: control?.reload,
     onStateChange: (change) =>
       logEvent("info", "server_state", {

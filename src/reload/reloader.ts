@@ -32,9 +32,16 @@ import {
 } from "./changes.ts";
 import type { Listener } from "../runtime/contracts.ts";
 import { ReloadQueue } from "./queue.ts";
+import type { Discovered } from "../discovery/types.ts";
 
-/** Validates config text the way start does (serve.ts's `loadServableConfig`). */
-export type LoadConfig = (file: string, runtime: Runtime, text: string) => GatewayConfig;
+/** Validates config text the way start does (serve.ts's `loadServableConfig`), with the DNS
+ * answers `dns` server entries expand with. */
+export type LoadConfig = (
+  file: string,
+  runtime: Runtime,
+  text: string,
+  discovered?: Discovered,
+) => GatewayConfig;
 
 /** What the reloader works on; `instance` and `workers` are read when a reload runs. */
 export interface ReloaderOptions {
@@ -52,6 +59,13 @@ export interface ReloaderOptions {
   /** The least time from the end of one reload to the start of the next (default
    * {@link RELOAD_GAP_MS}); the next waits at least 9× the last one's duration too. */
   readonly gapMs?: number;
+  /** DNS discovery (src/discovery/): the latest answers, which every reload parses with. */
+  readonly discovered?: () => Discovered;
+  /** The text the running generation was parsed from (start's): what {@link Reloader.rediscover}
+   * reloads when no file reload was asked for since. Absent: the file is read. */
+  readonly text?: string;
+  /** Told of every generation swapped in (discovery follows its `dns` entries). */
+  readonly onReloaded?: (config: GatewayConfig) => void;
 }
 
 /**
@@ -63,7 +77,7 @@ export interface ReloaderOptions {
 export const RELOAD_GAP_MS = 100;
 
 /** What asked for a reload, for the event log. */
-export type ReloadTrigger = "SIGHUP" | "api" | "watch";
+export type ReloadTrigger = "SIGHUP" | "api" | "watch" | "dns";
 
 /** Reloads the config file into every thread (see the module doc). */
 export class Reloader {
@@ -82,17 +96,30 @@ export class Reloader {
   #published: Metrics | undefined;
   /** When the next reload may start (performance.now()). */
   #nextStart = 0;
+  /** The running generation's text: a DNS change reloads it, not the file. */
+  #text: string | undefined;
+  /** A reload of the file was asked for since the last run started (else only answers changed). */
+  #readFile = false;
 
   constructor(options: ReloaderOptions) {
     this.#options = options;
     this.#log = options.log ?? logEvent;
     this.#queue = new ReloadQueue(() => this.#reload());
+    this.#text = options.text;
   }
 
   /** Reloads the file (after the reload under way, if any; joined with others asked meanwhile).
    * Never rejects: a failure is an answer with problems. */
   reload(trigger: ReloadTrigger): Promise<ReloadAnswer> {
     this.#trigger = trigger;
+    this.#readFile = true;
+    return this.#queue.request();
+  }
+
+  /** DNS answers changed: the running text again with the latest answers, the same swap (joined
+   * with a file reload asked for meanwhile, which then reads the file). */
+  rediscover(): Promise<ReloadAnswer> {
+    if (!this.#readFile) this.#trigger = "dns";
     return this.#queue.request();
   }
 
@@ -143,9 +170,12 @@ export class Reloader {
     const started = performance.now();
     const before = ops.config;
     const attempt = ++this.#attempts;
+    const fromFile = this.#readFile || this.#text === undefined;
+    this.#readFile = false;
+    const discovered = this.#options.discovered?.();
     let text: string;
     try {
-      text = readConfigText(file);
+      text = fromFile ? readConfigText(file) : this.#text!;
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       return this.#refuse(trigger, error.problems);
@@ -153,12 +183,12 @@ export class Reloader {
     // Phase 1: every worker parses the same text while this thread checks it (in parallel: the
     // parse is most of a reload's time); nothing swaps yet. Whatever this thread finds wrong
     // aborts theirs.
-    const prepared = this.#tellWorkers({ type: "reload", file, text, attempt });
+    const prepared = this.#tellWorkers({ type: "reload", file, text, attempt, discovered });
     // A worker handles its messages in order: the abort comes after its parse, whenever.
     const abort = () => void this.#tellWorkers({ type: "reload_abort", attempt });
     let config: GatewayConfig;
     try {
-      config = load(file, runtime, text);
+      config = load(file, runtime, text, discovered);
     } catch (error) {
       abort();
       if (!(error instanceof ConfigError)) throw error;
@@ -226,6 +256,8 @@ export class Reloader {
     this.#published = metrics;
     this.#generation = generation;
     this.#ok++;
+    this.#text = text;
+    this.#options.onReloaded?.(config);
     this.#log(failed.length === 0 ? "info" : "error", "config_reloaded", {
       trigger,
       file,

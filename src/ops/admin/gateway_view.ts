@@ -9,6 +9,7 @@
 import type { GatewayConfig, ServerState, Upstream } from "../../config/types.ts";
 import type { SharedState } from "../../state/shared_state.ts";
 import { serverStatus } from "../../state/status.ts";
+import type { DiscoveryFigure } from "../../discovery/discovery.ts";
 import type {
   AdminView,
   LatencyHistogram,
@@ -55,6 +56,8 @@ export interface GatewayViewSources {
   readonly now?: () => number;
   /** Reloads the config file (the reloader's); absent = no reload endpoint. */
   readonly reload?: () => Promise<ReloadAnswer>;
+  /** DNS discovery's names: why an upstream of `dns` entries has no server. */
+  readonly discovery?: () => readonly DiscoveryFigure[];
 }
 
 const NO_STICKY: StickyCounts = Object.freeze(stickyCounts());
@@ -105,16 +108,41 @@ export function createGatewayView(sources: GatewayViewSources): AdminView {
       const state = sources.state();
       const nowMs = now();
       for (const upstream of sources.config().upstreams.values()) {
-        const takesNew = upstream.servers.some((server) =>
-          serverStatus(state, upstream, server, nowMs).summary === "up"
-        );
-        if (!takesNew) return false;
+        if (!takesNewClients(upstream, state, nowMs)) return false;
       }
       return true;
+    },
+    unready: () => {
+      const state = sources.state();
+      const nowMs = now();
+      const why: Record<string, string> = {};
+      for (const upstream of sources.config().upstreams.values()) {
+        if (takesNewClients(upstream, state, nowMs)) continue;
+        why[upstream.name] = unreadyReason(upstream, sources.discovery?.() ?? []);
+      }
+      return why;
     },
     healthy: () => sources.healthy?.() ?? true,
     ...(sources.reload === undefined ? {} : { reload: sources.reload }),
   };
+}
+
+function takesNewClients(upstream: Upstream, state: SharedState, nowMs: number): boolean {
+  return upstream.servers.some((server) =>
+    serverStatus(state, upstream, server, nowMs).summary === "up"
+  );
+}
+
+/** Why an upstream takes no new client: its DNS names without addresses, or its servers' states. */
+function unreadyReason(upstream: Upstream, names: readonly DiscoveryFigure[]): string {
+  if (upstream.servers.length > 0 || upstream.dns === undefined) {
+    return "no server takes new clients (all down, failed, draining or in maintenance)";
+  }
+  const queries = new Set(upstream.dns.map((entry) => entry.query));
+  const unresolved = names.filter((n) => queries.has(n.query)).map((n) =>
+    `${n.query} (${n.error ?? (n.resolved ? "no address" : "not resolved yet")})`
+  );
+  return `no server: DNS gave no address for ${unresolved.join(", ") || [...queries].join(", ")}`;
 }
 
 function upstreamStatus(

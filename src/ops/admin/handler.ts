@@ -113,7 +113,9 @@ export function createAdminHandler(
   const route = async (request: Request, path: string): Promise<Response> => {
     if (path === "/healthz" || path === "/readyz") {
       allowMethods(request, "GET");
-      return probe(path === "/healthz" ? view.healthy() : view.ready(), path);
+      if (path === "/healthz") return probe(view.healthy(), path);
+      const ready = view.ready();
+      return probe(ready, path, ready ? undefined : view.unready?.());
     }
     if (!hosts.allows(request.headers.get("host"))) {
       throw new Refusal(421, "the Host header does not name this admin listener");
@@ -288,9 +290,13 @@ function originAllowed(origin: string | null, hosts: HostCheck): boolean {
   }
 }
 
-function probe(ok: boolean, path: string): Response {
+/** `upstreams`: for a 503 from `/readyz`, each upstream that keeps it from being ready, and why. */
+function probe(ok: boolean, path: string, upstreams?: Readonly<Record<string, string>>): Response {
   const word = path === "/healthz" ? (ok ? "ok" : "unhealthy") : (ok ? "ready" : "not ready");
-  return json(ok ? 200 : 503, { status: word });
+  return json(
+    ok ? 200 : 503,
+    upstreams === undefined ? { status: word } : { status: word, upstreams },
+  );
 }
 
 function noUpstream(name: string, upstreams: readonly { name: string }[]): Refusal {

@@ -103,6 +103,8 @@ export interface AdminView {
   metricsText(): string;
   /** Every upstream has a server that can take a new client (Kubernetes readiness). */
   ready(): boolean;
+  /** When not ready: each upstream without such a server, and why (for `/readyz`). */
+  unready?(): Readonly<Record<string, string>>;
   /** The process serves (Kubernetes liveness). */
   healthy(): boolean;
   /** Reloads the config file (`POST /api/v1/reload`); absent = the endpoint answers 404. */

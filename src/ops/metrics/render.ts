@@ -25,6 +25,7 @@ import {
   type UpstreamLayout,
 } from "./layout.ts";
 import type { Metrics } from "./metrics.ts";
+import type { DiscoveryFigure } from "../../discovery/discovery.ts";
 
 /** The content type of the exposition. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -68,6 +69,8 @@ export interface RenderOptions {
   readonly memory?: () => MemoryReading;
   /** Config reloads so far and the generation serving (0 at start); absent = not rendered. */
   readonly reloads?: ReloadFigures;
+  /** DNS discovery's names (src/discovery/); absent = not rendered. */
+  readonly discovery?: readonly DiscoveryFigure[];
 }
 
 /** `config_reloads_total{result}` and `config_generation`. */
@@ -234,6 +237,7 @@ export function renderMetrics(options: RenderOptions): string {
     out.family("config_generation", "gauge", "The config generation serving: 0 at start.");
     out.sample("config_generation", {}, reloads.generation);
   }
+  if (options.discovery !== undefined) renderDiscovery(out, options.discovery);
   out.family("build_info", "gauge", "The gateway's version and runtime; always 1.");
   out.sample("build_info", { version: options.build.version, runtime: options.build.runtime }, 1);
   return out.text();
@@ -265,6 +269,31 @@ function renderServerGauges(
       out.sample("server_state", { upstream, server, state }, reading.state === state ? 1 : 0);
     }
   }
+}
+
+/** `dns_resolutions_total{type,name,result}`, `dns_addresses` and `dns_servers_left_out`. */
+function renderDiscovery(out: Exposition, names: readonly DiscoveryFigure[]): void {
+  const labels = (query: string) => {
+    const space = query.indexOf(" ");
+    return { type: query.slice(0, space), name: query.slice(space + 1) };
+  };
+  out.family(
+    "dns_resolutions_total",
+    "counter",
+    "DNS questions of dns server entries by result (ok, failed: the last good answer stays).",
+  );
+  for (const n of names) {
+    out.sample("dns_resolutions_total", { ...labels(n.query), result: "ok" }, n.resolutions);
+    out.sample("dns_resolutions_total", { ...labels(n.query), result: "failed" }, n.failures);
+  }
+  out.family("dns_addresses", "gauge", "Addresses in the DNS answer in use (servers it gives).");
+  for (const n of names) out.sample("dns_addresses", labels(n.query), n.addresses);
+  out.family(
+    "dns_servers_left_out",
+    "gauge",
+    "Addresses of the last answer beyond max_servers, left out.",
+  );
+  for (const n of names) out.sample("dns_servers_left_out", labels(n.query), n.leftOut);
 }
 
 /** Calls `visit` for each server block of the upstream, then its "no server" block (""). */

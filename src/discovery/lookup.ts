@@ -1,0 +1,193 @@
+/**
+ * DNS questions through `node:dns`'s `Resolver` (Deno, Bun and the compiled binary all have it):
+ * A and AAAA with their TTLs, SRV with its targets' addresses. Every question is bounded by a
+ * timeout; any error (timeout, refused, no such name, a malformed answer) is a {@link LookupError}
+ * and the caller keeps its last good answer.
+ *
+ * @module
+ */
+import { type RecordWithTtl, Resolver, type SrvRecord } from "node:dns";
+import { isIP } from "node:net";
+import type { DiscoveredAddress, DnsType } from "./types.ts";
+
+/** What one question found. */
+export interface LookupResult {
+  /** Valid addresses only, at most the question's `limit`. */
+  readonly addresses: readonly DiscoveredAddress[];
+  /** The smallest TTL of the records, in ms; undefined when the answer carries none (SRV). */
+  readonly ttlMs?: number;
+  /** Addresses beyond the limit, left out. */
+  readonly leftOut: number;
+}
+
+/** A question that found nothing usable: `code` is the resolver's (ETIMEOUT, EREFUSED, …). */
+export class LookupError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** What is asked: the name, its record type, and how many addresses are kept at most. */
+export interface Question {
+  readonly type: DnsType;
+  readonly name: string;
+  readonly limit: number;
+}
+
+/** Asks DNS questions; the test seam of {@link Discovery}. */
+export interface Lookups {
+  lookup(question: Question): Promise<LookupResult>;
+}
+
+/** SRV targets resolved at once at most. */
+const TARGET_CONCURRENCY = 16;
+
+/** Questions to `servers` (`ip` / `ip:port`; default: the system's) through `node:dns`. */
+export class NodeDnsLookups implements Lookups {
+  readonly #resolver: Resolver;
+  readonly #timeoutMs: number;
+
+  /** `timeoutMs`: the most one question may take, retries included. */
+  constructor(servers: readonly string[] | undefined, timeoutMs = 2000) {
+    this.#timeoutMs = timeoutMs;
+    this.#resolver = new Resolver({ timeout: Math.max(100, Math.floor(timeoutMs / 2)), tries: 2 });
+    if (servers !== undefined) this.#resolver.setServers([...servers]);
+  }
+
+  /** The addresses of the name; throws {@link LookupError}. */
+  async lookup(question: Question): Promise<LookupResult> {
+    if (question.type !== "SRV") {
+      const found = await this.#addresses(question.type, question.name);
+      return bounded(found.addresses, question.limit, found.ttlMs);
+    }
+    const records = await this.#ask<SrvRecord>(
+      "SRV",
+      question.name,
+      (r, name, done) => r.resolveSrv(name, done),
+    );
+    const valid = records.filter((r) =>
+      Number.isInteger(r.port) && r.port > 0 && r.port < 65536 && typeof r.name === "string"
+    ).sort((a, b) => a.priority - b.priority);
+    if (valid.length === 0) throw new LookupError("EBADRESP", "no usable SRV record");
+    // A target's addresses: resolved for at most `limit` records (the preferred ones).
+    const kept = valid.slice(0, question.limit);
+    const addresses: DiscoveredAddress[] = [];
+    let ttlMs: number | undefined;
+    for (let i = 0; i < kept.length; i += TARGET_CONCURRENCY) {
+      const batch = kept.slice(i, i + TARGET_CONCURRENCY);
+      const found = await Promise.all(batch.map((record) => this.#target(record.name)));
+      batch.forEach((record, j) => {
+        const target = found[j];
+        if (target.ttlMs !== undefined) ttlMs = Math.min(ttlMs ?? Infinity, target.ttlMs);
+        for (const { ip } of target.addresses) {
+          addresses.push({
+            ip,
+            port: record.port,
+            priority: record.priority,
+            weight: record.weight,
+          });
+        }
+      });
+    }
+    const result = bounded(addresses, question.limit, ttlMs);
+    return { ...result, leftOut: result.leftOut + valid.length - kept.length };
+  }
+
+  /** Stops the questions under way. */
+  cancel(): void {
+    this.#resolver.cancel();
+  }
+
+  /** An SRV target's addresses: an IP as it is, else its A records, else its AAAA records. */
+  async #target(name: string): Promise<{ addresses: DiscoveredAddress[]; ttlMs?: number }> {
+    if (isIP(name) !== 0) return { addresses: [{ ip: name }] };
+    try {
+      return await this.#addresses("A", name);
+    } catch (error) {
+      // A target with no IPv4 address may have IPv6 ones; a timeout is a failure of the whole.
+      if ((error as LookupError).code === "ETIMEOUT") throw error;
+      return await this.#addresses("AAAA", name);
+    }
+  }
+
+  async #addresses(
+    type: "A" | "AAAA",
+    name: string,
+  ): Promise<{ addresses: DiscoveredAddress[]; ttlMs?: number }> {
+    const records = await this.#ask<RecordWithTtl>(
+      type,
+      name,
+      (r, n, done) =>
+        type === "A" ? r.resolve4(n, { ttl: true }, done) : r.resolve6(n, { ttl: true }, done),
+    );
+    const family = type === "A" ? 4 : 6;
+    const valid = records.filter((r) =>
+      typeof r.address === "string" && isIP(r.address) === family
+    );
+    if (valid.length === 0) throw new LookupError("EBADRESP", `no usable ${type} record`);
+    const ttls = valid.map((r) => r.ttl).filter((t) => Number.isFinite(t) && t >= 0);
+    return {
+      addresses: valid.map((r) => ({ ip: r.address })),
+      ...(ttls.length === 0 ? {} : { ttlMs: Math.min(...ttls) * 1000 }),
+    };
+  }
+
+  /** One question, bounded by the timeout whatever the runtime's resolver does. */
+  #ask<T>(
+    type: string,
+    name: string,
+    ask: (
+      resolver: Resolver,
+      name: string,
+      done: (error: Error | null, value: T[]) => void,
+    ) => void,
+  ): Promise<T[]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new LookupError("ETIMEOUT", `${type} ${name}: no answer within ${this.#timeoutMs} ms`),
+          ),
+        this.#timeoutMs,
+      );
+      try {
+        ask(this.#resolver, name, (error, value) => {
+          clearTimeout(timer);
+          if (error !== null) {
+            const code = (error as NodeJS.ErrnoException).code ?? "EFAIL";
+            reject(new LookupError(code, `${type} ${name}: ${code}`));
+          } else if (!Array.isArray(value)) {
+            reject(new LookupError("EBADRESP", `${type} ${name}: malformed answer`));
+          } else resolve(value);
+        });
+      } catch (error) {
+        clearTimeout(timer);
+        reject(new LookupError("EFAIL", `${type} ${name}: ${(error as Error).message}`));
+      }
+    });
+  }
+}
+
+/** At most `limit` addresses (the preferred priority first, then by address text). */
+function bounded(
+  addresses: readonly DiscoveredAddress[],
+  limit: number,
+  ttlMs: number | undefined,
+): LookupResult {
+  const unique = new Map<string, DiscoveredAddress>();
+  for (const a of addresses) {
+    const key = `${a.ip} ${a.port ?? ""}`;
+    const seen = unique.get(key);
+    if (seen === undefined || (a.priority ?? 0) < (seen.priority ?? 0)) unique.set(key, a);
+  }
+  const sorted = [...unique.values()].sort((a, b) =>
+    (a.priority ?? 0) - (b.priority ?? 0) || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0) ||
+    (a.port ?? 0) - (b.port ?? 0)
+  );
+  const kept = sorted.slice(0, limit);
+  return {
+    addresses: kept,
+    leftOut: sorted.length - kept.length,
+    ...(ttlMs === undefined ? {} : { ttlMs }),
+  };
+}
