@@ -274,6 +274,14 @@ describe("nginx import: servers, listeners and routes", () => {
     );
     assert.deepEqual(t.routes, [{ path: "/", upstream: "app" }]);
     assert.deepEqual(Object.keys(t.upstreams), ["app"]);
+    assert.match(
+      error(upstream("server 127.0.0.1:1;").replace("http://app", "http://app:8080")),
+      /^8:29: upstream "app" may not have port 8080/,
+    );
+    assert.match(
+      error(`http { upstream a { server 127.0.0.1:1; } upstream A { server 127.0.0.1:2; } }`),
+      /^1:43: duplicate upstream "A"/,
+    );
   });
 
   it("listen forms: port, *:port, [::]:port, address without port, default 80", () => {

@@ -52,7 +52,10 @@ export function readHttp(http: readonly Directive[], confDir: string, notes: Not
   for (const directive of http) {
     if (directive.name === "upstream") {
       const upstream = readUpstream(directive, maps, notes);
-      const first = upstreams.get(upstream.name);
+      // nginx compares upstream names case-insensitively.
+      const first = [...upstreams.values()].find((u) =>
+        u.name.toLowerCase() === upstream.name.toLowerCase()
+      );
       if (first !== undefined) {
         throw new NginxParseError(
           directive.at,

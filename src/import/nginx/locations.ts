@@ -197,6 +197,10 @@ function proxyTarget(word: Word, path: string, http: HttpScope): string | undefi
       `proxy_pass ${url}: nginx replaces the location's ${path} with ${uri} in the path it sends; the gateway sends the path unchanged`,
     );
   }
+  const port = /^([^:[\]]+):(\d+)$/.exec(hostPort);
+  if (port !== null && namedUpstream(http.upstreams, port[1]) !== undefined) {
+    throw new NginxParseError(word.at, `upstream "${port[1]}" may not have port ${port[2]}`);
+  }
   const upstream = namedUpstream(http.upstreams, hostPort) ??
     implicitUpstream(hostPort, word, http);
   if (upstream === undefined) return undefined;
