@@ -4,7 +4,7 @@
  * checks a step's two records against exactly that (so a difference that changes shape, or goes
  * away, fails the test as much as one nobody documented).
  *
- * README.md, "Migrating from nginx sticky": "Bugs of v1.3.0 we fixed" (numbered 1–6), "Deliberate
+ * README.md, "Migrating from nginx": "Bugs of v1.3.0 we fixed" (numbered 1–6), "Deliberate
  * differences that remain" (a table) and "Small differences in reading cookies".
  *
  * @module
@@ -182,10 +182,7 @@ export const COOKIE_TAB: Difference = {
   check: invalidThereValidHere,
 };
 
-// ---- Found by these tests, not (yet) in the README: the scenarios that show them are skipped
-// with a note (Scenario.undocumented) until the lead decides; their steps already name these, so
-// documenting one in the README and removing the scenario's note makes its test run as it is.
-// NGINX_DIFF_RUN_UNDOCUMENTED=1 runs those scenarios now.
+// ---- Found by these tests and then documented (README, "Deliberate differences that remain").
 
 /** Every record answered by a backend with exactly one Set-Cookie, naming that backend. */
 function eachPinnedToItsBackend(all: readonly Seen[], context: DifferenceContext): boolean {
@@ -198,7 +195,7 @@ function eachPinnedToItsBackend(all: readonly Seen[], context: DifferenceContext
 
 export const ALL_REFUSED_502_COOKIE: Difference = {
   id: "all-refused-502-cookie",
-  readme: "proposed (not in README yet): a 502 after every server refused",
+  readme: `README "Deliberate differences that remain": every server fails during the request`,
   nginx: "the 502 carries the Set-Cookie of the last server tried (module row 13; nginx 1.30 too)",
   ours: "the 502 has no Set-Cookie: the client keeps its cookie",
   check(nginx, ours, context) {
@@ -214,7 +211,7 @@ export const ALL_REFUSED_502_COOKIE: Difference = {
 
 export const SLOW_START_AFTER_FAILURE: Difference = {
   id: "slow-start-after-failure",
-  readme: "proposed (not in README yet): round-robin order after a failed server is back",
+  readme: `README "Deliberate differences that remain": a server back after fail_timeout`,
   nginx:
     "a failure cuts the server's effective weight to 0 (weight / max_fails per failure) and it " +
     "climbs back by one per pick: a slow start",
@@ -228,7 +225,7 @@ export const SLOW_START_AFTER_FAILURE: Difference = {
 
 export const PINNED_COUNTS_IN_RR: Difference = {
   id: "pinned-counts-in-rr",
-  readme: "proposed (not in README yet): nginx 1.30's round robin after pinned requests",
+  readme: `README "Deliberate differences that remain": round robin after pinned requests`,
   nginx: "a pinned request counts as a pick of its server in the smooth WRR (nginx 1.30 `sticky`)",
   ours: "pinned requests leave the round robin where it is (as the module does)",
   check(nginx, ours, context) {

@@ -315,10 +315,6 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
     servers: [{ backend: "A" }, { backend: "B" }],
     sticky: {},
     reachesNoBackend: true,
-    undocumented: "row 13: when every server refuses during the request, nginx's 502 carries the " +
-      "Set-Cookie of the last server tried (route=<digest of B>); the gateway's 502 has none. " +
-      "Not in README's lists of deliberate differences (its routing table says 502, no " +
-      "Set-Cookie). See /work/notes/readme-differential.md",
     async script(p) {
       await p.backend("A").close();
       await p.backend("B").close();
@@ -373,10 +369,6 @@ export const MODULE_SCENARIOS: readonly Scenario[] = [
     title: "new clients right after a failed server is back",
     servers: [{ backend: "A", failTimeout: "1s" }, { backend: "B", failTimeout: "1s" }],
     sticky: {},
-    undocumented: "after B refused once and fail_timeout passed, nginx sends the next two new " +
-      "clients to A, A (a failure cuts the peer's effective_weight to 0 and it climbs back by one " +
-      "per pick: a slow start), the gateway to B, A. The README's round-robin-order row covers " +
-      "the order only while the server is unavailable. See /work/notes/readme-differential.md",
     async script(p) {
       await p.backend("B").close();
       try {

@@ -91,11 +91,6 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
     title: "weights 3:1:1, pinned clients between new ones",
     servers: [{ backend: "A", weight: 3 }, { backend: "B" }, { backend: "C" }],
     sticky: { name: "srv" },
-    undocumented: "nginx 1.30 counts a pinned request in its smooth WRR (the sticky peer takes " +
-      "the pick's -total, ngx_http_upstream_get_peer), so after 3 new clients and 3 pinned to C " +
-      "(weights 3:1:1) the next new clients go A A A B A in nginx, C A A B A in the gateway, " +
-      "which (as for the module) leaves the round robin alone on pinned requests. See " +
-      "/work/notes/readme-differential.md",
     async script(p) {
       await p.round("3 new clients", 3);
       for (let i = 0; i < 3; i++) {
@@ -288,9 +283,6 @@ export const NATIVE_SCENARIOS: readonly Scenario[] = [
     servers: [{ backend: "A" }, { backend: "B" }],
     sticky: { name: "route" },
     reachesNoBackend: true,
-    undocumented: "as the module's row 13 (m18): nginx 1.30's 502 after every server refused " +
-      "carries the Set-Cookie of the last server tried; the gateway's has none. See " +
-      "/work/notes/readme-differential.md",
     async script(p) {
       await p.backend("A").close();
       await p.backend("B").close();
