@@ -16,7 +16,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import {
@@ -61,6 +61,8 @@ interface Shape {
   readonly expires?: string;
   /** An upstream `big` with this many servers (never routed to), each of this weight. */
   readonly big?: { readonly servers: number; readonly weight: number };
+  /** `[log] access` (default "off"). */
+  readonly access?: string;
 }
 
 /** What makes a file bad: each is refused whole, and names its key. */
@@ -96,7 +98,7 @@ workers = ${bad === "restart" ? 3 : 2}
 listen = "127.0.0.1:0"
 
 [log]
-access = "off"
+access = "${shape.access ?? "off"}"
 ${big}
 [upstreams.app]
 servers = [
@@ -570,6 +572,30 @@ describe("reload: bad input", () => {
       await waitFor(async () => (await serverIds(adminPort)).length === 3, "the new version", 5000);
       assert.equal((await ask(gw.port, { cookies: [cookieOf("C")] })).servedBy, "C");
       assert.equal(await metric(adminPort, "sticky_gateway_config_generation"), before! + 1);
+    },
+  );
+
+  it(
+    "--watch: an access log written all the time in the same directory holds no reload back",
+    SLOW,
+    async () => {
+      const logged: Shape = { ...shape(0), access: "access.log" };
+      const gw = await startGateway(configText(logged), ["--watch"]);
+      const adminPort = await adminPortOf(gw);
+      let running = true;
+      const client = runStickyClient(gw.port, 0, {
+        cookieName: "route",
+        serverOf: (value) => ["A", "B", "C", "D"].find((n) => md5(upstreams[n].address) === value),
+        newSessionEvery: Infinity,
+        pauseMs: 2,
+      }, () => running);
+      await sleep(500);
+      writeFileSync(gw.configFile, configText({ ...shape(1), access: "access.log" }));
+      await waitFor(async () => (await serverIds(adminPort)).includes("D"), "the reload", 5000);
+      running = false;
+      await client.done;
+      assert.ok(readFileSync(join(dirname(gw.configFile), "access.log"), "utf8").length > 0);
+      assert.deepEqual(client.client.failures, []);
     },
   );
 
