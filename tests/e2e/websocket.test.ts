@@ -111,7 +111,10 @@ describe("WebSocket proxying", () => {
     sockaddr.writeUInt16BE(Number(port), 2);
     host.split(".").forEach((byte, i) => sockaddr[4 + i] = Number(byte));
     const legacy = createHash("md5").update(sockaddr).digest("hex");
-    const ws = await rawWebSocket(gw.port, { path: "/chat", headers: [["Cookie", `route=${legacy}`]] });
+    const ws = await rawWebSocket(gw.port, {
+      path: "/chat",
+      headers: [["Cookie", `route=${legacy}`]],
+    });
     assert.equal(ws.status, 101);
     assert.equal(header(ws, "x-upstream"), "B");
     assert.equal(headerValues(ws, "set-cookie")[0], setCookie(B()));
