@@ -159,7 +159,8 @@ export class Reloader {
       return { ok: false, generation: this.#generation, problems: [{ path: "", message }] };
     } finally {
       const ended = performance.now();
-      this.#nextStart = ended + Math.max(this.#options.gapMs ?? RELOAD_GAP_MS, 9 * (ended - started));
+      this.#nextStart = ended +
+        Math.max(this.#options.gapMs ?? RELOAD_GAP_MS, 9 * (ended - started));
     }
   }
 
