@@ -4,6 +4,7 @@
  *   sticky-gateway --config FILE [--check] [--demo] [--watch]
  *   sticky-gateway import NGINX_CONF [-o FILE]
  *   sticky-gateway healthcheck --config FILE [--ready]
+ *   sticky-gateway cookie --config FILE --upstream U (--server ID | --decode VALUE)
  *   sticky-gateway --version | --help
  *
  * Exit status: 0 normal stop, 1 could not start (e.g. port in use), 2 bad config or arguments.
@@ -18,6 +19,7 @@ import { currentRuntime } from "./runtime/runtime.ts";
 import { loadServableConfig, serve } from "./serve.ts";
 import { IMPORT_USAGE, runImport } from "./import/cli.ts";
 import { HEALTHCHECK_USAGE, runHealthcheck } from "./ops/admin/probe_cli.ts";
+import { COOKIE_USAGE, runCookie } from "./sticky/cookie_cli.ts";
 
 const USAGE =
   `sticky-gateway ${pkg.version}: an HTTP gateway that keeps each browser on one upstream server by cookie
@@ -26,6 +28,7 @@ Usage:
   sticky-gateway --config FILE [--check] [--demo] [--watch]
   sticky-gateway import NGINX_CONF [-o FILE]
   sticky-gateway healthcheck --config FILE [--ready]
+  sticky-gateway cookie --config FILE --upstream U (--server ID | --decode VALUE)
   sticky-gateway --version | --help
 
 Options:
@@ -41,6 +44,7 @@ Commands:
                   (TOML on stdout or in FILE, written whole or not at all; warnings on stderr;
                   exit 0, or 2 when the nginx config cannot be read or parsed)
   ${HEALTHCHECK_USAGE}
+  ${COOKIE_USAGE}
 `;
 
 interface Options {
@@ -73,6 +77,7 @@ function parseArguments(args: readonly string[]): Options | string {
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "import") return runImport(args.slice(1));
   if (args[0] === "healthcheck") return await runHealthcheck(args.slice(1));
+  if (args[0] === "cookie") return runCookie(args.slice(1));
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(USAGE);
     return 0;

@@ -25,6 +25,16 @@ import {
   type StickyCookieAttributes,
 } from "../cookie/set_cookie.ts";
 import type { RouteSource } from "./types.ts";
+import {
+  hasHmacKey,
+  readHmacKey,
+  readStickyHeader,
+  readStickyMode,
+  readTokenSettings,
+  rejectModuleValueKeys,
+  rejectTokenKeys,
+  type TokenDraft,
+} from "./sticky_token.ts";
 
 /** The sticky table, read; cookie values and templates are made per server by the caller. */
 export interface StickyDraft {
@@ -38,6 +48,12 @@ export interface StickyDraft {
   /** `route_from`; absent = no route stickiness. */
   readonly routeFrom?: readonly RouteSource[];
   readonly routeDelimiter: string;
+  /** `mode = "token"`: the keyring and lifetimes; absent = the module's values. */
+  readonly token?: TokenDraft;
+  /** `header = "…"`: header stickiness; absent = none. */
+  readonly header?: string;
+  /** `indirect = true`: the cookie is removed from requests sent upstream. */
+  readonly indirect: boolean;
 }
 
 // RFC 6265 token characters for the name (and RFC 9110's token, the same set, for header names).
@@ -68,33 +84,76 @@ const OWN_COOKIE_KEYS = [
   "httponly",
   "samesite",
   "partitioned",
+  "mode",
+  "keys_file",
+  "keys_env",
+  "max_idle",
+  "max_life",
+  "clock_skew",
+  "indirect",
+  "hmac_key_file",
+  "hmac_key_env",
 ];
 /** The module's value modes and its extra attribute: nginx's own cookie has none of them. */
-const MODULE_ONLY_KEYS = ["hash", "hmac", "hmac_key", "text", "partitioned"];
+const MODULE_ONLY_KEYS = [
+  "hash",
+  "hmac",
+  "hmac_key",
+  "hmac_key_file",
+  "hmac_key_env",
+  "text",
+  "partitioned",
+];
 
 /**
  * Reads the sticky table; undefined when it has problems (every one recorded). Keys are read in
  * the README's order, so problems (and the "allowed here" list) come in that order too.
  */
-export function readSticky(fields: Fields): StickyDraft | undefined {
+export function readSticky(fields: Fields, baseDir = "."): StickyDraft | undefined {
   if (fields.table["cookie"] === false) return readRouteOnly(fields);
   const problems = fields.problems;
   const problemsBefore = problems.list.length;
-  // Looked at first: it decides how the other keys read (checked as a key below).
-  const nginx = fields.table["format"] === "nginx";
+  // Looked at first: they decide how the other keys read (checked as keys below). Keys are read
+  // in the README's order, the older ones first, so "allowed here" lists them in that order.
+  const tokenMode = fields.table["mode"] === "token";
+  const nginx = !tokenMode && fields.table["format"] === "nginx";
   const name = readName(fields);
   if (nginx) rejectModuleKeys(fields);
-  const mode = nginx ? "md5" : readMode(fields);
-  const hmacKey = nginx ? undefined : fields.string("hmac_key");
-  const attributes = nginx ? readNginxAttributes(fields, name) : readModuleAttributes(fields, name);
+  const plainModule = !nginx && !tokenMode;
+  const mode = plainModule ? readMode(fields) : "md5";
+  const moduleAttributes = nginx ? undefined : readModuleAttributes(fields, name);
+  const attributes = moduleAttributes === undefined
+    ? readNginxAttributes(fields, name)
+    : tokenMode
+    ? { ...moduleAttributes, valuePerResponse: true }
+    : moduleAttributes;
   const noFallback = fields.boolean("no_fallback", false);
   const format = fields.oneOf("format", ["module", "nginx"] as const, "module")!;
   const acceptLegacy = fields.boolean("accept_legacy", false);
   const { routeFrom, routeDelimiter } = readRouting(fields);
   fields.boolean("cookie", true);
+  readStickyMode(fields);
+  if (tokenMode) rejectModuleValueKeys(fields);
+  else rejectTokenKeys(fields);
+  const token = tokenMode ? readTokenSettings(fields, baseDir) : undefined;
+  const header = readStickyHeader(fields);
+  const indirect = fields.boolean("indirect", false);
+  const hmacKey = plainModule ? readHmacKey(fields, baseDir) : undefined;
   fields.finish();
   if (problems.list.length !== problemsBefore) return undefined;
-  return { attributes, mode, hmacKey, noFallback, format, acceptLegacy, routeFrom, routeDelimiter };
+  return {
+    attributes,
+    mode,
+    hmacKey,
+    noFallback,
+    format,
+    acceptLegacy,
+    routeFrom,
+    routeDelimiter,
+    indirect,
+    ...(token === undefined ? {} : { token }),
+    ...(header === undefined ? {} : { header }),
+  };
 }
 
 /** `cookie = false`: route stickiness only (nginx `sticky route`), no cookie of its own. */
@@ -103,11 +162,15 @@ function readRouteOnly(fields: Fields): StickyDraft | undefined {
   const problemsBefore = problems.list.length;
   const { routeFrom, routeDelimiter } = readRouting(fields);
   const noFallback = fields.boolean("no_fallback", false);
+  const header = readStickyHeader(fields);
   fields.boolean("cookie", true);
-  if (routeFrom === undefined && fields.table["route_from"] === undefined) {
+  if (
+    routeFrom === undefined && fields.table["route_from"] === undefined &&
+    fields.table["header"] === undefined
+  ) {
     problems.add(
       fields.keyPath("cookie"),
-      `false leaves the upstream without stickiness; add route_from (e.g. route_from = ["cookie:JSESSIONID"]) or remove cookie = false`,
+      `false leaves the upstream without stickiness; add route_from (e.g. route_from = ["cookie:JSESSIONID"]) or header = "X-Session-Id", or remove cookie = false`,
     );
   }
   for (const key of OWN_COOKIE_KEYS) {
@@ -127,6 +190,8 @@ function readRouteOnly(fields: Fields): StickyDraft | undefined {
     acceptLegacy: false,
     routeFrom,
     routeDelimiter,
+    indirect: false,
+    ...(header === undefined ? {} : { header }),
   };
 }
 
@@ -314,7 +379,7 @@ function readMode(fields: Fields): CookieValueMode {
   const problems = fields.problems;
   const hash = fields.oneOf("hash", ["md5", "sha1", "index"] as const);
   const hmac = fields.oneOf("hmac", ["md5", "sha1"] as const);
-  const hmacKey = fields.string("hmac_key");
+  const hmacKey = hasHmacKey(fields) && fields.table["hmac_key"] !== "";
   const text = fields.oneOf("text", ["raw"] as const);
   const modes = [hash && "hash", hmac && "hmac", text && "text"].filter(Boolean);
   if (modes.length > 1) {
@@ -324,9 +389,12 @@ function readMode(fields: Fields): CookieValueMode {
     );
   }
   if (hmac !== undefined && !hmacKey) {
-    problems.add(fields.keyPath("hmac_key"), `is required with hmac = "${hmac}"; set a secret key`);
+    problems.add(
+      fields.keyPath("hmac_key"),
+      `is required with hmac = "${hmac}"; set a secret key`,
+    );
   }
-  if (hmacKey !== undefined && hmac === undefined) {
+  if (hmacKey && hmac === undefined) {
     problems.add(
       fields.keyPath("hmac_key"),
       `is only used with hmac = "md5" or "sha1"; remove it or set hmac`,
@@ -453,6 +521,8 @@ function attributeText(fields: Fields, key: string): string | undefined {
   return value;
 }
 
+/** A token as long as the longest a key id allows, for the load-time render (token mode). */
+const SAMPLE_TOKEN = `1.${"k".repeat(16)}.${"A".repeat(11)}.tqm3a8.tqm3b0.${"A".repeat(22)}`;
 /** A fixed clock for the load-time render: the Expires date is then part of what is checked. */
 const CHECK_CLOCK_MS = Date.UTC(2026, 0, 1);
 
@@ -462,7 +532,7 @@ const CHECK_CLOCK_MS = Date.UTC(2026, 0, 1);
  * will see it, so that no config value can make a response fail.
  */
 export function setCookieProblem(template: SetCookieTemplate): string | undefined {
-  const header = renderSetCookie(template, CHECK_CLOCK_MS);
+  const header = renderSetCookie(template, CHECK_CLOCK_MS, SAMPLE_TOKEN);
   const problem = invalidHeaderValue(header);
   return problem === undefined
     ? undefined
@@ -515,7 +585,8 @@ export function stickyValues(
       ? resolvedOrProblem(draft, server, problems, hosts)
       : [];
     const printable = resolved.map((address) => nginxCookieValue(address.printable));
-    if (draft.attributes === undefined) values.push("");
+    // A token is made per response: no fixed value.
+    if (draft.attributes === undefined || draft.token !== undefined) values.push("");
     else if (draft.format === "module") {
       values.push(cookieValue(draft.mode, server.address.text, valueIndex, draft.hmacKey));
     } else values.push(server.route ?? printable[0] ?? "");

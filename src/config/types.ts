@@ -13,6 +13,8 @@ import type { LogSettings } from "./log.ts";
 import type { AdminSettings } from "./admin.ts";
 import type { HealthCheckSettings } from "./health.ts";
 import type { DnsEntry } from "../discovery/types.ts";
+import type { Keyring } from "../sticky/keyring.ts";
+import type { TokenCheck, TokenLifetimes } from "../sticky/token_check.ts";
 
 export type { AdminSettings, HealthCheckSettings, LogSettings };
 
@@ -176,6 +178,38 @@ export interface Sticky {
   readonly routeDelimiter?: string;
   /** Server `route` → server, built at load. */
   readonly serverByRoute?: ReadonlyMap<string, Server>;
+  /** `mode = "token"`: signed tokens instead of fixed values (src/sticky/token.ts); absent =
+   * the module's values. */
+  readonly token?: StickyToken;
+  /** `header = "X-Session-Id"`: clients without the cookie are placed by rendezvous hashing of
+   * this header's value; absent = no header stickiness. */
+  readonly header?: StickyHeader;
+  /** `indirect = true`: the cookie's lower-case name, removed from the `Cookie` header sent
+   * upstream; absent = the cookie reaches the upstream. */
+  readonly hideCookie?: string;
+}
+
+/** `mode = "token"`: the keys, the lifetimes and the check of this snapshot. */
+export interface StickyToken {
+  /** The upstream's name: tokens are signed for it. */
+  readonly upstream: string;
+  readonly keyring: Keyring;
+  /** Key ids in file order (the first signs): what messages and --check show. */
+  readonly keyIds: readonly string[];
+  /** Where the keys came from (`keys_file = "…"` or `keys_env = "…"`), for messages. */
+  readonly source: string;
+  readonly lifetimes: TokenLifetimes;
+  /** Verifies tokens and remembers verified ones: one per snapshot (a reload starts anew). */
+  readonly check: TokenCheck<Server>;
+}
+
+/** `header = "NAME"`: where header stickiness reads and which servers it may choose. */
+export interface StickyHeader {
+  /** As written. */
+  readonly name: string;
+  readonly lowerName: string;
+  readonly primaries: readonly Server[];
+  readonly backups: readonly Server[];
 }
 
 /** Where a route is read: `cookie:NAME`, `query:NAME`, `header:NAME` (nginx `$cookie_NAME`,

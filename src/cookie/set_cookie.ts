@@ -26,6 +26,8 @@ export interface StickyCookieAttributes {
   readonly partitioned: boolean;
   /** Absent = `module`. */
   readonly format?: CookieFormat;
+  /** The value is made per response (`mode = "token"`): the template leaves a place for it. */
+  readonly valuePerResponse?: boolean;
 }
 
 /** nginx's `expires=max` (NGX_HTTP_STICKY_COOKIE_MAX_EXPIRES): any lifetime equal to it is sent
@@ -45,6 +47,9 @@ export interface SetCookieTemplate {
   readonly expiresSeconds?: number;
   /** nginx's date and `max-age` rather than the module's `Expires`. */
   readonly nginx?: boolean;
+  /** With a value per response: `head` is `name=` and this follows the value (`[; Domain=d]`,
+   * and the tail too for a session cookie). */
+  readonly afterValue?: string;
 }
 
 /**
@@ -62,6 +67,7 @@ export function setCookieTemplate(
   value: string,
 ): SetCookieTemplate {
   if (attributes.format === "nginx") return nginxTemplate(attributes, value);
+  if (attributes.valuePerResponse === true) return perResponseTemplate(attributes);
   let head = `${attributes.name}=${value}`;
   if (attributes.domain !== undefined) head += `; Domain=${attributes.domain}`;
   let tail = `; Path=${attributes.path ?? "/"}`;
@@ -72,6 +78,23 @@ export function setCookieTemplate(
   return attributes.expiresSeconds === undefined
     ? { head: head + tail, tail: "" }
     : { head, tail, expiresSeconds: attributes.expiresSeconds };
+}
+
+/**
+ * The module's bytes with a place for a value made per response (signed tokens): rendered by
+ * {@link renderSetCookie} with the value, as fast as a fixed one (one concatenation more).
+ *
+ * @example
+ * ```ts
+ * const t = setCookieTemplate({ name: "s", path: "/", secure: true, httpOnly: true,
+ *   partitioned: false, valuePerResponse: true }, "");
+ * renderSetCookie(t, Date.now(), "1.k1.x"); // "s=1.k1.x; Path=/; Secure; HttpOnly"
+ * ```
+ */
+function perResponseTemplate(attributes: StickyCookieAttributes): SetCookieTemplate {
+  const fixed = setCookieTemplate({ ...attributes, valuePerResponse: false }, "");
+  const name = `${attributes.name}=`;
+  return { ...fixed, head: name, afterValue: fixed.head.slice(name.length) };
 }
 
 /**
@@ -101,14 +124,20 @@ function nginxTemplate(attributes: StickyCookieAttributes, value: string): SetCo
   return { head, tail, expiresSeconds: seconds, nginx: true };
 }
 
-/** The `Set-Cookie` value for a response sent at `nowMs`. */
-export function renderSetCookie(template: SetCookieTemplate, nowMs: number): string {
+/**
+ * The `Set-Cookie` value for a response sent at `nowMs`; `value` fills a template made for a
+ * value per response (ignored by the others).
+ */
+export function renderSetCookie(template: SetCookieTemplate, nowMs: number, value = ""): string {
+  const head = template.afterValue === undefined
+    ? template.head
+    : template.head + value + template.afterValue;
   const seconds = template.expiresSeconds;
-  if (seconds === undefined) return template.head;
+  if (seconds === undefined) return head;
   const at = Math.floor(nowMs / 1000) + seconds;
   return template.nginx === true
-    ? `${template.head}; expires=${nginxCookieDate(at)}; max-age=${seconds}${template.tail}`
-    : `${template.head}; Expires=${netscapeDate(at)}${template.tail}`;
+    ? `${head}; expires=${nginxCookieDate(at)}; max-age=${seconds}${template.tail}`
+    : `${head}; Expires=${netscapeDate(at)}${template.tail}`;
 }
 
 /** What a header value may hold: visible ASCII, space and tab (RFC 9110 field-value, no obs-text). */

@@ -12,7 +12,7 @@ import {
   type Upstream,
 } from "../config/mod.ts";
 import { type Balancer, createBalancers } from "../balancer/balancer.ts";
-import { renderSetCookie } from "../cookie/set_cookie.ts";
+import { stickySetCookie } from "../sticky/issue.ts";
 import { decideSticky, type StickyOutcome } from "../sticky/resolve.ts";
 import { describeError, failureBodyLength, type FailureCode, failureResponse } from "./errors.ts";
 import { type ClientInfo, upstreamRequestHeaders } from "./headers.ts";
@@ -136,6 +136,8 @@ export class Gateway {
     // cookie disagrees with, or nginx's format, which sends one on every response).
     let cookieKept: Server | undefined;
     let decided: StickyOutcome = "none";
+    // A valid token's issue time, kept when it is re-issued (rotation, refresh).
+    let issuedS: number | undefined;
     if (sticky !== undefined) {
       const decision = decideSticky(sticky, request.headers, target, noFallback, balancer, now);
       decided = decision.outcome;
@@ -144,6 +146,7 @@ export class Gateway {
       if (decision.kind === "pinned") {
         pinned = decision.server;
         if (!decision.reissue) cookieKept = pinned;
+        issuedS = decision.issuedS;
         // When this server's clients were last seen (a drain is over when they stop coming).
         if (trace !== undefined) balancer.shared.markSticky(balancer.slot(pinned), now);
       }
@@ -160,6 +163,7 @@ export class Gateway {
         sticky,
         pinned,
         cookieKept,
+        issuedS,
         decided,
         noFallback,
         now,
@@ -178,7 +182,8 @@ export class Gateway {
       if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
       if (upgraded === undefined) {
         // The upstream refused the upgrade: its answer is relayed as any response.
-        return this.#relay(outcome, request, client, sticky, cookieKept, now, trace, current);
+        const cookie = { sticky, kept: cookieKept, pinned, issuedS };
+        return this.#relay(outcome, request, client, cookie, now, trace, current);
       }
       if (trace !== undefined) {
         // A session is in flight at its server until it closes (a drain waits for it).
@@ -192,7 +197,7 @@ export class Gateway {
       return upgraded;
     }
 
-    const headers = upstreamRequestHeaders(request.headers, client, host, id);
+    const headers = upstreamRequestHeaders(request.headers, client, host, id, sticky?.hideCookie);
     const refused = refuseRequest(request, target, headers, config.server);
     if (refused !== undefined) return this.#failed(refused, trace);
     const guarded = guardedRequestBody(request, config.server);
@@ -232,26 +237,29 @@ export class Gateway {
       trace.sticky = outcome.sticky;
     }
     if (outcome.failure !== undefined) return this.#failed(outcome.failure, trace);
-    return this.#relay(outcome, request, client, sticky, cookieKept, now, trace, current);
+    const cookie = { sticky, kept: cookieKept, pinned, issuedS };
+    return this.#relay(outcome, request, client, cookie, now, trace, current);
   };
 
   /**
    * The client's response made from the upstream's: the sticky Set-Cookie unless the server is
-   * `cookieKept` (pinned by a cookie that needs no new one), hop-by-hop headers dropped, the body
+   * `cookie.kept` (pinned by a cookie that needs no new one), hop-by-hop headers dropped, the body
    * watched and counted.
    */
   #relay(
     outcome: Outcome<UpstreamResponse> & { readonly server: Server },
     request: ProxyRequest,
     client: ClientInfo,
-    sticky: Sticky | undefined,
-    cookieKept: Server | undefined,
+    cookie: ResponseCookie,
     now: number,
     trace: RequestTrace | undefined,
     current: Generation,
   ): Answer {
     const { server, value: response } = outcome;
-    const setCookie = sticky !== undefined && server !== cookieKept ? server.setCookie : undefined;
+    const sticky = cookie.sticky;
+    const setCookie = sticky !== undefined && server !== cookie.kept
+      ? stickySetCookie(sticky, server, now, server === cookie.pinned ? cookie.issuedS : undefined)
+      : undefined;
     if (trace !== undefined) {
       trace.server = server.id;
       trace.answered(response.status);
@@ -268,7 +276,7 @@ export class Gateway {
         response.headers,
         answerBody,
         sticky?.lowerName,
-        setCookie && renderSetCookie(setCookie, now),
+        setCookie,
         client.readsParts,
       );
     } catch (error) {
@@ -326,6 +334,16 @@ export class Gateway {
     }
     return response;
   }
+}
+
+/** What decides a response's sticky Set-Cookie (see `#relay`). */
+interface ResponseCookie {
+  readonly sticky: Sticky | undefined;
+  /** Pinned by a cookie that needs no new one: no Set-Cookie when it answers. */
+  readonly kept: Server | undefined;
+  readonly pinned: Server | undefined;
+  /** The pinned token's issue time, kept when it is re-issued. */
+  readonly issuedS: number | undefined;
 }
 
 /**

@@ -40,12 +40,15 @@ export function connectionTokens(connection: string | null | undefined): Set<str
  * appended to, `X-Forwarded-Proto`/`X-Forwarded-Host` set and `X-Request-Id` (the client's when
  * sane, see request_record.ts) last. `authority` stands in for a
  * missing Host header (HTTP/2 requests carry `:authority` instead, which Deno leaves out).
+ * `hideCookie` (a lower-case cookie name, `indirect = true`): that cookie is taken out of the
+ * `Cookie` header ({@link withoutCookie}), and the header left out when nothing remains.
  */
 export function upstreamRequestHeaders(
   headers: RequestHeaders,
   client: ClientInfo,
   authority?: string,
   requestId?: string,
+  hideCookie?: string,
 ): HeaderPair[] {
   const listed = connectionTokens(headers.get("connection"));
   const out: HeaderPair[] = [];
@@ -66,6 +69,13 @@ export function upstreamRequestHeaders(
         break;
       case "host":
         host = value;
+        break;
+      case "cookie":
+        if (hideCookie !== undefined) {
+          const kept = withoutCookie(value, hideCookie);
+          if (kept !== "") out.push([name, kept]);
+          continue;
+        }
     }
     out.push([name, value]);
   }
@@ -112,4 +122,82 @@ export function appendClientResponseHeaders(
 function setsCookie(setCookie: string, lowerName: string): boolean {
   const equals = setCookie.indexOf("=");
   return equals >= 0 && setCookie.slice(0, equals).trim().toLowerCase() === lowerName;
+}
+
+const SPACE = 0x20;
+const TAB = 0x09;
+const SEMICOLON = 0x3b;
+const COMMA = 0x2c;
+const EQUALS = 0x3d;
+
+/**
+ * A `Cookie` header value without the cookies called `lowerName` (compared case-insensitively,
+ * found as the sticky cookie is read: pairs end at `;` or `,`). Every other byte stays as it was:
+ * a removed pair takes the separator and blanks after it along, or, when it is the last pair,
+ * those before it. "" when nothing remains.
+ *
+ * @example
+ * ```ts
+ * withoutCookie("a=1; route=x; b=2", "route"); // "a=1; b=2"
+ * withoutCookie("a=1;route=x", "route"); // "a=1"
+ * withoutCookie("ROUTE=x", "route"); // ""
+ * ```
+ */
+export function withoutCookie(header: string, lowerName: string): string {
+  let text = header;
+  let i = 0;
+  while (i < text.length) {
+    const pairStart = skipBlanks(text, i);
+    const pairEnd = pairEndAt(text, pairStart);
+    if (!namesCookie(text, pairStart, pairEnd, lowerName)) {
+      i = pairEnd + 1;
+      continue;
+    }
+    if (pairEnd < text.length) {
+      // Not the last pair: remove it up to the next pair's first character.
+      text = text.slice(0, pairStart) + text.slice(skipBlanks(text, pairEnd + 1));
+      i = pairStart;
+    } else {
+      // The last pair: remove it with the separator (and blanks) before it.
+      let cut = pairStart;
+      while (cut > 0 && isBlank(text.charCodeAt(cut - 1))) cut--;
+      if (cut > 0) cut--;
+      while (cut > 0 && isBlank(text.charCodeAt(cut - 1))) cut--;
+      text = text.slice(0, cut);
+    }
+  }
+  return text;
+}
+
+function skipBlanks(text: string, from: number): number {
+  let i = from;
+  while (i < text.length && isBlank(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** Where the pair starting at `from` ends: its separator, or the end. */
+function pairEndAt(text: string, from: number): number {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === SEMICOLON || c === COMMA) return i;
+  }
+  return text.length;
+}
+
+/** The pair in [start, end) is `lowerName[ ]*=…`. */
+function namesCookie(text: string, start: number, end: number, lowerName: string): boolean {
+  const nameEnd = start + lowerName.length;
+  if (nameEnd > end) return false;
+  for (let k = 0; k < lowerName.length; k++) {
+    let c = text.charCodeAt(start + k);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lowerName.charCodeAt(k)) return false;
+  }
+  let j = nameEnd;
+  while (j < end && text.charCodeAt(j) === SPACE) j++;
+  return j < end && text.charCodeAt(j) === EQUALS;
+}
+
+function isBlank(c: number): boolean {
+  return c === SPACE || c === TAB;
 }

@@ -25,7 +25,7 @@ import type { Retirement } from "./retirement.ts";
 import { createHash } from "node:crypto";
 import type { Server, Sticky } from "../config/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
-import { renderSetCookie } from "../cookie/set_cookie.ts";
+import { stickySetCookie } from "../sticky/issue.ts";
 import { type FailureCode, UpstreamError } from "./errors.ts";
 import {
   appendClientResponseHeaders,
@@ -101,6 +101,8 @@ export interface WebSocketRoute {
   readonly pinned: Server | undefined;
   /** The pinned server when the client's cookie needs no new one (no Set-Cookie for it). */
   readonly cookieKept?: Server;
+  /** The pinned token's issue time, kept when it is re-issued. */
+  readonly issuedS?: number;
   /** The sticky decision's outcome. */
   readonly decided: StickyOutcome;
   readonly noFallback: boolean;
@@ -171,7 +173,7 @@ export class WebSocketProxy {
     const handshake: UpstreamRequest = {
       method: "GET",
       target: route.target,
-      headers: handshakeHeaders(request.headers, client, route.requestId),
+      headers: handshakeHeaders(request.headers, client, route.requestId, sticky?.hideCookie),
       body: null,
       upgrade: true,
       client: request,
@@ -209,9 +211,10 @@ export class WebSocketProxy {
     if (upgraded === undefined) return { outcome };
     const out: HeaderPair[] = [];
     // As for any response, the module's Set-Cookie goes first.
-    if (sticky !== undefined && server !== route.cookieKept && server.setCookie) {
-      out.push(["set-cookie", renderSetCookie(server.setCookie, now)]);
-    }
+    const setCookie = sticky !== undefined && server !== route.cookieKept
+      ? stickySetCookie(sticky, server, now, server === route.pinned ? route.issuedS : undefined)
+      : undefined;
+    if (setCookie !== undefined) out.push(["set-cookie", setCookie]);
     const upstreamHeaders: HeaderPair[] = [];
     appendClientResponseHeaders(answer.headers, sticky?.lowerName, upstreamHeaders);
     for (const pair of upstreamHeaders) if (!OWN_101_HEADERS.has(pair[0])) out.push(pair);
@@ -262,10 +265,11 @@ function handshakeHeaders(
   headers: RequestHeaders,
   client: ClientInfo,
   requestId: string,
+  hideCookie: string | undefined,
 ): HeaderPair[] {
-  const out = upstreamRequestHeaders(headers, client, undefined, requestId).filter(([name]) =>
-    name !== "sec-websocket-extensions"
-  );
+  const out = upstreamRequestHeaders(headers, client, undefined, requestId, hideCookie).filter((
+    [name],
+  ) => name !== "sec-websocket-extensions");
   out.push(["connection", "Upgrade"], ["upgrade", "websocket"]);
   return out;
 }

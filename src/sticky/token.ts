@@ -74,9 +74,19 @@ export function signToken(
   issuedS: number,
   seenS: number,
 ): string {
-  const signed = `${TOKEN_VERSION}.${key.id}.${serverRef(upstream, serverId)}.${
-    issuedS.toString(36)
-  }.${seenS.toString(36)}`;
+  return signTokenWithRef(key, upstream, serverId, serverRef(upstream, serverId), issuedS, seenS);
+}
+
+/** {@link signToken} with the server's ref already known (`serverRef(upstream, serverId)`). */
+export function signTokenWithRef(
+  key: TokenKey,
+  upstream: string,
+  serverId: string,
+  ref: string,
+  issuedS: number,
+  seenS: number,
+): string {
+  const signed = `${TOKEN_VERSION}.${key.id}.${ref}.${issuedS.toString(36)}.${seenS.toString(36)}`;
   return `${signed}.${tagOf(key.mac, upstream, serverId, signed)}`;
 }
 

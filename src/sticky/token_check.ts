@@ -8,7 +8,7 @@
  * @module
  */
 import type { Keyring } from "./keyring.ts";
-import { readToken, serverRef, verifyToken } from "./token.ts";
+import { readToken, serverRef, signTokenWithRef, verifyToken } from "./token.ts";
 
 /** The lifetimes enforced on tokens, in seconds (0 = none). */
 export interface TokenLifetimes {
@@ -68,6 +68,7 @@ export class TokenCheck<S extends TokenServer> {
   readonly #keyring: Keyring;
   readonly #lifetimes: TokenLifetimes;
   readonly #byRef = new Map<string, S>();
+  readonly #refOf = new Map<S, string>();
   #verified = new Map<string, Verified<S>>();
 
   constructor(
@@ -79,7 +80,23 @@ export class TokenCheck<S extends TokenServer> {
     this.#upstream = upstream;
     this.#keyring = keyring;
     this.#lifetimes = lifetimes;
-    for (const server of servers) this.#byRef.set(serverRef(upstream, server.id), server);
+    for (const server of servers) {
+      const ref = serverRef(upstream, server.id);
+      this.#byRef.set(ref, server);
+      this.#refOf.set(server, ref);
+    }
+  }
+
+  /**
+   * A token for `server` signed with the signing key, issued at `issuedS` and seen at `nowS`.
+   * It is remembered as verified: the client's next request with it costs a look-up.
+   */
+  issue(server: S, issuedS: number, nowS: number): string {
+    const key = this.#keyring.signing;
+    const ref = this.#refOf.get(server) ?? serverRef(this.#upstream, server.id);
+    const value = signTokenWithRef(key, this.#upstream, server.id, ref, issuedS, nowS);
+    this.#remember(value, { server, keyId: key.id, issuedS, seenS: nowS });
+    return value;
   }
 
   /** The verdict on `value` at `nowS` (seconds since the epoch). */
@@ -109,9 +126,13 @@ export class TokenCheck<S extends TokenServer> {
       return "forged";
     }
     const verified = { server, keyId: key.id, issuedS: fields.issuedS, seenS: fields.seenS };
+    this.#remember(value, verified);
+    return verified;
+  }
+
+  #remember(value: string, verified: Verified<S>): void {
     if (this.#verified.size >= REMEMBERED) this.#verified = new Map();
     this.#verified.set(value, verified);
-    return verified;
   }
 }
 

@@ -53,6 +53,13 @@ describe("sticky outcomes legacy and route", () => {
       "refused",
       "legacy",
       "route",
+      // Issue 12, appended: the slots before them keep their places.
+      "forged",
+      "unknown_key",
+      "rotated",
+      "expired_idle",
+      "expired_life",
+      "header",
     ]);
   });
 

@@ -8,6 +8,8 @@
  * | `GET /api/v1/upstreams`, `GET /api/v1/upstreams/{u}` | servers with state, health, figures |
  * | `PUT /api/v1/upstreams/{u}/servers/{id}/state` | `{"state": "ready" \| "drain" \| "maint"}` |
  * | `POST /api/v1/reload` | reloads the config file: 200 with the generation and changes, or 400 |
+ * | `POST /api/v1/keys/reload` | the same (sticky token keys are read with the config) |
+ * | `GET /api/v1/upstreams/{u}/cookie?server=ID` or `?decode=VALUE` | a server's cookie value, or what a value says |
  * | `GET /status` | the status page (its data comes from the API) |
  *
  * Every answer is `Cache-Control: no-store`. Wrong Host → 421; missing or wrong token → 401
@@ -16,7 +18,8 @@
  * @module
  */
 import type { AdminSettings } from "../../config/admin.ts";
-import type { ServerState } from "../../config/types.ts";
+import type { ServerState, Upstream } from "../../config/types.ts";
+import { decodeCookie, serverCookie } from "../../sticky/inspect.ts";
 import { HostCheck, TokenCheck } from "./access.ts";
 import { RateSampler, type RecentFigures } from "./rates.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status_page.ts";
@@ -55,6 +58,8 @@ export interface AdminHandlerOptions {
   readonly now?: () => number;
   /** Told of a view that threw (the answer is a 500 without detail); default: nothing. */
   readonly onError?: (error: unknown) => void;
+  /** An upstream of the snapshot in use, for the cookie endpoint; absent = it answers 404. */
+  readonly upstream?: (name: string) => Upstream | undefined;
 }
 
 const STATES: readonly ServerState[] = ["ready", "drain", "maint"];
@@ -68,6 +73,7 @@ const JSON_TYPE = "application/json; charset=utf-8";
 const METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 const UPSTREAM_PATH = /^\/api\/v1\/upstreams\/([^/]+)$/;
 const STATE_PATH = /^\/api\/v1\/upstreams\/([^/]+)\/servers\/([^/]+)\/state$/;
+const COOKIE_PATH = /^\/api\/v1\/upstreams\/([^/]+)\/cookie$/;
 
 /** Thrown inside the handler for a 4xx answer. */
 class Refusal extends Error {
@@ -154,7 +160,19 @@ export function createAdminHandler(
       if (upstream === undefined) throw noUpstream(name, upstreams);
       return json(200, { nowMs, upstream });
     }
-    if (path === "/api/v1/reload" && view.reload !== undefined) {
+    const cookie = COOKIE_PATH.exec(path);
+    if (cookie !== null && options.upstream !== undefined) {
+      allowMethods(request, "GET");
+      return cookieAnswer(
+        options.upstream(segment(cookie[1], "upstream")),
+        segment(cookie[1], "upstream"),
+        new URL(request.url).searchParams,
+        now(),
+      );
+    }
+    if (
+      (path === "/api/v1/reload" || path === "/api/v1/keys/reload") && view.reload !== undefined
+    ) {
       allowMethods(request, "POST");
       if (!originAllowed(request.headers.get("origin"), hosts)) {
         throw new Refusal(403, "cross-origin requests are refused");
@@ -221,6 +239,30 @@ export function createAdminHandler(
     }
     return response;
   };
+}
+
+/** `GET /api/v1/upstreams/{u}/cookie?server=ID` or `?decode=VALUE` (src/sticky/inspect.ts). */
+function cookieAnswer(
+  upstream: Upstream | undefined,
+  name: string,
+  query: URLSearchParams,
+  nowMs: number,
+): Response {
+  if (upstream === undefined) {
+    throw new Refusal(404, `no upstream ${JSON.stringify(name)}`, "upstream");
+  }
+  const server = query.get("server");
+  const decode = query.get("decode");
+  if ((server === null) === (decode === null)) {
+    throw new Refusal(400, "give one of ?server=ID and ?decode=VALUE", "query");
+  }
+  const answer = server !== null
+    ? serverCookie(upstream, server, nowMs)
+    : decodeCookie(upstream, decode!, nowMs);
+  if (typeof answer === "string") {
+    throw new Refusal(404, answer, server !== null ? "server" : "upstream");
+  }
+  return json(200, answer);
 }
 
 function upstreamRow(

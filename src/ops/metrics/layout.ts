@@ -47,6 +47,13 @@ const OUTCOME_INDEX: Readonly<Record<StickyOutcome, number>> = {
   // Appended (issue 11): the slots before them keep their places.
   legacy: 6,
   route: 7,
+  // Appended (issue 12).
+  forged: 8,
+  unknown_key: 9,
+  rotated: 10,
+  expired_idle: 11,
+  expired_life: 12,
+  header: 13,
 };
 /** Sticky outcomes in slot order (the access log's words). */
 export const STICKY_OUTCOMES = Object.keys(OUTCOME_INDEX) as StickyOutcome[];
