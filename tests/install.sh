@@ -9,6 +9,7 @@ set -euo pipefail
 # real nginx (module and native builds) for the differential tests; at once when already built
 "$(dirname "$0")/nginx/build.sh"
 "$(dirname "$0")/fleet/install.sh"  # haproxy for the fleet test (tests/e2e/fleet.test.ts)
+"$(dirname "$0")/dns/install.sh"  # dnsmasq for the DNS discovery test (tests/e2e/dns_discovery.test.ts)
 
 need=()
 [[ -x /usr/bin/chromium || -n "${CHROMIUM:-}" ]] || need+=(chromium)
