@@ -269,7 +269,8 @@ function buildSticky(
       );
     }
   };
-  if (draft.attributes !== undefined) {
+  // Tokens name servers by a signed ref (src/sticky/token_check.ts), never by a fixed value.
+  if (draft.attributes !== undefined && draft.token === undefined) {
     servers.forEach((server, i) => {
       add(server.cookieValue, server);
       for (const alias of built.aliases[i]) add(alias, server);
