@@ -235,17 +235,19 @@ export class Discovery {
       this.#log("info", "dns_recovered", { query, addresses: result.addresses.length });
     }
     name.error = undefined;
-    if (result.leftOut !== name.leftOut && result.leftOut > 0) {
+    const leftOut = result.leftOut + Math.max(0, result.addresses.length - limit);
+    if (leftOut !== name.leftOut && leftOut > 0) {
       this.#log("warn", "dns_servers_left_out", {
         query,
-        kept: result.addresses.length,
-        left_out: result.leftOut,
+        kept: Math.min(limit, result.addresses.length),
+        left_out: leftOut,
         hint: "max_servers bounds the servers of one answer",
       });
     }
-    name.leftOut = result.leftOut;
+    name.leftOut = leftOut;
     const before = JSON.stringify(name.answer ?? null);
-    name.answer = this.#merge(name, result.addresses);
+    // Bounded here too, whatever the asker gave: memory follows max_servers, not the answer.
+    name.answer = this.#merge(name, result.addresses.slice(0, limit));
     if (JSON.stringify(name.answer) !== before) {
       const live = name.answer.filter((a) => !a.vanishing).length;
       this.#log("info", "dns_changed", {
