@@ -117,7 +117,8 @@ export async function startAdmin(
     clientMaxHeaderSize: config.server.clientMaxHeaderSize,
     clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,
     keepaliveTimeoutMs: config.server.keepaliveTimeoutMs,
-    maxConnections: 64,
+    // Reload requests wait (queued, throttled) on their connection: room for a storm of them.
+    maxConnections: 1024,
   });
 }
 

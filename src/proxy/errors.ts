@@ -152,7 +152,7 @@ export const FAILURES: Readonly<Record<FailureCode, FailureSpec>> = {
   },
   too_many_connections: {
     status: 503,
-    message: "the gateway has server.max_connections client connections open; try again",
+    message: "too many client connections are open on this listener (max_connections); try again",
     beforeRequestSent: true,
     marksServer: false,
   },
