@@ -251,8 +251,17 @@ export class Reloader {
       buffers,
       port: bound?.port,
     });
-    await instance.reload(config, state, metrics);
+    let swapFailed: string | undefined;
+    try {
+      await instance.reload(config, state, metrics);
+    } catch (error) {
+      // A bug, not the file: the workers swap all the same; the checks go on, and the event says
+      // which thread did not.
+      swapFailed = `main thread: ${(error as Error).message}`;
+      await instance.resumeChecks().catch(() => {});
+    }
     const failed = await committed;
+    if (swapFailed !== undefined) failed.unshift(swapFailed);
     const listen = bound && shownAddress(bound);
     this.#published = metrics;
     this.#generation = generation;

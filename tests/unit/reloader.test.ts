@@ -105,7 +105,7 @@ function setUp(text: string, gapMs?: number) {
     log: (_level, event, fields) => events.push(JSON.stringify({ event, ...fields })),
     gapMs,
   });
-  return { file, ops, reloader, worker, swaps, calls };
+  return { file, ops, reloader, worker, swaps, calls, instance };
 }
 
 const A = `{ address = "127.0.0.1:9001", id = "a" }`;
@@ -227,6 +227,17 @@ describe("Reloader", () => {
     );
     assert.deepEqual(new Set(answers.map((a) => a.generation)).size <= 2, true);
     assert.ok(reloader.generation <= 7, `generation ${reloader.generation} after 50 asked at once`);
+  });
+
+  it("a main thread that fails to swap is reported and its checks go on (the workers swapped)", async () => {
+    const { file, reloader, calls, instance } = setUp(toml(A));
+    instance.reload = () => Promise.reject(new Error("boom"));
+    writeFileSync(file, toml(`${A}, ${B}`));
+    const answer = await reloader.reload("api");
+    assert.equal(answer.ok, true);
+    assert.ok(calls.includes("resume"), calls.join());
+    const event = events.map((e) => JSON.parse(e)).findLast((e) => e.event === "config_reloaded");
+    assert.match(event.workers_failed, /^main thread: boom/);
   });
 
   it("changes nothing in any thread when a worker cannot prepare the new generation", async () => {
