@@ -8,7 +8,8 @@
  *     .tools/node_modules/.bin/deno run -A bench/restart.ts [rounds] [clients] [new/s] [think ms]
  *   GATEWAY=bun GATEWAY_BUN=.tools/node_modules/.bin/bun .tools/node_modules/.bin/bun bench/restart.ts
  *
- * WORKERS=2 runs both processes with `workers = 2`. As root (it writes /proc/sys).
+ * WORKERS=2 runs both processes with `workers = 2`; TLS=1 with `[server] tls` (the runtimes' own
+ * HTTPS servers, not the plain-HTTP front). As root (it writes /proc/sys).
  *
  * @module
  */
@@ -16,6 +17,7 @@ import process from "node:process";
 import { startGateway, stopAllGateways } from "../tests/support/gateway.ts";
 import { closeAllUpstreams, startNamedUpstream } from "../tests/support/upstreams.ts";
 import { failedRequests } from "../tests/support/restart_load.ts";
+import { makeCertificates } from "../tests/support/tls.ts";
 import {
   cookiesOf,
   freePort,
@@ -72,14 +74,16 @@ const [rounds, clients, newPerSecond, thinkMs] = [3, 50, 300, 10].map((fallback,
 
 /** `[server] workers` of both processes. */
 const workers = Number(process.env.WORKERS ?? "1");
+/** TLS=1: the gateway serves HTTPS (`[server] tls`, the runtime's own server). */
+const certificates = process.env.TLS === "1" ? makeCertificates() : undefined;
 
 async function main(): Promise<void> {
   const upstreams = await Promise.all(["A", "B", "C"].map((name) => startNamedUpstream(name)));
   const original = migrateReq();
   console.log(
-    `gateway=${
-      process.env.GATEWAY ?? "deno"
-    } workers=${workers} rounds=${rounds} keep-alive clients=${clients} ` +
+    `gateway=${process.env.GATEWAY ?? "deno"} workers=${workers} tls=${
+      certificates !== undefined
+    } rounds=${rounds} keep-alive clients=${clients} ` +
       `new connections/s=${newPerSecond} think=${thinkMs} ms (tcp_migrate_req was ${original})`,
   );
   if (typeof Deno !== "undefined") {
@@ -93,7 +97,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    "migrate | round | requests | req/s | connections | refused | reset | unanswered | other | ready at | SIGTERM at | drain ms",
+    "migrate | round | requests | req/s | connections | refused | reset | unanswered | other | idle closes | ready at | SIGTERM at | drain ms",
   );
   try {
     for (const value of ["0", "1"] as const) {
@@ -102,7 +106,7 @@ async function main(): Promise<void> {
         continue;
       }
       for (let round = 1; round <= rounds; round++) {
-        const config = restartConfig(await freePort(), upstreams, workers);
+        const config = restartConfig(await freePort(), upstreams, workers, certificates);
         const old = await startGateway(config);
         const result = await handover(
           old,
@@ -113,6 +117,7 @@ async function main(): Promise<void> {
             thinkMs,
             cookie: "route",
             cookies: cookiesOf(upstreams),
+            tlsCa: certificates?.ca,
           },
           { beforeMs: 1000, overlapMs: 500, afterMs: 1000 },
         );
@@ -121,12 +126,13 @@ async function main(): Promise<void> {
         const other = failedRequests(r) - r.refused - r.reset - r.unanswered;
         console.log(
           `${value} | ${round} | ${r.requests} | ${result.rate} | ${r.connections} | ${r.refused} | ${r.reset} | ` +
-            `${r.unanswered} | ${other} | ${result.readyAt} | ${result.signalledAt} | ${result.drainMs}`,
+            `${r.unanswered} | ${other} | ${r.closedWhileIdle} | ${result.readyAt} | ${result.signalledAt} | ${result.drainMs}`,
         );
         for (const sample of r.samples.slice(0, 5)) console.log(`    ${sample}`);
       }
     }
   } finally {
+    certificates?.remove();
     if (original === "0" || original === "1") setMigrateReq(original);
     await stopAllGateways();
     await closeAllUpstreams();

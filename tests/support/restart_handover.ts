@@ -56,12 +56,16 @@ export function restartConfig(
   port: number,
   upstreams: readonly NamedUpstream[],
   workers = 1,
+  tls?: { readonly certFile: string; readonly keyFile: string },
 ): string {
+  const serverTls = tls === undefined
+    ? ""
+    : `tls = { cert = "${tls.certFile}", key = "${tls.keyFile}" }\n`;
   return `
 [server]
 listen = "127.0.0.1:${port}"
 workers = ${workers}
-grace_period = "10s"
+${serverTls}grace_period = "10s"
 
 [admin]
 listen = "127.0.0.1:0"

@@ -17,6 +17,7 @@
  */
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 
 /** What the load does. */
 export interface LoadOptions {
@@ -31,6 +32,8 @@ export interface LoadOptions {
   readonly cookie: string;
   /** Backend name (the upstream's answer body) → its cookie value, for the new connections. */
   readonly cookies: ReadonlyMap<string, string>;
+  /** HTTPS (the gateway's `[server] tls`): the CA that signed its certificate (PEM). */
+  readonly tlsCa?: string;
 }
 
 /** How the requests ended. */
@@ -143,11 +146,17 @@ class ClientConnection {
   #waiter: ((outcome: Outcome) => void) | undefined;
   #error = "";
 
-  constructor(port: number) {
-    this.socket = connect({ host: "127.0.0.1", port });
+  constructor(port: number, tlsCa?: string) {
+    this.socket = tlsCa === undefined ? connect({ host: "127.0.0.1", port }) : tlsConnect({
+      host: "127.0.0.1",
+      port,
+      ca: tlsCa,
+      servername: "localhost",
+      ALPNProtocols: ["http/1.1"],
+    });
     this.socket.setNoDelay(true);
     this.#connected = new Promise((resolve) => {
-      this.socket.once("connect", () => resolve(null));
+      this.socket.once(tlsCa === undefined ? "connect" : "secureConnect", () => resolve(null));
       this.socket.once(
         "error",
         (error: Error & { code?: string }) => resolve(error.code ?? "error"),
@@ -287,7 +296,7 @@ export class RestartLoad {
   }
 
   async #open(who: string): Promise<ClientConnection | undefined> {
-    const connection = new ClientConnection(this.options.port);
+    const connection = new ClientConnection(this.options.port, this.options.tlsCa);
     this.report.connections++;
     const error = await connection.connected();
     if (error === null) return connection;
