@@ -3,7 +3,7 @@
  * runtime proxies, on loopback, with the proxy under test pinned to its own core.
  *
  *   bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N]
- *                    [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-micro] [--no-peers]
+ *                    [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--no-peers]
  *                    [--write-docs]
  *   bun bench/run.ts --report bench/results/full-<time>/results.json   (re-render, no measuring)
  *
@@ -45,6 +45,9 @@ import { fileURLToPath } from "node:url";
 import {
   BODY,
   caddyfile,
+  DNS_SCENARIOS,
+  dnsHosts,
+  dnsSrv,
   gatewayToml,
   haproxyCfg,
   nginxProxyConf,
@@ -73,6 +76,7 @@ import {
   waitPort,
 } from "./lib/procs.ts";
 import { type MicroResult, type MicroRun, microSummary } from "./micro/result.ts";
+import { type Dnsmasq, locateDnsmasq, startDnsmasq } from "../tests/dns/dnsmasq.ts";
 import {
   type Machine,
   report,
@@ -102,6 +106,8 @@ interface Options {
   scale: boolean;
   /** The gateway with its access log on and with /metrics scraped (scenarios log, metrics). */
   ops: boolean;
+  /** 200 servers found through DNS against the same 200 listed (scenarios dns200, static200). */
+  dns: boolean;
   /** The in-process scale micro-benchmark (bench/micro/scale.ts) on Deno and Bun. */
   micro: boolean;
   peers: boolean;
@@ -124,6 +130,7 @@ function parseOptions(argv: string[]): Options {
     stream: true,
     scale: true,
     ops: true,
+    dns: true,
     micro: true,
     peers: !quick,
     writeDocs: !quick,
@@ -145,6 +152,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--no-stream") o.stream = false;
     else if (a === "--no-scale") o.scale = false;
     else if (a === "--no-ops") o.ops = false;
+    else if (a === "--no-dns") o.dns = false;
     else if (a === "--no-micro") o.micro = false;
     else if (a === "--no-peers") o.peers = false;
     else if (a === "--peers") o.peers = true;
@@ -166,7 +174,7 @@ function positive(name: string, text: string): number {
 
 function usage(message: string): never {
   console.error(
-    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-micro] [--no-peers] [--write-docs]`,
+    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--no-peers] [--write-docs]`,
   );
   process.exit(2);
 }
@@ -489,10 +497,17 @@ let upstream: Proc | undefined;
 let sink: Proc | undefined;
 /** Extra `[server]` lines for every gateway config (see the probe in main). */
 let workersLine = "";
+/** dnsmasq for scenario dns200 (started in main when a dns200 variant runs). */
+let dnsServer: Dnsmasq | undefined;
+/** The dnsmasq binary, or undefined (dns200 and static200 then do not run; main says why). */
+let dnsmasqBinary: string | undefined;
 
 async function startTarget(target: Target, scenario: Scenario, tag: string): Promise<Proc> {
   check(!(await portOpen(P.host, P.proxy)), `port ${P.proxy} is already in use (another process?)`);
-  const { argv, env } = target.launch(scenario, workersLine);
+  const extra = scenario === "dns200" && dnsServer !== undefined
+    ? `${workersLine}\nresolver = "127.0.0.1:${dnsServer.port}"`
+    : workersLine;
+  const { argv, env } = target.launch(scenario, extra);
   const proc = start(target.id, argv, path.join(RUN_DIR, `${tag}.log`), {
     cpu: PROXY_CPU,
     env,
@@ -895,6 +910,11 @@ function plan(usable: Target[]): { variants: Variant[]; streams: StreamVariant[]
     // Reference for the gateway's 1,000 live servers: what a large pool costs HAProxy.
     if (opt.scale && !opt.quick && t.kind === "haproxy") scenarios.push("servers1000");
     if (opt.ops && t.kind === "gateway" && t.id !== "gw-binary") scenarios.push(...OPS_SCENARIOS);
+    // Quick runs (make test) measure it on Bun only, as the scale scenarios.
+    const dnsHere = t.runtime === "bun" || (t.runtime === "deno" && !opt.quick);
+    if (dnsmasqBinary !== undefined && t.kind === "gateway" && t.id !== "gw-binary" && dnsHere) {
+      scenarios.push(...DNS_SCENARIOS);
+    }
     for (const scenario of scenarios) {
       for (const cookie of cookies) {
         variants.push({ id: `${t.id}/${scenario}/${cookie}`, target: t, scenario, cookie });
@@ -950,6 +970,11 @@ async function main(): Promise<number> {
   workersLine = accepted.join("\n");
   log(`gateway [server] extras: ${accepted.length ? accepted.join(", ") : "none"}`);
 
+  if (opt.dns) {
+    const found = locateDnsmasq();
+    if ("binary" in found) dnsmasqBinary = found.binary;
+    else log(`skip dns200/static200: ${found.reason}`);
+  }
   const targets = buildTargets();
   for (const t of targets) if (t.skip !== undefined) log(`skip ${t.id}: ${t.skip}`);
   const usable = targets.filter((t) => t.skip === undefined);
@@ -985,7 +1010,8 @@ async function main(): Promise<number> {
     log(`data file: ${opt.streamMiB} MiB, CRC-32 ${data.crc32.toString(16)}`);
   }
   const upConf = path.join(TMP, "upstream.conf");
-  writeFileSync(upConf, upstreamNginx(TMP, TMP, P, scale));
+  const dns = selected.some((v) => DNS_SCENARIOS.includes(v.scenario));
+  writeFileSync(upConf, upstreamNginx(TMP, TMP, P, scale, dns));
   for (const port of [...P.upstreams, P.sink]) {
     check(!(await portOpen(P.host, port)), `port ${port} is already in use`);
   }
@@ -1007,6 +1033,11 @@ async function main(): Promise<number> {
   );
   for (const port of P.upstreams) await waitPort(upstream, P.host, port);
   if (scale) await waitPort(upstream, P.host, P.scaleBase + 999);
+  if (dns) {
+    if (!scale) await waitPort(upstream, P.host, P.scaleBase + dnsSrv(P).length - 1);
+    dnsServer = await startDnsmasq(dnsmasqBinary!, { hosts: dnsHosts(), srv: dnsSrv(P) });
+    log(`dnsmasq on 127.0.0.1:${dnsServer.port} answers ${dnsSrv(P).length} SRV records`);
+  }
   if (selectedStreams.length > 0) {
     sink = start("sink", [BUN, "bench/upstreams/sink.ts"], path.join(RUN_DIR, "sink.log"), {
       cpu: LOAD_CPU,
@@ -1060,6 +1091,7 @@ async function main(): Promise<number> {
     }
   }
   check(!upstream.exited, "the upstream nginx died during the bench");
+  await dnsServer?.stop();
 
   const wall = (Date.now() - T0) / 1000;
   writeFileSync(

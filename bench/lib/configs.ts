@@ -50,7 +50,9 @@ export type Scenario =
   | "routes500"
   | "log"
   | "metrics"
-  | "reloads";
+  | "reloads"
+  | "static200"
+  | "dns200";
 
 /** Gateway-only scenarios of "main" with an operations feature on (issue 9's costs): "log",
  * the access log to a file; "metrics", the admin listener scraped every second; "reloads", a
@@ -58,6 +60,29 @@ export type Scenario =
  * whole run). Every other scenario runs the gateway with the access log off, as HAProxy and
  * nginx run here. */
 export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics", "reloads"];
+
+/** Issue 13's DNS row: "dns200", an upstream of 200 servers found through DNS (dnsmasq started
+ * by the bench, `interval = "1s"`: re-resolved every second for the whole run), against
+ * "static200", the same 200 servers listed; ≤ 3% req/s apart. The 200 are the first scale ports
+ * on 127.0.0.1, as 200 SRV records (each a port; their one target's A record is asked too: every
+ * second, two questions, 200 records over TCP). */
+export const DNS_SCENARIOS: readonly Scenario[] = ["static200", "dns200"];
+export const DNS_SERVERS = 200;
+export const DNS_NAME = "_http._tcp.bench.internal";
+const DNS_TARGET = "up.bench.internal";
+
+/** The hosts lines dnsmasq answers the SRV records' target from. */
+export function dnsHosts(): string[] {
+  return [`127.0.0.1 ${DNS_TARGET}`];
+}
+
+/** dnsmasq's `srv-host` values: one record per server (name, target, port, priority, weight). */
+export function dnsSrv(p: Ports): string[] {
+  return Array.from(
+    { length: DNS_SERVERS },
+    (_, i) => `${DNS_NAME},${DNS_TARGET},${p.scaleBase + i},10,1`,
+  );
+}
 
 export const SCALE_SERVERS = 1000;
 export const SCALE_ROUTES = 500;
@@ -73,12 +98,23 @@ export function servingPorts(scenario: Scenario, p: Ports): Set<number> {
   if (scenario === "servers1000") {
     return new Set(Array.from({ length: SCALE_SERVERS }, (_, i) => p.scaleBase + i));
   }
+  if (DNS_SCENARIOS.includes(scenario)) {
+    return new Set(Array.from({ length: DNS_SERVERS }, (_, i) => p.scaleBase + i));
+  }
   return new Set(p.upstreams);
 }
 
-export function upstreamNginx(dir: string, dataDir: string, p: Ports, scale: boolean): string {
+export function upstreamNginx(
+  dir: string,
+  dataDir: string,
+  p: Ports,
+  scale: boolean,
+  dns = false,
+): string {
   const listens = [...p.upstreams];
-  if (scale) { for (let i = 0; i < SCALE_SERVERS; i++) listens.push(p.scaleBase + i); }
+  // DNS_SCENARIOS use the first 200 scale ports.
+  const extra = scale ? SCALE_SERVERS : dns ? DNS_SERVERS : 0;
+  for (let i = 0; i < extra; i++) listens.push(p.scaleBase + i);
   return `# Upstreams for every target: one nginx worker (pinned to the load core with wrk).
 worker_processes 1;
 pid ${dir}/upstream.pid;
@@ -116,6 +152,12 @@ function serverList(scenario: Scenario, p: Ports): string {
         ? `  ${q(p.upstreams[live])},`
         : `  { address = ${q(p.downBase + i)}, down = true },`;
     }).join("\n");
+  }
+  if (scenario === "static200") {
+    return Array.from({ length: DNS_SERVERS }, (_, i) => `  ${q(p.scaleBase + i)},`).join("\n");
+  }
+  if (scenario === "dns200") {
+    return `  { dns = "${DNS_NAME}", type = "SRV", interval = "1s", max_servers = 256 },`;
   }
   return p.upstreams.map((port) => `  ${q(port)},`).join("\n");
 }

@@ -71,23 +71,23 @@ export class NodeDnsLookups implements Lookups {
     if (valid.length === 0) throw new LookupError("EBADRESP", "no usable SRV record");
     // A target's addresses: resolved for at most `limit` records (the preferred ones).
     const kept = valid.slice(0, question.limit);
+    // Each target once (records often share one: a port per record on one host).
+    const targets = [...new Set(kept.map((record) => record.name.toLowerCase()))];
+    const found = new Map<string, { addresses: DiscoveredAddress[]; ttlMs?: number }>();
+    for (let i = 0; i < targets.length; i += TARGET_CONCURRENCY) {
+      const batch = targets.slice(i, i + TARGET_CONCURRENCY);
+      const answers = await Promise.all(batch.map((name) => this.#target(name)));
+      batch.forEach((name, j) => found.set(name, answers[j]));
+    }
     const addresses: DiscoveredAddress[] = [];
     let ttlMs: number | undefined;
-    for (let i = 0; i < kept.length; i += TARGET_CONCURRENCY) {
-      const batch = kept.slice(i, i + TARGET_CONCURRENCY);
-      const found = await Promise.all(batch.map((record) => this.#target(record.name)));
-      batch.forEach((record, j) => {
-        const target = found[j];
-        if (target.ttlMs !== undefined) ttlMs = Math.min(ttlMs ?? Infinity, target.ttlMs);
-        for (const { ip } of target.addresses) {
-          addresses.push({
-            ip,
-            port: record.port,
-            priority: record.priority,
-            weight: record.weight,
-          });
-        }
-      });
+    for (const record of kept) {
+      const target = found.get(record.name.toLowerCase())!;
+      if (target.ttlMs !== undefined) ttlMs = Math.min(ttlMs ?? Infinity, target.ttlMs);
+      for (const { ip } of target.addresses) {
+        const { port, priority, weight } = record;
+        addresses.push({ ip, port, priority, weight });
+      }
     }
     const result = bounded(addresses, question.limit, ttlMs);
     return { ...result, leftOut: result.leftOut + valid.length - kept.length };
