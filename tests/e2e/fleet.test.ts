@@ -37,6 +37,10 @@ import {
   stopAllBalancers,
 } from "../support/fleet.ts";
 import { closeAllUpstreams, type NamedUpstream, startNamedUpstream } from "../support/upstreams.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
 
 /** One sticky config the fleet scenario runs with. */
 interface FleetScenario {
@@ -373,3 +377,20 @@ function describeFleet(scenario: FleetScenario): void {
 // signed tokens with max_idle of issue 13 join here as one more call, e.g.
 // describeFleet({ label: "signed token, max_idle", sticky: `name = "route"\n…` }).
 describeFleet({ label: "cookie = md5 of the address", sticky: `name = "route"` });
+
+/** The keys file the three instances share (signed tokens): its own directory, removed at exit
+ * (the gateways' temp files go at each fleet's end, and a reload reads the keys again). */
+function sharedKeysFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), "fleet-token-keys-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "sticky.keys");
+  writeFileSync(path, "k1:fleet-test-key-0123456789-abcdefghijklmnopqrstuvwxyz\n");
+  return path;
+}
+
+// Signed tokens (issue 12): a token set by one instance verifies on the others, and one refreshed
+// by any instance (every max_idle / 4 = 1 s: several times in a test) too.
+describeFleet({
+  label: "signed token, max_idle",
+  sticky: `name = "route"\nmode = "token"\nkeys_file = "${sharedKeysFile()}"\nmax_idle = "4s"`,
+});
