@@ -10,6 +10,7 @@
  * - 0 failed requests throughout;
  * - SRV records: the best priority shares new clients by weight, the next one only serves when
  *   none of the best can;
+ * - `vanish_grace`: a removed address stays in drain for it, serving its own clients, then goes;
  * - a name that never resolves at start: the gateway starts, the other upstream serves, this one
  *   answers 502 no_server and /readyz names it; once the name resolves, it serves.
  *
@@ -224,6 +225,60 @@ servers = [{ dns = "_http._tcp.pool.internal", type = "SRV", interval = "1s" }]
     assert.deepEqual([...after], [IPS[2]]);
     await new Promise<void>((resolve) => backends[0].server.listen(port, IPS[0], resolve));
     await new Promise<void>((resolve) => backends[1].server.listen(port, IPS[1], resolve));
+    assert.equal(await gateway.stop(), 0);
+  });
+
+  it("vanish_grace: a vanished address stays in drain (its clients served there, no new ones), then goes", async () => {
+    dns.setHosts([`${IPS[0]} app.internal`, `${IPS[1]} app.internal`]);
+    const gateway = await startGateway(`
+[server]
+resolver = "127.0.0.1:${dns.port}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[upstreams.app]
+servers = [{ dns = "app.internal:${port}", interval = "300ms", vanish_grace = "2s" }]
+
+[upstreams.app.sticky]
+`);
+    const adminPort = await adminPortOf(gateway);
+    const pinned = `route=${md5(`${IPS[0]}:${port}`)}`;
+    assert.equal((await ask(gateway.port, { cookies: [pinned] })).servedBy, IPS[0]);
+    const stateOf = async () => {
+      const body = JSON.parse((await adminGet(adminPort, "/api/v1/upstreams/app")).body);
+      return Object.fromEntries(
+        body.upstream.servers.map((s: { id: string; state: string }) => [s.id, s.state]),
+      );
+    };
+    dns.setHosts([`${IPS[1]} app.internal`]);
+    const removed = performance.now();
+    let states = await stateOf();
+    while (states[`${IPS[0]}:${port}`] !== "drain" && performance.now() - removed < 1500) {
+      await sleep(50);
+      states = await stateOf();
+    }
+    assert.deepEqual(states, { [`${IPS[0]}:${port}`]: "drain", [`${IPS[1]}:${port}`]: "ready" });
+    assert.equal(
+      (await ask(gateway.port, { cookies: [pinned] })).servedBy,
+      IPS[0],
+      "drain serves its own",
+    );
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await ask(gateway.port)).servedBy, IPS[1], "no new client");
+    }
+    while (`${IPS[0]}:${port}` in states && performance.now() - removed < 4000) {
+      await sleep(100);
+      states = await stateOf();
+    }
+    const gone = performance.now() - removed;
+    assert.deepEqual(states, { [`${IPS[1]}:${port}`]: "ready" });
+    assert.ok(gone >= 2000, `removed after ${gone} ms, before the grace`);
+    assert.equal(
+      (await ask(gateway.port, { cookies: [pinned] })).servedBy,
+      IPS[1],
+      "then falls back",
+    );
     assert.equal(await gateway.stop(), 0);
   });
 
