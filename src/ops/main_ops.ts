@@ -114,6 +114,8 @@ export async function startAdmin(
     onError: (error) => logEvent("error", "admin_error", { error: String(error) }),
   });
   return await runtime.listen(settings.listen, (request) => handle(webRequest(request)), {
+    // As the client listener: a restart's new process binds it beside the old one's.
+    reusePort: config.server.reusePort,
     clientMaxHeaderSize: config.server.clientMaxHeaderSize,
     clientHeaderTimeoutMs: config.server.clientHeaderTimeoutMs,
     keepaliveTimeoutMs: config.server.keepaliveTimeoutMs,

@@ -101,7 +101,25 @@ export async function startInstance(
       maxConnections: next.server.maxConnections,
       onClientConnection: ops.metrics && ops.onClientConnection,
     });
-  let listener = await listen(config, options.address ?? config.server.listen);
+  // The admin listener first: a restart's new process that cannot have it (another process holds
+  // its port without SO_REUSEPORT) exits before it takes any client connection.
+  let admin: Listener | undefined;
+  try {
+    admin = main ? await startAdmin(config, runtime, ops, options.control) : undefined;
+  } catch (error) {
+    await checker?.stop();
+    throw new Error(
+      `cannot listen on ${config.admin?.listen.text} (admin): ${(error as Error).message}`,
+    );
+  }
+  let listener: Listener;
+  try {
+    listener = await listen(config, options.address ?? config.server.listen);
+  } catch (error) {
+    await admin?.stop(0);
+    await checker?.stop();
+    throw error;
+  }
   /** Bound by a reload under way, serving beside `listener` until the swap. */
   let nextListener: Listener | undefined;
   /** Listeners a reload moved away from: their connections are served until they end. */
@@ -111,16 +129,6 @@ export async function startInstance(
     nextListener = undefined;
     await bound?.stop(ops.config.server.gracePeriodMs);
   };
-  let admin: Listener | undefined;
-  try {
-    admin = main ? await startAdmin(config, runtime, ops, options.control) : undefined;
-  } catch (error) {
-    await listener.stop(0);
-    await checker?.stop();
-    throw new Error(
-      `cannot listen on ${config.admin?.listen.text} (admin): ${(error as Error).message}`,
-    );
-  }
   return {
     get listener() {
       return listener;
@@ -169,12 +177,15 @@ export async function startInstance(
       if (upgrades !== transport) upgrades.retain(servers);
     },
     async stop() {
+      // The listening socket closes first, at once: a restart's new process takes every new
+      // connection from here on (the checks stop meanwhile).
+      const stopping = listener.stop(ops.config.server.gracePeriodMs);
       await checker?.stop();
       // Open WebSocket sessions would hold the stop for the whole grace period: close them
       // (1001, both ways) while in-flight requests finish.
       gateway.webSockets?.closeAll();
       await Promise.all([
-        listener.stop(ops.config.server.gracePeriodMs),
+        stopping,
         nextListener?.stop(0),
         ...retired.map((old) => old.stop(ops.config.server.gracePeriodMs)),
         admin?.stop(0),

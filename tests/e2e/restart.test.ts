@@ -212,8 +212,8 @@ describe(`restart under constant load: a new process, then SIGTERM to the old on
   });
 
   /** One handover under load from a process with `workers` threads to a new one. */
-  async function handoverUnderLoad(workers: number): Promise<void> {
-    const config = restartConfig(await freePort(), upstreams, workers);
+  async function handoverUnderLoad(workers: number, adminPort = 0): Promise<void> {
+    const config = restartConfig(await freePort(), upstreams, workers, undefined, adminPort);
     const old = await startGateway(config);
     const clients = 40;
     const result = await handover(
@@ -257,6 +257,11 @@ describe(`restart under constant load: a new process, then SIGTERM to the old on
     } else {
       assert.equal(failed, 0, details);
     }
+    if (adminPort !== 0) {
+      // Both processes had the admin port; now only the new one answers, and says so.
+      const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      assert.equal((await ready.json()).pid, result.next.process.pid);
+    }
     await result.next.stop("SIGTERM", 10_000);
   }
 
@@ -264,7 +269,7 @@ describe(`restart under constant load: a new process, then SIGTERM to the old on
     await handoverUnderLoad(1);
   });
 
-  it("the same with workers = 2 (a listening socket per thread, each closing at SIGTERM)", async () => {
-    await handoverUnderLoad(2);
+  it("the same with workers = 2 (a listening socket per thread, each closing at SIGTERM) and one fixed admin port", async () => {
+    await handoverUnderLoad(2, await freePort());
   });
 });

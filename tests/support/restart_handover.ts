@@ -57,6 +57,8 @@ export function restartConfig(
   upstreams: readonly NamedUpstream[],
   workers = 1,
   tls?: { readonly certFile: string; readonly keyFile: string },
+  /** A fixed admin port (both processes bind it, SO_REUSEPORT); default 0, each its own. */
+  adminPort = 0,
 ): string {
   const serverTls = tls === undefined
     ? ""
@@ -68,7 +70,7 @@ workers = ${workers}
 ${serverTls}grace_period = "10s"
 
 [admin]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:${adminPort}"
 
 [log]
 access = "off"

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { pid } from "node:process";
 import { parseAddress } from "../../src/config/mod.ts";
 import type { AdminSettings } from "../../src/config/admin.ts";
 import { createAdminHandler, type ServerRow, type UpstreamRow } from "../../src/ops/admin/mod.ts";
@@ -195,12 +196,12 @@ describe("admin API: reading", () => {
       const response = await ask(handle, path, { host: "10.0.0.7:9901" });
       return [response.status, await jsonOf(response)];
     };
-    assert.deepEqual(await probe("/healthz"), [200, { status: "ok" }]);
-    assert.deepEqual(await probe("/readyz"), [200, { status: "ready" }]);
+    assert.deepEqual(await probe("/healthz"), [200, { status: "ok", pid }]);
+    assert.deepEqual(await probe("/readyz"), [200, { status: "ready", pid }]);
     view.isReady = false;
-    assert.deepEqual(await probe("/readyz"), [503, { status: "not ready" }]);
+    assert.deepEqual(await probe("/readyz"), [503, { status: "not ready", pid }]);
     view.isHealthy = false;
-    assert.deepEqual(await probe("/healthz"), [503, { status: "unhealthy" }]);
+    assert.deepEqual(await probe("/healthz"), [503, { status: "unhealthy", pid }]);
     const elsewhere = createAdminHandler(view, settings());
     assert.equal((await ask(elsewhere, "/healthz", { host: "pod.cluster:1" })).status, 503);
   });

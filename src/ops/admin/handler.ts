@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { pid } from "node:process";
 import type { AdminSettings } from "../../config/admin.ts";
 import type { ServerState, Upstream } from "../../config/types.ts";
 import { decodeCookie, serverCookie } from "../../sticky/inspect.ts";
@@ -335,9 +336,11 @@ function originAllowed(origin: string | null, hosts: HostCheck): boolean {
 /** `upstreams`: for a 503 from `/readyz`, each upstream that keeps it from being ready, and why. */
 function probe(ok: boolean, path: string, upstreams?: Readonly<Record<string, string>>): Response {
   const word = path === "/healthz" ? (ok ? "ok" : "unhealthy") : (ok ? "ready" : "not ready");
+  // The pid: during a restart two processes share the admin port, and a script waiting for the
+  // new one must tell which answered.
   return json(
     ok ? 200 : 503,
-    upstreams === undefined ? { status: word } : { status: word, upstreams },
+    upstreams === undefined ? { status: word, pid } : { status: word, pid, upstreams },
   );
 }
 
