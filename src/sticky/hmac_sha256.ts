@@ -9,7 +9,7 @@
  * @module
  */
 
-const K = new Uint32Array([
+const K = new Int32Array([
   0x428a2f98,
   0x71374491,
   0xb5c0fbcf,
@@ -75,7 +75,7 @@ const K = new Uint32Array([
   0xbef9a3f7,
   0xc67178f2,
 ]);
-const INITIAL = new Uint32Array([
+const INITIAL = new Int32Array([
   0x6a09e667,
   0xbb67ae85,
   0x3c6ef372,
@@ -88,10 +88,10 @@ const INITIAL = new Uint32Array([
 const BLOCK = 64;
 
 /** The message schedule, reused (one thread runs one compression at a time). */
-const W = new Uint32Array(64);
+const W = new Int32Array(64);
 
 /** Compresses the 64-byte block at `bytes[at..]` into `state`. */
-function compress(state: Uint32Array, bytes: Uint8Array, at: number): void {
+function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
   for (let i = 0; i < 16; i++) {
     const j = at + i * 4;
     W[i] = (bytes[j] << 24) | (bytes[j + 1] << 16) | (bytes[j + 2] << 8) | bytes[j + 3];
@@ -136,7 +136,7 @@ let tail = new Uint8Array(4 * BLOCK);
 
 /** Hashes `message` on from `state` (which has absorbed `before` bytes); writes the digest. */
 function finish(
-  state: Uint32Array,
+  state: Int32Array,
   before: number,
   message: Uint8Array,
   out: Uint8Array,
@@ -195,9 +195,9 @@ export function sha256(message: Uint8Array): Uint8Array {
  * ```
  */
 export class HmacSha256 {
-  readonly #inner = new Uint32Array(8);
-  readonly #outer = new Uint32Array(8);
-  readonly #state = new Uint32Array(8);
+  readonly #inner = new Int32Array(8);
+  readonly #outer = new Int32Array(8);
+  readonly #state = new Int32Array(8);
   readonly #innerDigest = new Uint8Array(32);
 
   constructor(secret: Uint8Array) {
@@ -210,6 +210,28 @@ export class HmacSha256 {
     this.#outer.set(INITIAL);
     for (let i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x5c;
     compress(this.#outer, pad, 0);
+  }
+
+  /**
+   * The inner hash state after this key's pad and one more 64-byte `block`: with it,
+   * {@link signAfter} MACs `block` + a message at the cost of the message's blocks alone (a fixed
+   * context, absorbed once, costs nothing per message).
+   */
+  absorbed(block: Uint8Array): Int32Array {
+    if (block.length !== BLOCK) throw new Error(`absorbed() takes one ${BLOCK}-byte block`);
+    const state = this.#inner.slice();
+    compress(state, block, 0);
+    return state;
+  }
+
+  /** The tag of `block` + `message`, where `absorbed` is `this.absorbed(block)`. */
+  signAfter(absorbed: Int32Array, message: Uint8Array, out: Uint8Array = new Uint8Array(32)) {
+    const state = this.#state;
+    state.set(absorbed);
+    finish(state, 2 * BLOCK, message, this.#innerDigest);
+    state.set(this.#outer);
+    finish(state, BLOCK, this.#innerDigest, out);
+    return out;
   }
 
   /** The 32-byte tag of `message`, written into `out` when given (else a new array). */

@@ -10,8 +10,11 @@
  *     │ └ key id
  *     └ format version
  *
- * The tag covers the text before it and the upstream name and server id themselves, so a token
- * of another upstream, or one whose ref was changed, does not verify. Pure: the clock is a
+ * The tag is HMAC-SHA256 (first 16 bytes) over the server's context block (SHA-256 of
+ * "sticky-gateway token\n" + upstream + "\n" + server id, zero-padded to 64 bytes: absorbed once
+ * per key and server) followed by the text before the tag. So it covers the upstream name and
+ * server id themselves: a token of another upstream, or one whose ref was changed, does not
+ * verify. A verification costs two SHA-256 compressions. Pure: the clock is a
  * parameter, the keys come from the keyring.
  *
  * @module
@@ -92,15 +95,34 @@ export function signTokenWithRef(
 
 /** The fields of a well-formed token, or undefined (not a token of this version). */
 export function readToken(value: string): TokenFields | undefined {
-  const parts = value.split(".");
-  if (parts.length !== 6 || parts[0] !== TOKEN_VERSION) return undefined;
-  const [, keyId, ref, issued, seen, tag] = parts;
-  if (ref.length !== 11 || tag.length !== 22 || keyId === "") return undefined;
-  const issuedS = parseSeconds(issued);
-  const seenS = parseSeconds(seen);
-  if (issuedS === undefined || seenS === undefined) return undefined;
-  return { keyId, ref, issuedS, seenS, signed: value.slice(0, value.length - 23), tag };
+  // Scanned by hand: a token is read on every first sight of it, split() and regexps cost more.
+  if (value.length < 42 || value.charCodeAt(0) !== 0x31 || value.charCodeAt(1) !== DOT) {
+    return undefined;
+  }
+  const keyEnd = value.indexOf(".", 2);
+  if (keyEnd <= 2) return undefined;
+  const refEnd = keyEnd + 12;
+  if (value.charCodeAt(refEnd) !== DOT) return undefined;
+  const issuedEnd = value.indexOf(".", refEnd + 1);
+  const seenEnd = issuedEnd < 0 ? -1 : value.indexOf(".", issuedEnd + 1);
+  if (seenEnd < 0 || value.length - seenEnd - 1 !== TAG_CHARS) return undefined;
+  const ref = value.slice(keyEnd + 1, refEnd);
+  const tag = value.slice(seenEnd + 1);
+  if (ref.indexOf(".") >= 0 || tag.indexOf(".") >= 0) return undefined;
+  const issuedS = parseSeconds(value, refEnd + 1, issuedEnd);
+  const seenS = parseSeconds(value, issuedEnd + 1, seenEnd);
+  if (issuedS < 0 || seenS < 0) return undefined;
+  return {
+    keyId: value.slice(2, keyEnd),
+    ref,
+    issuedS,
+    seenS,
+    signed: value.slice(0, seenEnd),
+    tag,
+  };
 }
+
+const DOT = 0x2e;
 
 /** Whether the token's tag is `key`'s for this upstream and server (constant time). */
 export function verifyToken(
@@ -109,23 +131,91 @@ export function verifyToken(
   upstream: string,
   serverId: string,
 ): boolean {
-  const expected = tagOf(key.mac, upstream, serverId, fields.signed);
-  // Both are 22 base64url characters: compare every one, whatever differs first.
-  let diff = expected.length ^ fields.tag.length;
-  for (let i = 0; i < expected.length; i++) {
-    diff |= expected.charCodeAt(i) ^ fields.tag.charCodeAt(i);
+  const tag = fields.tag;
+  if (tag.length !== TAG_CHARS) return false;
+  const bytes = tagBytes(key.mac, upstream, serverId, fields.signed);
+  // Every character compared, whatever differs first; the expected text is never built.
+  let diff = 0;
+  for (let i = 0; i < TAG_CHARS; i++) {
+    diff |= BASE64URL.charCodeAt(sextet(bytes, i)) ^ tag.charCodeAt(i);
   }
   return diff === 0;
 }
 
+/** The tag's text: the first {@link TAG_BYTES} bytes of the HMAC in base64url. */
 function tagOf(mac: HmacSha256, upstream: string, serverId: string, signed: string): string {
-  const tag = mac.sign(encoder.encode(`sticky-gateway token\n${upstream}\n${serverId}\n${signed}`));
-  return Buffer.from(tag.subarray(0, TAG_BYTES)).toString("base64url");
+  const bytes = tagBytes(mac, upstream, serverId, signed);
+  let text = "";
+  for (let i = 0; i < TAG_CHARS; i++) text += BASE64URL[sextet(bytes, i)];
+  return text;
 }
 
-/** Base-36 seconds as written (lower case, no sign, no leading zero), or undefined. */
-function parseSeconds(text: string): number | undefined {
-  if (text.length === 0 || text.length > 8 || !/^[0-9a-z]+$/.test(text)) return undefined;
-  if (text.length > 1 && text[0] === "0") return undefined;
-  return parseInt(text, 36);
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** base64url characters of {@link TAG_BYTES} bytes, unpadded. */
+const TAG_CHARS = Math.ceil((TAG_BYTES * 8) / 6);
+
+/** The i-th 6-bit group of `bytes` (big-endian bit order, as base64 reads them). */
+function sextet(bytes: Uint8Array, i: number): number {
+  const bit = i * 6;
+  const at = bit >> 3;
+  const pair = (bytes[at] << 8) | (at + 1 < TAG_BYTES ? bytes[at + 1] : 0);
+  return (pair >> (10 - (bit & 7))) & 63;
+}
+
+/** The signed text's bytes are written here, reused (one thread computes one tag at a time). */
+let input = new Uint8Array(64);
+const digest = new Uint8Array(32);
+/** Per key: the inner HMAC state with the context of an upstream and server absorbed. */
+const contexts = new WeakMap<HmacSha256, Map<string, Int32Array>>();
+
+/**
+ * The context block of a server's tokens: SHA-256 of "sticky-gateway token\n" + upstream + "\n"
+ * + server id, zero-padded to one 64-byte block (fixed length, so no two contexts run into the
+ * signed text alike).
+ */
+export function contextBlock(upstream: string, serverId: string): Uint8Array {
+  const block = new Uint8Array(64);
+  block.set(sha256(encoder.encode(`sticky-gateway token\n${upstream}\n${serverId}`)));
+  return block;
+}
+
+/**
+ * HMAC-SHA256 of the server's context block + the signed text: the block absorbed once per key
+ * and server, the signed text (ASCII once its key and ref were found, which only ASCII can be;
+ * encoded otherwise) copied byte by byte. One compression for the text, one for the outer hash.
+ * The digest is written into a reused array.
+ */
+function tagBytes(mac: HmacSha256, upstream: string, serverId: string, signed: string): Uint8Array {
+  let byServer = contexts.get(mac);
+  if (byServer === undefined) contexts.set(mac, byServer = new Map());
+  const name = `${upstream}\n${serverId}`;
+  let absorbed = byServer.get(name);
+  if (absorbed === undefined) {
+    if (byServer.size >= 4096) byServer.clear();
+    absorbed = mac.absorbed(contextBlock(upstream, serverId));
+    byServer.set(name, absorbed);
+  }
+  if (input.length < signed.length) input = new Uint8Array(signed.length * 2);
+  for (let i = 0; i < signed.length; i++) {
+    const c = signed.charCodeAt(i);
+    if (c > 0x7f) return mac.signAfter(absorbed, encoder.encode(signed), digest);
+    input[i] = c;
+  }
+  return mac.signAfter(absorbed, input.subarray(0, signed.length), digest);
+}
+
+/** Base-36 seconds as written in `text[start, end)` (lower case, no sign, no leading zero, at most
+ * 8 digits), or -1. */
+function parseSeconds(text: string, start: number, end: number): number {
+  const length = end - start;
+  if (length <= 0 || length > 8) return -1;
+  if (length > 1 && text.charCodeAt(start) === 0x30) return -1;
+  let seconds = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x7a ? c - 0x57 : -1;
+    if (digit < 0) return -1;
+    seconds = seconds * 36 + digit;
+  }
+  return seconds;
 }

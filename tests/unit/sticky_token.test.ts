@@ -6,7 +6,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { HmacSha256, sha256 } from "../../src/sticky/hmac_sha256.ts";
 import { type Keyring, parseKeyring } from "../../src/sticky/keyring.ts";
 import { readToken, serverRef, signToken } from "../../src/sticky/token.ts";
@@ -93,6 +93,19 @@ describe("tokens", () => {
     for (let length = 0; length < token.length; length++) {
       assert.notEqual(check().check(token.slice(0, length), NOW).kind, "valid", `cut at ${length}`);
     }
+  });
+
+  it("carry HMAC-SHA256 (node:crypto's) over the server's context block and the text before the tag", () => {
+    const token = signToken(keys.signing, "app", "web-2", NOW, NOW + 5);
+    const signed = token.slice(0, token.lastIndexOf("."));
+    const context = Buffer.alloc(64);
+    createHash("sha256").update("sticky-gateway token\napp\nweb-2").digest().copy(context);
+    const expected = createHmac("sha256", SECRET_A).update(context).update(signed).digest()
+      .subarray(0, 16).toString("base64url");
+    assert.equal(token.slice(token.lastIndexOf(".") + 1), expected);
+    assert.equal(readToken(token)?.seenS, NOW + 5);
+    // Short times (a clock near the epoch) read back too.
+    assert.equal(readToken(signToken(keys.signing, "app", "web-2", 1000, 1000))?.issuedS, 1000);
   });
 
   it("of another upstream, or signed with a key not in the ring, are forged or unknown_key", () => {

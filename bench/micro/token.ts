@@ -1,0 +1,128 @@
+/**
+ * Issue 12's cost per request in process: verifying a signed token and refreshing it (target:
+ * verification + refresh ≤ 2 µs), against the md5 module value it replaces. Each case runs
+ * 100,000 operations per trial, the cases interleaved, 7 trials, the median taken:
+ *
+ * - `verify (first sight)`: a token this process has not seen (HMAC-SHA256 and parsing), as the
+ *   first request of a client at an instance;
+ * - `verify (remembered)`: the same token again (a map look-up), as every later request;
+ * - `verify + refresh`: a first sight and a new token signed for the response (what a request
+ *   pays once per max_idle / 4, or after a rotation);
+ * - `decideSticky + Set-Cookie`: the whole sticky part of a request, token mode (remembered
+ *   token) and md5 mode side by side, and a new client of each (balancing is not included).
+ *
+ *   bun bench/micro/token.ts        deno run -A bench/micro/token.ts
+ *
+ * @module
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig, type Upstream } from "../../src/config/mod.ts";
+import { decideSticky } from "../../src/sticky/resolve.ts";
+import { stickySetCookie } from "../../src/sticky/issue.ts";
+import { signToken } from "../../src/sticky/token.ts";
+import { TokenCheck } from "../../src/sticky/token_check.ts";
+
+const OPS = 100_000;
+const TRIALS = 7;
+const TARGET_US = 2;
+
+const dir = mkdtempSync(join(tmpdir(), "token-micro-"));
+writeFileSync(join(dir, "sticky.keys"), `k2:${"n".repeat(48)}\nk1:${"o".repeat(48)}\n`);
+const SERVERS = `servers = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]`;
+const tokenApp = parseConfig(
+  `[upstreams.app]\n${SERVERS}\n[upstreams.app.sticky]\nmode = "token"\nkeys_file = "sticky.keys"\nmax_idle = "30m"\n`,
+  join(dir, "gw.toml"),
+).upstreams.get("app")!;
+const md5App = parseConfig(`[upstreams.app]\n${SERVERS}\n[upstreams.app.sticky]\n`)
+  .upstreams.get("app")!;
+rmSync(dir, { recursive: true, force: true });
+
+const token = tokenApp.sticky!.token!;
+const NOW_S = Math.floor(Date.now() / 1000);
+const NOW = NOW_S * 1000;
+const server = tokenApp.servers[1];
+// Distinct tokens for first sights: issue times differ, so each is new to a check.
+const fresh = Array.from(
+  { length: OPS },
+  (_, i) => signToken(token.keyring.signing, "app", server.id, NOW_S - 60 - i, NOW_S - 60),
+);
+const remembered = fresh[0];
+const states = { isAvailable: () => true, anyPrimaryAvailable: () => true };
+const headersOf = (cookie: string | null) =>
+  new Headers(cookie === null ? {} : { cookie: `a=1; route=${cookie}` });
+const tokenHeaders = headersOf(remembered);
+const md5Headers = headersOf(md5App.servers[1].cookieValue);
+const noCookie = headersOf(null);
+let sink = 0;
+
+function newCheck(): TokenCheck<typeof server> {
+  return new TokenCheck("app", tokenApp.servers, token.keyring, token.lifetimes);
+}
+
+/** A request's sticky part: the decision and, when one is due, the Set-Cookie. */
+function sticky(app: Upstream, headers: Headers): void {
+  const d = decideSticky(app.sticky!, headers, "/", false, states, NOW);
+  if (d.kind === "pinned" && !d.reissue) {
+    sink++;
+    return;
+  }
+  const chosen = d.kind === "pinned" ? d.server : app.servers[sink++ % 3];
+  sink += stickySetCookie(app.sticky!, chosen, NOW, d.kind === "pinned" ? d.issuedS : undefined)!
+    .length;
+}
+
+const CASES: [string, () => void][] = [
+  ["verify (first sight)", () => {
+    const check = newCheck();
+    for (let i = 0; i < OPS; i++) sink += check.check(fresh[i], NOW_S).kind.length;
+  }],
+  ["verify (remembered)", () => {
+    const check = newCheck();
+    for (let i = 0; i < OPS; i++) sink += check.check(remembered, NOW_S).kind.length;
+  }],
+  ["verify + refresh", () => {
+    const check = newCheck();
+    for (let i = 0; i < OPS; i++) {
+      const verdict = check.check(fresh[i], NOW_S);
+      if (verdict.kind === "valid") sink += check.issue(server, verdict.issuedS, NOW_S).length;
+    }
+  }],
+  ["token: cookie present", () => {
+    for (let i = 0; i < OPS; i++) sticky(tokenApp, tokenHeaders);
+  }],
+  ["md5: cookie present", () => {
+    for (let i = 0; i < OPS; i++) sticky(md5App, md5Headers);
+  }],
+  ["token: new client", () => {
+    for (let i = 0; i < OPS; i++) sticky(tokenApp, noCookie);
+  }],
+  ["md5: new client", () => {
+    for (let i = 0; i < OPS; i++) sticky(md5App, noCookie);
+  }],
+];
+
+function trial(run: () => void): number {
+  const started = performance.now();
+  run();
+  return ((performance.now() - started) * 1000) / OPS;
+}
+
+for (const [, run] of CASES) trial(run); // warm-up
+const times = new Map<string, number[]>(CASES.map(([name]) => [name, []]));
+for (let t = 0; t < TRIALS; t++) {
+  for (const [name, run] of CASES) times.get(name)!.push(trial(run));
+}
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+const runtime = "Deno" in globalThis ? "deno" : "bun";
+console.log(`token micro (${runtime}): µs per operation, median of ${TRIALS} trials (${sink > 0})`);
+for (const [name] of CASES) {
+  console.log(`  ${name.padEnd(24)} ${median(times.get(name)!).toFixed(3)} µs`);
+}
+const verifyRefresh = median(times.get("verify + refresh")!);
+console.log(
+  `  verification + refresh ${verifyRefresh.toFixed(3)} µs: ${
+    verifyRefresh <= TARGET_US ? "within" : "OVER"
+  } the ${TARGET_US} µs target`,
+);
