@@ -56,6 +56,9 @@ import {
   requestPath,
   type Scenario,
   servingPorts,
+  TOKEN_KEYS_FILE,
+  TOKEN_KEYS_TEXT,
+  TOKEN_SCENARIO,
   upstreamNginx,
 } from "./lib/configs.ts";
 import {
@@ -275,7 +278,12 @@ function gatewayTarget(
     skip,
     launch: (scenario, extra) => {
       const file = path.join(TMP, `${id}-${scenario}.toml`);
-      writeFileSync(file, gatewayToml(scenario, P, extra, path.join(TMP, `${id}-access.log`)));
+      const keys = path.join(TMP, TOKEN_KEYS_FILE);
+      if (scenario === TOKEN_SCENARIO) writeFileSync(keys, TOKEN_KEYS_TEXT);
+      writeFileSync(
+        file,
+        gatewayToml(scenario, P, extra, path.join(TMP, `${id}-access.log`), keys),
+      );
       return { argv: argv(file) };
     },
   };
@@ -910,6 +918,10 @@ function plan(usable: Target[]): { variants: Variant[]; streams: StreamVariant[]
     // Reference for the gateway's 1,000 live servers: what a large pool costs HAProxy.
     if (opt.scale && !opt.quick && t.kind === "haproxy") scenarios.push("servers1000");
     if (opt.ops && t.kind === "gateway" && t.id !== "gw-binary") scenarios.push(...OPS_SCENARIOS);
+    // Issue 12: signed tokens against main's md5 values (quick runs: on Bun only).
+    if (t.kind === "gateway" && t.id !== "gw-binary" && (t.runtime === "bun" || !opt.quick)) {
+      scenarios.push(TOKEN_SCENARIO);
+    }
     // Quick runs (make test) measure it on Bun only, as the scale scenarios.
     const dnsHere = t.runtime === "bun" || (t.runtime === "deno" && !opt.quick);
     if (dnsmasqBinary !== undefined && t.kind === "gateway" && t.id !== "gw-binary" && dnsHere) {

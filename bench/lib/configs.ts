@@ -52,7 +52,8 @@ export type Scenario =
   | "metrics"
   | "reloads"
   | "static200"
-  | "dns200";
+  | "dns200"
+  | "token";
 
 /** Gateway-only scenarios of "main" with an operations feature on (issue 9's costs): "log",
  * the access log to a file; "metrics", the admin listener scraped every second; "reloads", a
@@ -83,6 +84,16 @@ export function dnsSrv(p: Ports): string[] {
     (_, i) => `${DNS_NAME},${DNS_TARGET},${p.scaleBase + i},10,1`,
   );
 }
+
+/** Issue 12's row: "token", main with signed tokens (`mode = "token"`, `max_idle = "30m"`, keys
+ * from {@link TOKEN_KEYS_FILE} in the bench's temp directory), against main's md5 values: ≤ 5%
+ * below. With the cookie present every request verifies a remembered token; absent, each
+ * response signs a new one. */
+export const TOKEN_SCENARIO: Scenario = "token";
+/** The keys file's name in the temp directory (written by bench/run.ts). */
+export const TOKEN_KEYS_FILE = "sticky.keys";
+/** A key for the bench only (never a secret of anyone's). */
+export const TOKEN_KEYS_TEXT = `bench:${"sticky-gateway-bench-key-".repeat(2)}\n`;
 
 export const SCALE_SERVERS = 1000;
 export const SCALE_ROUTES = 500;
@@ -167,6 +178,7 @@ export function gatewayToml(
   p: Ports,
   extraServer: string,
   logFile = "/dev/null",
+  keysFile = TOKEN_KEYS_FILE,
 ): string {
   let routes = "";
   let sink = "";
@@ -194,7 +206,11 @@ ${serverList(scenario, p)}
 
 [upstreams.app.sticky]
 name = "route"
-${sink}${routes}
+${
+    scenario === "token"
+      ? `mode = "token"\nkeys_file = "${keysFile}"\nmax_idle = "30m"\n`
+      : ""
+  }${sink}${routes}
 ${opsToml(scenario, p, logFile)}`;
 }
 
