@@ -194,7 +194,8 @@ describe("signed sessions (mode = token)", () => {
 
   it("a key rotation under load moves no client: tokens re-issued under the new key, rotated counted", async () => {
     const keys = keysFile("rotate.keys", `k1:${SECRET_OLD}\n`);
-    const { port, admin } = await start(config(keys, `max_idle = "30m"`));
+    // Two worker threads: both switch to the new keys (each reads the keys file of the new text).
+    const { port, admin } = await start(config(keys, `max_idle = "30m"`, "workers = 2"));
     const old = (await api(admin, "/api/v1/upstreams/app/cookie?server=a")).body.value as string;
     const clients = await Promise.all(
       Array.from({ length: 12 }, () => newClient(port)),
