@@ -155,7 +155,12 @@ servers = [{ dns = "app.internal:${port}", interval = "1s" }]
     await sleep(2200);
     // The resolver stops answering (SIGSTOP: timeouts): the last answer stays.
     dns.pause();
-    await sleep(2500);
+    // A question times out after 2 s: wait for the failure to be seen (and keep serving).
+    const paused = performance.now();
+    while (!/"event":"dns_failed"/.test(gateway.stderr()) && performance.now() - paused < 6000) {
+      await sleep(100);
+    }
+    await sleep(300);
     const whileDown = new Set<string>();
     for (let i = 0; i < 6; i++) whileDown.add((await ask(gateway.port)).servedBy ?? "none");
     dns.resume();
