@@ -133,6 +133,8 @@ export async function startDnsmasq(binary: string, options: DnsmasqOptions): Pro
     ]);
     if (alive) {
       child = started;
+      // A test or bench that dies on an exception does not leave it behind.
+      process.once("exit", () => signal(started, "SIGKILL"));
       const dnsmasq: Dnsmasq = {
         port,
         setHosts(lines) {
