@@ -297,7 +297,7 @@ function checkSelectors(manifests: Manifest[], deployment: IDeployment): void {
 /** The headless Service is the one the TOML's DNS example and servers name. */
 function checkHeadlessBackends(manifests: Manifest[], configMap: IConfigMap): void {
   const text = configMap.data?.["config.toml"] ?? "";
-  const dns = /^#.*\{ dns = "([^".]+)\.([^".]+)\.svc\.cluster\.local:(\d+)", type = "A" \}/m
+  const dns = /^#.*\{ dns = "([^".]+)\.([^".]+)\.svc\.cluster\.local:(\d+)", type = "A"[ ,}]/m
     .exec(text);
   assert.ok(dns, "the ConfigMap shows the DNS discovery example (commented)");
   const service = only<IService>(manifests, "Service", dns[1]);
