@@ -10,13 +10,12 @@
 import type { UpstreamTls } from "../config/mod.ts";
 import type { FetchTransportOptions } from "../proxy/fetch.ts";
 import type { Handler, ListenOptions, ProxyRequest, Runtime } from "./contracts.ts";
-import { toResponse } from "./shared/answer.ts";
 export type { Handler, Listener, ListenOptions, Runtime } from "./contracts.ts";
 import { connectBunSocket } from "./bun/socket.ts";
 import { connectDenoSocket } from "./deno/socket.ts";
-import { bunFetchTls, connectTlsSocket, denoFetchTls, denoServeTls } from "./shared/tls.ts";
+import { bunFetchTls, connectTlsSocket, denoFetchTls } from "./shared/tls.ts";
+import { listenDenoTls } from "./deno/tls_listener.ts";
 import { listenBunTls } from "./bun/tls_server.ts";
-import { denoUpgrade } from "./deno/websocket.ts";
 import { denoFrontListen } from "./deno/front_socket.ts";
 import { bunFrontListen } from "./bun/front_socket.ts";
 import { type FrontOptions, listenFront } from "./front/server.ts";
@@ -69,12 +68,7 @@ function refuseOnTls(request: ProxyRequest): Response | undefined {
   return request.headers.get("host")?.includes(",") ? failureResponse("bad_request") : undefined;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function denoRuntime(Deno: any): Runtime {
-  const upgrade = denoUpgrade(Deno);
   return {
     name: "deno",
     version: Deno.version.deno,
@@ -82,42 +76,13 @@ function denoRuntime(Deno: any): Runtime {
       if (options.tls === undefined) {
         return listenPlain(denoFrontListen(Deno), address, handler, options);
       }
-      return new Promise((resolve, reject) => {
-        try {
-          const server = Deno.serve(
-            {
-              hostname: address.host,
-              port: address.port,
-              reusePort: options.reusePort ?? false,
-              ...denoServeTls(options.tls),
-              onListen(addr: any) {
-                resolve({
-                  host: addr.hostname,
-                  port: addr.port,
-                  async stop(graceMs: number) {
-                    await Promise.race([server.shutdown(), sleep(graceMs)]);
-                  },
-                  retire() {
-                    // Deno.serve has no "stop accepting" alone: its graceful shutdown, which
-                    // lets requests under way finish and closes idle keep-alive connections.
-                    void server.shutdown();
-                  },
-                });
-              },
-              onError: internalError,
-            },
-            async (request: Request, info: any) =>
-              refuseOnTls(request) ?? toResponse(
-                await handler(request, {
-                  remoteAddress: info.remoteAddr.hostname,
-                  protocol: "https",
-                  upgrade,
-                }),
-              ),
-          );
-        } catch (error) {
-          reject(error);
-        }
+      // Not Deno.serve with cert/key: its shutdown() closes idle keep-alive connections at once
+      // and it cannot stop accepting alone (deno/tls_listener.ts).
+      return listenDenoTls(Deno, address, handler, {
+        tls: options.tls,
+        front: frontOptions(options),
+        h2Handler: (request, client) => refuseOnTls(request) ?? handler(request, client),
+        onError: internalError,
       });
     },
     connect: (host: string, port: number, tls?: UpstreamTls) =>

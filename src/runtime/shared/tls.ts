@@ -1,7 +1,7 @@
 /**
- * TLS in the runtime seam: the listener's HTTPS (and HTTP/2) options for `Deno.serve` (Bun's TLS
- * listener is bun/tls_server.ts), the HTTP/1.1 client's TLS sockets to upstreams, and the per-upstream TLS options
- * of each runtime's `fetch`.
+ * TLS to upstreams in the runtime seam: the HTTP/1.1 client's TLS sockets, and the per-upstream
+ * TLS options of each runtime's `fetch`. (The TLS listeners: deno/tls_listener.ts,
+ * bun/tls_server.ts.)
  *
  * Upstream sockets use `node:tls` on both runtimes: it is the one API that has all of a CA per
  * connection, verification off (`insecure`; `Deno.connectTls` cannot turn it off) and an SNI
@@ -14,19 +14,10 @@
  */
 // deno-lint-ignore-file no-explicit-any
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import type { ServerTls, UpstreamTls } from "../../config/mod.ts";
+import type { UpstreamTls } from "../../config/mod.ts";
 import type { FetchTransportOptions } from "../../proxy/fetch.ts";
 import { type ByteStream, ConnectFailure } from "../contracts.ts";
 import { NodeByteStream, toConnectFailure } from "./node_socket.ts";
-
-/**
- * `Deno.serve` options for HTTPS. Deno offers h2 and http/1.1 by ALPN whenever it has a
- * certificate (there is no switch), and serves HTTP/2 requests without a Host header: the
- * gateway takes the authority from the request URL then.
- */
-export function denoServeTls(tls: ServerTls | undefined): Record<string, unknown> {
-  return tls === undefined ? {} : { cert: tls.cert, key: tls.key };
-}
 
 /**
  * A TLS connection to an upstream server for the HTTP/1.1 client: verified against `ca` (or
