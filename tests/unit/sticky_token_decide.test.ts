@@ -181,6 +181,27 @@ describe("token decisions", () => {
   });
 });
 
+describe("token Set-Cookie", () => {
+  it("the module's attributes around a token made per response (Expires per response too)", () => {
+    const app = upstream(
+      `name = "SRV"\ndomain = ".example.com"\npath = "/app"\nexpires = "1h"\nsecure = true\nhttponly = true\nsamesite = "Lax"`,
+    );
+    const header = stickySetCookie(app.sticky!, app.servers[0], NOW)!;
+    assert.match(
+      header,
+      /^SRV=1\.k1\.[A-Za-z0-9_-]{11}\.[0-9a-z]+\.[0-9a-z]+\.[A-Za-z0-9_-]{22}; Domain=\.example\.com; Expires=[A-Z][a-z]{2}, \d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d GMT; Path=\/app; Secure; HttpOnly; SameSite=Lax$/,
+    );
+    const session = upstream(`secure = true`);
+    assert.match(
+      stickySetCookie(session.sticky!, session.servers[2], NOW)!,
+      /^route=1\.k1\.[^;]{40,}; Path=\/; Secure$/,
+    );
+    // Two responses a second apart carry different tokens (the times are signed).
+    const later = stickySetCookie(session.sticky!, session.servers[2], NOW + 1000)!;
+    assert.notEqual(later, stickySetCookie(session.sticky!, session.servers[2], NOW));
+  });
+});
+
 describe("header stickiness", () => {
   const app = upstream(`header = "X-Session-Id"`);
 
