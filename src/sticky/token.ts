@@ -20,7 +20,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { HmacSha256, sha256 } from "./hmac_sha256.ts";
+import { sha256 } from "./hmac_sha256.ts";
 import type { TokenKey } from "./keyring.ts";
 
 /** The format version this code writes and reads. */
@@ -89,8 +89,68 @@ export function signTokenWithRef(
   issuedS: number,
   seenS: number,
 ): string {
-  const signed = `${TOKEN_VERSION}.${key.id}.${ref}.${issuedS.toString(36)}.${seenS.toString(36)}`;
-  return `${signed}.${tagOf(key.mac, upstream, serverId, signed)}`;
+  return signWithContext(cachedContext(key, upstream, serverId), ref, issuedS, seenS);
+}
+
+/** A key with a server's context block absorbed (see {@link tokenContext}). */
+export interface TokenContext {
+  readonly key: TokenKey;
+  readonly absorbed: Int32Array;
+}
+
+/**
+ * The state that signs and verifies tokens of one server under one key: the context block
+ * absorbed, so that a tag costs two SHA-256 compressions. Made once per key and server (e.g. by
+ * a TokenCheck), it spares the look-up {@link signToken} and {@link verifyToken} make.
+ */
+export function tokenContext(key: TokenKey, upstream: string, serverId: string): TokenContext {
+  return { key, absorbed: key.mac.absorbed(contextBlock(upstream, serverId)) };
+}
+
+/** A token signed with `context` (its key and server), the server's `ref` given. */
+export function signWithContext(
+  context: TokenContext,
+  ref: string,
+  issuedS: number,
+  seenS: number,
+): string {
+  const signed = `${TOKEN_VERSION}.${context.key.id}.${ref}.${base36(issuedS)}.${base36(seenS)}`;
+  const bytes = tagBytes(context, signed);
+  let text = "";
+  for (let j = 0; j < TAG_CHARS; j += 2) {
+    text += SEXTET_PAIRS[(sextet(bytes, j) << 6) | sextet(bytes, j + 1)];
+  }
+  return `${signed}.${text}`;
+}
+
+/** Whether the token's tag is `context`'s (its key and server), compared in constant time. */
+export function verifyWithContext(fields: TokenFields, context: TokenContext): boolean {
+  const tag = fields.tag;
+  if (tag.length !== TAG_CHARS) return false;
+  const bytes = tagBytes(context, fields.signed);
+  // Every character compared, whatever differs first; the expected text is never built.
+  let diff = 0;
+  for (let i = 0; i < TAG_CHARS; i++) {
+    diff |= BASE64URL.charCodeAt(sextet(bytes, i)) ^ tag.charCodeAt(i);
+  }
+  return diff === 0;
+}
+
+// The seconds of the last two calls (issue time and now), written: most tokens of a second share
+// them.
+let lastSeconds = -1;
+let lastText = "";
+let otherSeconds = -1;
+let otherText = "";
+
+function base36(seconds: number): string {
+  if (seconds === lastSeconds) return lastText;
+  if (seconds === otherSeconds) return otherText;
+  otherSeconds = lastSeconds;
+  otherText = lastText;
+  lastSeconds = seconds;
+  lastText = seconds.toString(36);
+  return lastText;
 }
 
 /** The fields of a well-formed token, or undefined (not a token of this version). */
@@ -131,27 +191,13 @@ export function verifyToken(
   upstream: string,
   serverId: string,
 ): boolean {
-  const tag = fields.tag;
-  if (tag.length !== TAG_CHARS) return false;
-  const bytes = tagBytes(key.mac, upstream, serverId, fields.signed);
-  // Every character compared, whatever differs first; the expected text is never built.
-  let diff = 0;
-  for (let i = 0; i < TAG_CHARS; i++) {
-    diff |= BASE64URL.charCodeAt(sextet(bytes, i)) ^ tag.charCodeAt(i);
-  }
-  return diff === 0;
-}
-
-/** The tag's text: the first {@link TAG_BYTES} bytes of the HMAC in base64url. */
-function tagOf(mac: HmacSha256, upstream: string, serverId: string, signed: string): string {
-  const bytes = tagBytes(mac, upstream, serverId, signed);
-  let text = "";
-  for (let i = 0; i < TAG_CHARS; i++) text += BASE64URL[sextet(bytes, i)];
-  return text;
+  return verifyWithContext(fields, cachedContext(key, upstream, serverId));
 }
 
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-/** base64url characters of {@link TAG_BYTES} bytes, unpadded. */
+/** Every pair of base64url characters, by its 12 bits: a tag's text in 11 concatenations. */
+const SEXTET_PAIRS = Array.from({ length: 4096 }, (_, i) => BASE64URL[i >> 6] + BASE64URL[i & 63]);
+/** base64url characters of {@link TAG_BYTES} bytes, unpadded (22: an even number). */
 const TAG_CHARS = Math.ceil((TAG_BYTES * 8) / 6);
 
 /** The i-th 6-bit group of `bytes` (big-endian bit order, as base64 reads them). */
@@ -165,8 +211,21 @@ function sextet(bytes: Uint8Array, i: number): number {
 /** The signed text's bytes are written here, reused (one thread computes one tag at a time). */
 let input = new Uint8Array(64);
 const digest = new Uint8Array(32);
-/** Per key: the inner HMAC state with the context of an upstream and server absorbed. */
-const contexts = new WeakMap<HmacSha256, Map<string, Int32Array>>();
+/** Per key: its contexts by upstream and server, for the calls that name them by text. */
+const contexts = new WeakMap<TokenKey, Map<string, TokenContext>>();
+
+function cachedContext(key: TokenKey, upstream: string, serverId: string): TokenContext {
+  let byServer = contexts.get(key);
+  if (byServer === undefined) contexts.set(key, byServer = new Map());
+  const name = `${upstream}\n${serverId}`;
+  let context = byServer.get(name);
+  if (context === undefined) {
+    if (byServer.size >= 4096) byServer.clear();
+    context = tokenContext(key, upstream, serverId);
+    byServer.set(name, context);
+  }
+  return context;
+}
 
 /**
  * The context block of a server's tokens: SHA-256 of "sticky-gateway token\n" + upstream + "\n"
@@ -185,16 +244,8 @@ export function contextBlock(upstream: string, serverId: string): Uint8Array {
  * encoded otherwise) copied byte by byte. One compression for the text, one for the outer hash.
  * The digest is written into a reused array.
  */
-function tagBytes(mac: HmacSha256, upstream: string, serverId: string, signed: string): Uint8Array {
-  let byServer = contexts.get(mac);
-  if (byServer === undefined) contexts.set(mac, byServer = new Map());
-  const name = `${upstream}\n${serverId}`;
-  let absorbed = byServer.get(name);
-  if (absorbed === undefined) {
-    if (byServer.size >= 4096) byServer.clear();
-    absorbed = mac.absorbed(contextBlock(upstream, serverId));
-    byServer.set(name, absorbed);
-  }
+function tagBytes(context: TokenContext, signed: string): Uint8Array {
+  const { key: { mac }, absorbed } = context;
   if (input.length < signed.length) input = new Uint8Array(signed.length * 2);
   for (let i = 0; i < signed.length; i++) {
     const c = signed.charCodeAt(i);

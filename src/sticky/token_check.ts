@@ -7,8 +7,15 @@
  *
  * @module
  */
-import type { Keyring } from "./keyring.ts";
-import { readToken, serverRef, signTokenWithRef, verifyToken } from "./token.ts";
+import type { Keyring, TokenKey } from "./keyring.ts";
+import {
+  readToken,
+  serverRef,
+  signWithContext,
+  type TokenContext,
+  tokenContext,
+  verifyWithContext,
+} from "./token.ts";
 
 /** The lifetimes enforced on tokens, in seconds (0 = none). */
 export interface TokenLifetimes {
@@ -69,6 +76,8 @@ export class TokenCheck<S extends TokenServer> {
   readonly #lifetimes: TokenLifetimes;
   readonly #byRef = new Map<string, S>();
   readonly #refOf = new Map<S, string>();
+  /** Per server, per key: the key with the server's context absorbed (made when first used). */
+  readonly #contexts = new Map<S, Map<TokenKey, TokenContext>>();
   #verified = new Map<string, Verified<S>>();
 
   constructor(
@@ -94,7 +103,7 @@ export class TokenCheck<S extends TokenServer> {
   issue(server: S, issuedS: number, nowS: number): string {
     const key = this.#keyring.signing;
     const ref = this.#refOf.get(server) ?? serverRef(this.#upstream, server.id);
-    const value = signTokenWithRef(key, this.#upstream, server.id, ref, issuedS, nowS);
+    const value = signWithContext(this.#context(server, key), ref, issuedS, nowS);
     this.#remember(value, { server, keyId: key.id, issuedS, seenS: nowS });
     return value;
   }
@@ -122,12 +131,23 @@ export class TokenCheck<S extends TokenServer> {
     if (key === undefined) return "unknown_key";
     const server = this.#byRef.get(fields.ref);
     // A ref naming no server of this upstream cannot be verified: a forgery or another upstream's.
-    if (server === undefined || !verifyToken(fields, key, this.#upstream, server.id)) {
+    if (server === undefined || !verifyWithContext(fields, this.#context(server, key))) {
       return "forged";
     }
     const verified = { server, keyId: key.id, issuedS: fields.issuedS, seenS: fields.seenS };
     this.#remember(value, verified);
     return verified;
+  }
+
+  #context(server: S, key: TokenKey): TokenContext {
+    let byKey = this.#contexts.get(server);
+    if (byKey === undefined) this.#contexts.set(server, byKey = new Map());
+    let context = byKey.get(key);
+    if (context === undefined) {
+      context = tokenContext(key, this.#upstream, server.id);
+      byKey.set(key, context);
+    }
+    return context;
   }
 
   #remember(value: string, verified: Verified<S>): void {
