@@ -80,7 +80,8 @@ function denoRuntime(Deno: any): Runtime {
       // and it cannot stop accepting alone (deno/tls_listener.ts).
       return listenDenoTls(Deno, address, handler, {
         tls: options.tls,
-        front: frontOptions(options),
+        // Not counted in `client_connections` (README: TLS listeners do not report), as on Bun.
+        front: { ...frontOptions(options), onClientConnection: undefined },
         h2Handler: (request, client) => refuseOnTls(request) ?? handler(request, client),
         onError: internalError,
       });
