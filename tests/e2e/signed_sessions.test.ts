@@ -420,6 +420,25 @@ indirect = true
     outputs.push(JSON.stringify((await api(admin, "/api/v1/upstreams")).body));
   });
 
+  it("the cookie API asks for the admin token like the rest of the API", async () => {
+    const keys = keysFile("auth.keys", `k1:${SECRET_OLD}\n`);
+    const text = config(keys).replace(
+      `[admin]\nlisten = "127.0.0.1:0"`,
+      `[admin]\nlisten = "127.0.0.1:0"\ntoken = "admin-token-0123456789"`,
+    );
+    const { admin } = await start(text);
+    const path = "/api/v1/upstreams/app/cookie?server=a";
+    assert.equal((await rawRequest(admin, { path })).status, 401);
+    const wrong = [["Authorization", "Bearer admin-token-wrong-0000"]] as [string, string][];
+    assert.equal((await rawRequest(admin, { path, headers: wrong })).status, 401);
+    const right = [["Authorization", "Bearer admin-token-0123456789"]] as [string, string][];
+    const answer = await rawRequest(admin, { path, headers: right });
+    assert.equal(answer.status, 200);
+    outputs.push(answer.body.toString("utf8"));
+    const reload = await rawRequest(admin, { method: "POST", path: "/api/v1/keys/reload" });
+    assert.equal(reload.status, 401);
+  });
+
   it("no secret in any output: logs, events, --check, the CLI, the API", async () => {
     const bad = writeTempFile(
       "bad.toml",
