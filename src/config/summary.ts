@@ -57,10 +57,27 @@ function stickyText(sticky: Sticky | undefined): string {
     flags.push(`route_from ${sticky.routeFrom.map((s) => `${s.kind}:${s.name}`).join(", ")}`);
   }
   if (sticky.noFallback) flags.push("no_fallback");
+  if (sticky.header !== undefined) flags.push(`header ${sticky.header.name}`);
+  if (sticky.hideCookie !== undefined) flags.push("indirect");
   const more = flags.length === 0 ? "" : `, ${flags.join(", ")}`;
   if (sticky.cookie === false) return `sticky route (no cookie of its own${more})`;
-  const how = sticky.format === "nginx" ? "nginx format" : sticky.mode;
+  const how = sticky.token !== undefined
+    ? tokenText(sticky.token)
+    : sticky.format === "nginx"
+    ? "nginx format"
+    : sticky.mode;
   return `sticky cookie "${sticky.name}" (${how}${more})`;
+}
+
+/** Token mode: key ids (never a secret), where they come from, the lifetimes. */
+function tokenText(token: NonNullable<Sticky["token"]>): string {
+  const { maxIdleS, maxLifeS, clockSkewS } = token.lifetimes;
+  const life = (s: number) => s === 0 ? "none" : formatDuration(s * 1000);
+  return `signed tokens, keys ${token.keyIds.join(", ")} from ${token.source} (${
+    token.keyIds[0]
+  } signs), max_idle ${life(maxIdleS)}, max_life ${life(maxLifeS)}, clock_skew ${
+    formatDuration(clockSkewS * 1000)
+  }`;
 }
 
 function upstreamLines(upstream: Upstream): string[] {
@@ -78,7 +95,7 @@ function upstreamLines(upstream: Upstream): string[] {
     if (server.state !== "ready") flags.push(server.state);
     if (server.route !== undefined) flags.push(`route=${server.route}`);
     const id = server.id === server.address.text ? "" : ` (id ${server.id})`;
-    const cookie = sticky === undefined || sticky.cookie === false
+    const cookie = sticky === undefined || sticky.cookie === false || sticky.token !== undefined
       ? ""
       : `  ${sticky.name}=${server.cookieValue}`;
     lines.push(`  ${server.address.text}${id}  ${flags.join(" ")}${cookie}`);

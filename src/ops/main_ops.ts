@@ -112,6 +112,7 @@ export async function startAdmin(
   });
   const handle = createAdminHandler(view, settings, {
     onError: (error) => logEvent("error", "admin_error", { error: String(error) }),
+    upstream: (name) => ops.config.upstreams.get(name),
   });
   return await runtime.listen(settings.listen, (request) => handle(webRequest(request)), {
     // As the client listener: a restart's new process binds it beside the old one's.
