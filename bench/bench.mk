@@ -7,8 +7,8 @@
 #   make bench BENCH_ARGS="--only 'gw-bun|haproxy' --rounds 5"    any option of bench/run.ts
 #                      (a subset with --only leaves docs/ alone unless --write-docs;
 #                      --no-micro skips the in-process phase)
-#   make bench-micro   only the in-process micro-benchmarks (bench/micro/scale.ts, and ops.ts: the
-#                      access log's and the metrics' cost per request) on Deno
+#   make bench-micro   only the in-process micro-benchmarks (bench/micro/scale.ts; ops.ts: the
+#                      access log's and the metrics' cost per request; token.ts: signed tokens') on Deno
 #                      and on Bun, pinned to CPU 1 (~1 min); make bench runs scale.ts as its first phase
 #
 # Installs wrk, haproxy and nginx-light from apt when missing (needs root or sudo); the full run
@@ -47,6 +47,8 @@ bench-micro: deps | $(DENO) $(BUN)
 	$(MICRO_PIN) $(BUN) bench/micro/scale.ts $(MICRO_ARGS)
 	$(MICRO_PIN) $(DENO) run -A --v8-flags=--max-semi-space-size=8 bench/micro/ops.ts
 	$(MICRO_PIN) $(BUN) bench/micro/ops.ts
+	$(MICRO_PIN) $(DENO) run -A bench/micro/token.ts
+	$(MICRO_PIN) $(BUN) bench/micro/token.ts
 
 # make profile: where the gateway's CPU time goes under the bench's load (bench/profile.ts). A CPU
 # profile on Deno (V8 inspector) and on Bun (--cpu-prof), cookie absent and present, ~12 s each:

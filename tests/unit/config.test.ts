@@ -394,7 +394,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assert.equal(problems[0].path, "upstreams.app.sticky.http_only");
       assert.match(
         problems[0].message,
-        /^unknown key; allowed here: name, hash, hmac, hmac_key, text, domain, path, expires, secure, httponly, samesite, partitioned, no_fallback, format, accept_legacy, route_from, route_delimiter, cookie$/,
+        /^unknown key; allowed here: name, hash, hmac, hmac_key, text, domain, path, expires, secure, httponly, samesite, partitioned, no_fallback, format, accept_legacy, route_from, route_delimiter, cookie, mode, keys_file, keys_env, max_idle, max_life, clock_skew, header, indirect, hmac_key_file, hmac_key_env$/,
       );
     });
 

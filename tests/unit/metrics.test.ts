@@ -170,6 +170,12 @@ describe("metrics: counting", () => {
       refused: 0,
       legacy: 0,
       route: 0,
+      forged: 0,
+      unknown_key: 0,
+      rotated: 0,
+      expired_idle: 0,
+      expired_life: 0,
+      header: 0,
     });
     assert.equal(metrics.serverTotals("app", "nope"), undefined);
   });
