@@ -84,6 +84,15 @@ function upstreamLines(upstream: Upstream): string[] {
   const sticky = upstream.sticky;
   const lines = [`upstream ${upstream.name}: ${stickyText(sticky)}`];
   if (upstream.tls !== undefined) lines.push(`  ${describeUpstreamTls(upstream.tls)}`);
+  // DNS entries: resolved when serving (and then listed among the servers); --check asks none.
+  for (const entry of upstream.dns ?? []) {
+    const target = entry.type === "SRV" ? entry.name : `${entry.name}:${entry.port}`;
+    lines.push(
+      `  dns ${entry.type} ${target} every ${formatDuration(entry.intervalMs)}${
+        entry.vanishGraceMs > 0 ? `, vanish_grace ${formatDuration(entry.vanishGraceMs)}` : ""
+      }, max_servers ${entry.maxServers} (resolved when serving: --check asks no DNS)`,
+    );
+  }
   for (const server of upstream.servers) {
     const flags = [
       `weight=${server.weight}`,

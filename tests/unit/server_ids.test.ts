@@ -173,6 +173,20 @@ describe("--check shows ids and states", () => {
     ]);
   });
 
+  it("--check names each dns entry (it asks no DNS itself)", () => {
+    const summary = checkSummary(parseConfig(
+      `[upstreams.app]\nservers = [{ dns = "app.internal:8080", type = "A", interval = "2s", vanish_grace = "30s" }, { dns = "_http._tcp.api.internal", type = "SRV" }]\n`,
+      "gw.toml",
+    )).split("\n");
+    assert.ok(
+      summary.includes(
+        "  dns A app.internal:8080 every 2s, vanish_grace 30s, max_servers 256 (resolved when serving: --check asks no DNS)",
+      ),
+      summary.join("\n"),
+    );
+    assert.ok(summary.some((l) => l.startsWith("  dns SRV _http._tcp.api.internal every 5s")));
+  });
+
   it("--check shows the nginx format, legacy values, route sources and server routes", () => {
     const summary = checkSummary(parseConfig(
       `[upstreams.a]
