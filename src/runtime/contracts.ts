@@ -125,9 +125,10 @@ export interface Listener {
   stop(graceMs: number): Promise<void>;
   /**
    * Stops accepting and nothing else: the open connections are served as before until they end
-   * (a reload moved the listener to a new address or certificate).
+   * (a reload moved the listener to a new address or certificate). Resolves once the listening
+   * socket is closed: a connection made after that reaches only the new listener.
    */
-  retire(): void;
+  retire(): Promise<void>;
 }
 
 export interface ListenOptions {

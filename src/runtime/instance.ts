@@ -167,7 +167,8 @@ export async function startInstance(
       if (nextListener !== undefined) {
         // The new listener accepts already; the old one stops accepting, and its connections
         // are served on (the new generation's requests) until they end.
-        listener.retire();
+        // Awaited: once the reload answers, a new connection reaches only the new listener.
+        await listener.retire();
         retired.push(listener);
         listener = nextListener;
         nextListener = undefined;

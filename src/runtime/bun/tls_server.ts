@@ -186,8 +186,10 @@ export async function listenBunTls(
       await connections.stop(graceMs);
     },
     retire() {
-      // Stops accepting; open connections and sessions go on until they end.
+      // Stops accepting (node closes the listening handle at once); open connections and
+      // sessions go on until they end.
       listening.close();
+      return Promise.resolve();
     },
   };
 }

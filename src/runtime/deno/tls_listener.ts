@@ -82,9 +82,8 @@ export async function listenDenoTls(
       const h2 = acceptor!.close().then(() => bridge.stop(graceMs));
       await Promise.all([front.stop(graceMs), h2]);
     },
-    retire() {
-      front.retire();
-      void acceptor!.close().then(() => bridge.retire());
+    async retire() {
+      await Promise.all([front.retire(), acceptor!.close().then(() => bridge.retire())]);
     },
   };
 }

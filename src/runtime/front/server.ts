@@ -107,9 +107,9 @@ class FrontServer implements ConnectionHost {
   }
 
   /** Stops accepting; the open connections go on as before (their own timeouts apply). */
-  retire(): void {
+  async retire(): Promise<void> {
     this.retired = true;
-    void this.acceptor?.close();
+    await this.acceptor?.close();
   }
 
   /**
