@@ -526,6 +526,9 @@ const SAMPLE_TOKEN = `1.${"k".repeat(16)}.${"A".repeat(11)}.tqm3a8.tqm3b0.${"A".
 /** A fixed clock for the load-time render: the Expires date is then part of what is checked. */
 const CHECK_CLOCK_MS = Date.UTC(2026, 0, 1);
 
+/** Set-Cookie headers checked so far: "" when valid, else the problem (bounded). */
+const CHECKED = new Map<string, string>();
+
 /**
  * Why the `Set-Cookie` one server would send is not a valid header value, or undefined when it
  * is. The attributes were checked one by one already; this checks the whole header as the runtime
@@ -533,12 +536,18 @@ const CHECK_CLOCK_MS = Date.UTC(2026, 0, 1);
  */
 export function setCookieProblem(template: SetCookieTemplate): string | undefined {
   const header = renderSetCookie(template, CHECK_CLOCK_MS, SAMPLE_TOKEN);
-  const problem = invalidHeaderValue(header);
-  return problem === undefined
-    ? undefined
-    : `the Set-Cookie would be ${
-      JSON.stringify(header)
-    }, which is not a valid header value (${problem})`;
+  // Remembered by the header's text: a reload checks no header it checked before (the check
+  // asks the runtime's Headers, microseconds a server).
+  let problem = CHECKED.get(header);
+  if (problem === undefined) {
+    problem = invalidHeaderValue(header) ?? "";
+    if (CHECKED.size >= 65_536) CHECKED.clear();
+    CHECKED.set(header, problem);
+  }
+  if (problem === "") return undefined;
+  return `the Set-Cookie would be ${
+    JSON.stringify(header)
+  }, which is not a valid header value (${problem})`;
 }
 
 /** What the sticky values of one server are made from (a server entry, read). */

@@ -30,6 +30,25 @@ export function cookieValue(
   index: number,
   hmacKey = "",
 ): string {
+  if (mode === "raw") return addressText;
+  if (mode === "index") return String(index);
+  // Digests are remembered: a reload of 1,000 servers computes none of them again (one call
+  // into the runtime's crypto each costs microseconds on Deno).
+  const key = `${mode}\n${hmacKey}\n${addressText}`;
+  let value = DIGESTS.get(key);
+  if (value === undefined) {
+    if (DIGESTS.size >= REMEMBERED) DIGESTS.clear();
+    value = digest(mode, addressText, hmacKey);
+    DIGESTS.set(key, value);
+  }
+  return value;
+}
+
+/** Digests computed so far, by mode, key and address text (bounded: cleared when full). */
+const DIGESTS = new Map<string, string>();
+const REMEMBERED = 65_536;
+
+function digest(mode: CookieValueMode, addressText: string, hmacKey: string): string {
   switch (mode) {
     case "md5":
     case "sha1":
@@ -38,10 +57,8 @@ export function cookieValue(
       return createHmac("md5", hmacKey).update(addressText).digest("hex");
     case "hmac-sha1":
       return createHmac("sha1", hmacKey).update(addressText).digest("hex");
-    case "raw":
-      return addressText;
-    case "index":
-      return String(index);
+    default:
+      throw new TypeError(`not a digest mode: ${mode}`);
   }
 }
 
