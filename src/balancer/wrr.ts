@@ -29,6 +29,9 @@ export function smoothWrrCycle(weights: readonly number[]): number[] {
   const divisor = weights.reduce(gcd, 0) || 1;
   const reduced = weights.map((w) => w / divisor);
   const total = reduced.reduce((a, b) => a + b, 0);
+  // Equal weights: smooth WRR is plain round robin in list order (each step picks the first of
+  // the members not yet picked this round). O(n) instead of O(n²): a reload of 1,000 servers.
+  if (total === reduced.length) return reduced.map((_, i) => i);
   const current = new Array<number>(reduced.length).fill(0);
   const cycle: number[] = [];
   for (let step = 0; step < total; step++) cycle.push(smoothWrrStep(reduced, current, total));

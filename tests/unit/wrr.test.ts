@@ -90,6 +90,13 @@ describe("smoothWrrCycle", () => {
     assert.deepEqual(smoothWrrCycle([100, 100]), [0, 1]);
   });
 
+  it("equal weights (the shortcut): nginx's sequence is list order, for any count", () => {
+    for (const count of [2, 3, 7, 64, 1000]) {
+      const weights = new Array<number>(count).fill(3);
+      assert.deepEqual(smoothWrrCycle(weights), nginxSequence(weights.map(() => 1), count));
+    }
+  });
+
   it("matches nginx's algorithm for assorted weights", () => {
     for (const weights of [[5, 3, 2], [1, 2, 3, 4], [7, 1], [2, 3], [10, 1, 1, 1, 1]]) {
       const total = weights.reduce((a, b) => a + b, 0);
