@@ -32,7 +32,7 @@ help:
 	@echo "make compile   $(BINARY) (bun build --compile)"
 	@echo "make compile-deno   dist/sticky-gateway-deno (deno compile; needs the denort base, see README)"
 	@echo "make image     OCI image from scratch with buildah (dist/sticky-gateway-image.tar)"
-	@echo "make image-test   run the image with podman and check stickiness and a fast stop"
+	@echo "make image-test   run the image with podman as Kubernetes does (read-only root): stickiness, the admin endpoint, reloads, a fast stop"
 	@echo "make bench     throughput/latency/memory side by side with HAProxy (docs/benchmarks.md)"
 	@echo "make profile   where the gateway's CPU goes under the bench's load, Deno and Bun (bench/profile.ts)"
 
@@ -73,7 +73,8 @@ compile-deno: deps
 	mkdir -p dist
 	$(DENO) compile $(DENO_GATEWAY) --include src/worker.ts --output dist/sticky-gateway-deno src/main.ts
 
-# chromium and prometheus from apt when missing (tests/install.sh).
+# What the tests run against, when missing (tests/install.sh): real nginx built from ../shared,
+# haproxy, dnsmasq, chromium and prometheus.
 test-tools:
 	@tests/install.sh
 

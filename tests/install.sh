@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need from apt, only when it is missing: chromium (the status page in a
-# real browser) and prometheus (promtool checks /metrics; a real Prometheus scrapes the gateway).
+# Installs what the tests need, only when it is missing: real nginx built from ../shared (the
+# differential tests), haproxy (the fleet test), dnsmasq (DNS discovery), and from apt chromium
+# (the status page in a real browser) and prometheus (promtool checks /metrics; a real Prometheus
+# scrapes the gateway).
 # Run by `make test-unit` / `make test-e2e` before the tests, so that no test waits for apt inside
 # its own time limit (tests/support/{browser,ops_tools}.ts would install them too, as a fallback).
 # Needs root (or sudo) only when something is missing.
