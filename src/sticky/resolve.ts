@@ -235,13 +235,33 @@ export function resolveSticky(
     if (server === undefined) return UNKNOWN_VALUE;
     outcome = "legacy";
   }
+  const moved = cannotKeep(server, noFallback, states, nowMs);
+  if (moved !== undefined) return moved;
+  return {
+    kind: "pinned",
+    server,
+    outcome,
+    reissue: outcome === "legacy" || sticky.alwaysSetCookie === true,
+  };
+}
+
+/**
+ * The decision for a client whose cookie or token names `server` when that server cannot keep
+ * it: refused (`no_fallback`) or re-pinned while it is unavailable; re-pinned when it is a backup
+ * and a primary is back (even under no_fallback: its server is up, the backup's turn is over).
+ * Undefined when it can keep the client.
+ */
+function cannotKeep(
+  server: Server,
+  noFallback: boolean,
+  states: ServerStates,
+  nowMs: number,
+): StickyDecision | undefined {
   if (!states.isAvailable(server, nowMs)) {
     return noFallback
       ? { kind: "refuse", server, outcome: "refused" }
       : { kind: "balance", reason: "server-unavailable", previous: server, outcome: "repin" };
   }
-  // Backups serve only while no primary can; the session moves back (even under no_fallback:
-  // its server is up, it is the backup's turn that is over).
   if (server.backup && states.anyPrimaryAvailable(nowMs)) {
     return {
       kind: "balance",
@@ -250,12 +270,7 @@ export function resolveSticky(
       outcome: "repin",
     };
   }
-  return {
-    kind: "pinned",
-    server,
-    outcome,
-    reissue: outcome === "legacy" || sticky.alwaysSetCookie === true,
-  };
+  return undefined;
 }
 
 const REFUSED_TOKEN: Readonly<Record<RefusedToken | "invalid", StickyDecision>> = {
@@ -283,19 +298,8 @@ function resolveToken(
   const verdict = sticky.token!.check.check(value, Math.floor(nowMs / 1000));
   if (verdict.kind !== "valid") return REFUSED_TOKEN[verdict.kind];
   const server = verdict.server;
-  if (!states.isAvailable(server, nowMs)) {
-    return noFallback
-      ? { kind: "refuse", server, outcome: "refused" }
-      : { kind: "balance", reason: "server-unavailable", previous: server, outcome: "repin" };
-  }
-  if (server.backup && states.anyPrimaryAvailable(nowMs)) {
-    return {
-      kind: "balance",
-      reason: "backup-while-primary-up",
-      previous: server,
-      outcome: "repin",
-    };
-  }
+  const moved = cannotKeep(server, noFallback, states, nowMs);
+  if (moved !== undefined) return moved;
   return {
     kind: "pinned",
     server,

@@ -57,7 +57,8 @@ async function acceptLoop(
   }
 }
 
-class DenoFrontSocket implements FrontSocket {
+/** A Deno connection (TCP, or TLS after its handshake) as the front's {@link FrontSocket}. */
+export class DenoFrontSocket implements FrontSocket {
   readonly remoteAddress: string;
   #closed = false;
 
@@ -78,6 +79,7 @@ class DenoFrontSocket implements FrontSocket {
   }
 
   closeWrite(): void {
+    // FIN (over TLS close_notify first); reading goes on (the front's lingering close).
     this.conn.closeWrite().catch(() => {});
   }
 

@@ -21,7 +21,7 @@ import type { ServerTls } from "../../config/mod.ts";
 import type { ClientInfo, Handler, Listener } from "../contracts.ts";
 import { type FrontOptions, listenFront } from "../front/server.ts";
 import type { FrontAcceptor, FrontListen, FrontSocket } from "../front/socket.ts";
-import { readFreshChunk, writeAll } from "./conn_io.ts";
+import { DenoFrontSocket } from "./front_socket.ts";
 import { H2Bridge } from "./h2_bridge.ts";
 
 /** A TLS handshake not over within this is dropped (a stop waits for handshakes under way). */
@@ -169,9 +169,8 @@ class TlsAcceptor implements FrontAcceptor {
         timer = setTimeout(() => reject(new Error("TLS handshake timed out")), HANDSHAKE_MS);
       });
       const { alpnProtocol } = await Promise.race([conn.handshake(), timeout]);
-      const remoteAddress: string = conn.remoteAddr.hostname;
-      if (alpnProtocol === "h2") this.onH2(conn, remoteAddress);
-      else this.onSocket(new DenoTlsSocket(conn, remoteAddress));
+      if (alpnProtocol === "h2") this.onH2(conn, conn.remoteAddr.hostname);
+      else this.onSocket(new DenoFrontSocket(conn));
     } catch {
       // A failed handshake is the client's problem (an untrusted certificate, a port scan).
       try {
@@ -181,40 +180,6 @@ class TlsAcceptor implements FrontAcceptor {
       }
     } finally {
       clearTimeout(timer);
-    }
-  }
-}
-
-/** A TLS connection after its handshake, as the front's {@link FrontSocket}. */
-class DenoTlsSocket implements FrontSocket {
-  #closed = false;
-
-  constructor(readonly conn: any, readonly remoteAddress: string) {}
-
-  read(into: Uint8Array): Promise<number | null> {
-    return this.conn.read(into);
-  }
-
-  readChunk(max: number): Promise<Uint8Array | null> {
-    return readFreshChunk(this.conn, max);
-  }
-
-  write(data: Uint8Array): Promise<void> {
-    return writeAll(this.conn, data);
-  }
-
-  closeWrite(): void {
-    // close_notify and FIN; reading goes on (the front's lingering close).
-    this.conn.closeWrite().catch(() => {});
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // closed already
     }
   }
 }
