@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the bench needs from apt, only when it is missing: wrk, haproxy, nginx (light).
+# Installs what the bench needs from apt, only when it is missing: wrk, haproxy, nginx (light),
+# h2load (nghttp2-client) and openssl.
 #   bench/install.sh            required tools (fails if they cannot be installed)
 #   bench/install.sh --optional also caddy from apt (skipped quietly when not installable)
 # `apt-get update` runs at most once per call. Needs root (or sudo) only when something is missing.
@@ -9,6 +10,9 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v nginx >/dev/null || need+=(nginx-light)
+# Issue 14's phases: HTTP/2 load (h2load) and the TLS certificate (openssl).
+command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v openssl >/dev/null || need+=(openssl)
 optional=()
 if [[ "${1:-}" == "--optional" ]]; then
   command -v caddy >/dev/null || optional+=(caddy)

@@ -4,13 +4,18 @@
  *
  *   bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N]
  *                    [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--no-peers]
- *                    [--write-docs]
+ *                    [--phases tls,ws,streams,idle | --no-phases] [--write-docs]
  *   bun bench/run.ts --report bench/results/full-<time>/results.json   (re-render, no measuring)
  *
  * Before the load runs, the in-process scale micro-benchmark (bench/micro/scale.ts) runs once on
  * Deno and once on Bun, pinned like the proxy (quick form with --quick). With --only it runs for
  * the runtimes of the selected gateway variants, or when the regex matches `micro/deno` /
  * `micro/bun`; --no-micro skips it.
+ *
+ * After the throughput and streaming rounds come the phases of bench/phases/ (issue 14: TLS and
+ * HTTP/2, WebSockets, concurrent and slow streams, idle connections; contract in
+ * bench/lib/phase.ts), each in interleaved rounds of its own variants (ids `<phase>/...`, also
+ * selected by --only).
  *
  * Environment: DENO, BUN, BINARY (the gateway three ways), NODE, HTTP_PROXY_MODULE (optional
  * node-http-proxy peer), BENCH_PORT_BASE (default 28000), BENCH_PROXY_CPU / BENCH_LOAD_CPU,
@@ -79,9 +84,12 @@ import {
   waitPort,
 } from "./lib/procs.ts";
 import { type MicroResult, type MicroRun, microSummary } from "./micro/result.ts";
+import type { Phase, PhaseContext, PhaseRow, PhaseTarget, RenderContext } from "./lib/phase.ts";
+import { loadPhases, PHASE_IDS } from "./phases/mod.ts";
 import { type Dnsmasq, locateDnsmasq, startDnsmasq } from "../tests/dns/dnsmasq.ts";
 import {
   type Machine,
+  pairedRatio,
   report,
   type StreamResult,
   type StreamVariant,
@@ -113,6 +121,8 @@ interface Options {
   dns: boolean;
   /** The in-process scale micro-benchmark (bench/micro/scale.ts) on Deno and Bun. */
   micro: boolean;
+  /** Phases of bench/phases/ to run (issue 14: tls, ws, streams, idle); empty: none. */
+  phases: string[];
   peers: boolean;
   writeDocs: boolean;
   /** --write-docs or --no-docs was given (otherwise a subset leaves docs/ alone). */
@@ -135,6 +145,7 @@ function parseOptions(argv: string[]): Options {
     ops: true,
     dns: true,
     micro: true,
+    phases: [...PHASE_IDS],
     peers: !quick,
     writeDocs: !quick,
     docsChosen: false,
@@ -157,6 +168,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--no-ops") o.ops = false;
     else if (a === "--no-dns") o.dns = false;
     else if (a === "--no-micro") o.micro = false;
+    else if (a === "--no-phases") o.phases = [];
+    else if (a === "--phases") o.phases = value().split(",").filter(Boolean);
     else if (a === "--no-peers") o.peers = false;
     else if (a === "--peers") o.peers = true;
     else if (a === "--write-docs") o.writeDocs = o.docsChosen = true;
@@ -177,7 +190,7 @@ function positive(name: string, text: string): number {
 
 function usage(message: string): never {
   console.error(
-    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--no-peers] [--write-docs]`,
+    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--phases tls,ws,streams,idle | --no-phases] [--no-peers] [--write-docs]`,
   );
   process.exit(2);
 }
@@ -289,6 +302,13 @@ function gatewayTarget(
   };
 }
 
+/** How each way of running the gateway starts with a config file (cwd: the snapshot). */
+const GATEWAY_ARGV: Record<string, (config: string) => string[]> = {
+  "gw-deno": (c) => [DENO, "run", ...DENO_PERMS, path.join(GW, "src/main.ts"), "--config", c],
+  "gw-bun": (c) => [BUN, path.join(GW, "src/main.ts"), "--config", c],
+  "gw-binary": (c) => [BINARY, "--config", c],
+};
+
 function buildTargets(): Target[] {
   const plainEnv = () => ({
     LISTEN: `${P.host}:${P.proxy}`,
@@ -300,19 +320,19 @@ function buildTargets(): Target[] {
       "gw-deno",
       "gateway (Deno)",
       "deno",
-      (c) => [DENO, "run", ...DENO_PERMS, path.join(GW, "src/main.ts"), "--config", c],
+      GATEWAY_ARGV["gw-deno"],
     ),
     gatewayTarget(
       "gw-bun",
       "gateway (Bun)",
       "bun",
-      (c) => [BUN, path.join(GW, "src/main.ts"), "--config", c],
+      GATEWAY_ARGV["gw-bun"],
     ),
     gatewayTarget(
       "gw-binary",
       "gateway (binary)",
       "binary",
-      (c) => [BINARY, "--config", c],
+      GATEWAY_ARGV["gw-binary"],
       existsSync(BINARY) ? undefined : `${BINARY_BUILT} not built (make compile)`,
     ),
     {
@@ -946,6 +966,116 @@ function plan(usable: Target[]): { variants: Variant[]; streams: StreamVariant[]
 }
 
 // ---------------------------------------------------------------------------------------------
+// Phases (bench/phases/, issue 14)
+
+let loadedPhases: Phase[] = [];
+
+function phaseContext(usable: Target[]): PhaseContext {
+  const targets: PhaseTarget[] = usable
+    .filter((t) => t.id in GATEWAY_ARGV || t.id === "haproxy")
+    .map((t) => ({
+      id: t.id,
+      label: t.label,
+      kind: t.kind === "haproxy" ? "haproxy" : "gateway",
+      argv: GATEWAY_ARGV[t.id] ?? (() => []),
+    }));
+  return {
+    quick: opt.quick,
+    rounds: opt.rounds,
+    duration: opt.duration,
+    warmup: opt.warmup,
+    ports: P,
+    tmp: TMP,
+    runDir: RUN_DIR,
+    root: ROOT,
+    gatewayDir: GW,
+    deno: DENO,
+    bun: BUN,
+    proxyCpu: PROXY_CPU,
+    loadCpu: LOAD_CPU,
+    serverExtras: workersLine,
+    targets,
+    log,
+    awaitQuiet,
+  };
+}
+
+/**
+ * Every selected phase: setup, its variants (filtered by --only like any variant) in
+ * interleaved rounds, teardown. A phase with no selected variant does not run.
+ */
+async function runPhases(usable: Target[]): Promise<Record<string, PhaseRow[]>> {
+  const out: Record<string, PhaseRow[]> = {};
+  const { phases, missing } = await loadPhases(opt.phases);
+  for (const m of missing) log(`skip phase ${m}`);
+  loadedPhases = phases;
+  const ctx = phaseContext(usable);
+  for (const phase of phases) {
+    const variants = phase.variants(ctx).filter((id) =>
+      opt.only === undefined || opt.only.test(id)
+    );
+    if (variants.length === 0) continue;
+    const setup = await phase.setup(ctx, variants).catch((error: Error) => ({
+      skip: `setup failed: ${error.message}`,
+    }));
+    const rows: PhaseRow[] = [];
+    out[phase.id] = rows;
+    if (setup !== undefined && "skip" in setup) {
+      log(`phase ${phase.id}: ${setup.skip}`);
+      for (const variant of variants) {
+        rows.push({ variant, round: 1, ok: false, error: setup.skip });
+      }
+      continue;
+    }
+    log(`phase ${phase.id}: ${variants.length} variants × ${opt.rounds} rounds`);
+    try {
+      for (let round = 1; round <= opt.rounds; round++) {
+        const order = variants.map((_, i) => variants[(i + round - 1) % variants.length]);
+        for (const variant of order) {
+          let row: PhaseRow;
+          try {
+            row = await phase.run(ctx, variant, round);
+          } catch (error) {
+            row = { variant, round, ok: false, error: (error as Error).message };
+          }
+          rows.push(row);
+          log(
+            `round ${round} ${variant.padEnd(36)} ${
+              row.ok ? phase.summary(row) : `FAILED: ${row.error}`
+            }`,
+          );
+        }
+      }
+    } finally {
+      await phase.teardown();
+    }
+  }
+  return out;
+}
+
+/** Each phase's section and target lines, for the report (also from a saved results.json). */
+function phaseReports(rows: Record<string, PhaseRow[]>, results: ThroughputResult[]) {
+  const ctx: RenderContext = {
+    rounds: opt.rounds,
+    quick: opt.quick,
+    plainRatio: (targetId, cookie) =>
+      pairedRatio(
+        results,
+        `${targetId}/main/${cookie}`,
+        `haproxy/main/${cookie}`,
+        (r) => r.rps,
+      ),
+  };
+  return loadedPhases
+    .filter((p) => rows[p.id] !== undefined)
+    .map((p) => ({
+      id: p.id,
+      section: p.render(rows[p.id], ctx),
+      targets: p.targets(rows[p.id], ctx),
+    }));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 async function main(): Promise<number> {
@@ -1102,6 +1232,7 @@ async function main(): Promise<number> {
       }
     }
   }
+  const phaseRows = await runPhases(usable);
   check(!upstream.exited, "the upstream nginx died during the bench");
   await dnsServer?.stop();
 
@@ -1116,26 +1247,29 @@ async function main(): Promise<number> {
         results,
         streamResults,
         micro,
+        phases: phaseRows,
       },
       null,
       2,
     ),
   );
-  publish(info, selected, selectedStreams, results, streamResults, micro, wall);
+  publish(info, selected, selectedStreams, results, streamResults, micro, wall, phaseRows);
   // A required target that could not even start (e.g. the binary not built) is a failure too.
   const missing = targets.filter((t) =>
     t.skip !== undefined && !t.optional && (opt.only === undefined || opt.only.test(`${t.id}/`))
   );
   for (const t of missing) console.error(`FAILED ${t.id}: ${t.skip}`);
+  const allPhaseRows = Object.values(phaseRows).flat();
   const failed = missing.length + results.filter((r) => !r.ok).length +
-    streamResults.filter((r) => !r.ok).length + micro.filter((m) => !m.ok).length;
+    streamResults.filter((r) => !r.ok).length + micro.filter((m) => !m.ok).length +
+    allPhaseRows.filter((r) => !r.ok).length;
   log(
     `done in ${wall.toFixed(0)} s: ${
-      results.length + streamResults.length
+      results.length + streamResults.length + allPhaseRows.length
     } runs, ${failed} failed; raw results in ${path.relative(ROOT, RUN_DIR)}`,
   );
   if (failed > 0) {
-    for (const r of [...results, ...streamResults]) {
+    for (const r of [...results, ...streamResults, ...allPhaseRows]) {
       if (!r.ok) console.error(`FAILED round ${r.round} ${r.variant}: ${r.error}`);
     }
     for (const m of micro) if (!m.ok) console.error(`FAILED ${m.id}: ${m.error}`);
@@ -1152,8 +1286,10 @@ function publish(
   streamResults: StreamResult[],
   micro: MicroRun[],
   wall: number,
+  phaseRows: Record<string, PhaseRow[]>,
 ): void {
   const out = report({
+    phases: phaseReports(phaseRows, results),
     opt,
     machine: info,
     variants,
@@ -1181,8 +1317,9 @@ function publish(
 }
 
 /** --report FILE: the same outputs from a saved results.json. */
-function rerender(file: string): number {
+async function rerender(file: string): Promise<number> {
   const saved = JSON.parse(readFileSync(file, "utf8"));
+  loadedPhases = (await loadPhases(Object.keys(saved.phases ?? {}))).phases;
   Object.assign(opt, {
     ...saved.options,
     only: undefined,
@@ -1206,6 +1343,7 @@ function rerender(file: string): number {
     saved.streamResults,
     saved.micro ?? [],
     saved.wallSeconds ?? NaN,
+    saved.phases ?? {},
   );
   return 0;
 }
@@ -1230,7 +1368,7 @@ cleanUpOnSignals(TMP);
 
 let code = 1;
 try {
-  code = opt.reportFrom !== undefined ? rerender(opt.reportFrom) : await main();
+  code = opt.reportFrom !== undefined ? await rerender(opt.reportFrom) : await main();
 } catch (error) {
   console.error(`bench: ${(error as Error).message}`);
   code = 1;

@@ -21,6 +21,9 @@ export interface Ports {
   readonly downBase: number;
   /** The gateway's admin listener (scenario "metrics"). */
   readonly admin: number;
+  /** First of the ports the phases of bench/phases/ may use for their own upstreams and
+   * clients (tls +0..9, ws +10..19, streams +20..29, idle +30..39). */
+  readonly phaseBase: number;
 }
 
 export function ports(base: number): Ports {
@@ -32,6 +35,7 @@ export function ports(base: number): Ports {
     scaleBase: base + 1000,
     downBase: base + 2000,
     admin: base + 90,
+    phaseBase: base + 120,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   type MicroRun,
   microTable,
 } from "../micro/result.ts";
+import type { TargetLine } from "./phase.ts";
 
 export interface Launch {
   readonly argv: string[];
@@ -123,6 +124,8 @@ interface Input {
   wallSeconds: number;
   streamMiB: number;
   ports: Ports;
+  /** The phases of bench/phases/ that ran (issue 14): their sections and target lines. */
+  phases?: { id: string; section: string; targets: TargetLine[] }[];
 }
 
 export interface Output {
@@ -170,7 +173,7 @@ function stat(
 }
 
 /** Median over rounds of a(round) / b(round), both from the same round. */
-function pairedRatio<R extends { variant: string; round: number; ok: boolean }>(
+export function pairedRatio<R extends { variant: string; round: number; ok: boolean }>(
   results: R[],
   a: string,
   b: string,
@@ -408,6 +411,16 @@ export function report(input: Input): Output {
   const loads = results.map((r) => Number(r.loadavg?.split(" ")[0])).filter((x) =>
     Number.isFinite(x)
   );
+  const phaseText = (input.phases ?? []).map((p) => `${p.section.trim()}\n\n`).join("");
+  const issue14Table = table(
+    ["Target", "Measured", "Status"],
+    [...issue14Lines(input), ...(input.phases ?? []).flatMap((p) => p.targets)].map((l) => [
+      l.target,
+      l.measured,
+      l.status,
+    ]),
+    ["---", "---", "---"],
+  );
   const section = `${BEGIN}
 
 ## Results${opt.quick ? " (quick mode: a smoke test, not a measurement)" : ""}
@@ -468,6 +481,10 @@ One transfer at a time, each through a proxy process started for it. Download: t
 ${streamTable}
 `
   }
+${phaseText}### Against the targets of issue 14
+
+${issue14Table}
+
 ### Against the targets of issue 4
 
 ${targetsTable}
@@ -484,6 +501,8 @@ ${END}`;
     scaleTable && `\nScale of the config, end to end\n${scaleTable}`,
     microText && `\nScale of the config, in process\n${microText}`,
     streamTable && `\nStreaming ${gib}\n${streamTable}`,
+    phaseText && `\n${phaseText}`,
+    `\nTargets of issue 14\n${issue14Table}`,
     `\nTargets\n${targetsTable}`,
   ].filter(Boolean).join("\n");
 
@@ -501,6 +520,13 @@ ${END}`;
       return `# Benchmarks\n\n\`make bench\` regenerates the section between the markers below (numbers, chart, targets); the text outside them is written by hand.\n\n${section}\n`;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets of issue 14 that the main table decides (the phases add theirs)
+
+function issue14Lines(_input: Input): TargetLine[] {
+  return [];
 }
 
 // ---------------------------------------------------------------------------------------------
