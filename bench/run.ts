@@ -18,7 +18,7 @@
  * selected by --only).
  *
  * Environment: DENO, BUN, BINARY (the gateway three ways), NODE, HTTP_PROXY_MODULE (optional
- * node-http-proxy peer), BENCH_PORT_BASE (default 28000), BENCH_PROXY_CPU / BENCH_LOAD_CPU,
+ * node-http-proxy peer), BENCH_PORT_BASE (default: 28000, or 25000, 22000… when another bench run holds it), BENCH_PROXY_CPU / BENCH_LOAD_CPU,
  * BENCH_UPSTREAM_CLIENT (sets [server] upstream_client for the gateway).
  *
  * Exit status: 0 when every target served and verified, 1 otherwise, 2 on bad arguments.
@@ -196,7 +196,29 @@ function usage(message: string): never {
 }
 
 const opt = parseOptions(process.argv.slice(2));
-const P = ports(Number(process.env.BENCH_PORT_BASE ?? 28000));
+/**
+ * The port base: BENCH_PORT_BASE, or the first of a few bases no other bench run on this machine
+ * holds (a lock file per base, taken over when its process is gone), so runs can go side by side.
+ */
+function claimPortBase(): { base: number; lock?: string } {
+  if (process.env.BENCH_PORT_BASE) return { base: Number(process.env.BENCH_PORT_BASE) };
+  for (const base of [28000, 25000, 22000, 19000, 16000]) {
+    const lock = path.join(os.tmpdir(), `sticky-bench-ports-${base}.lock`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(lock, String(process.pid), { flag: "wx" });
+        return { base, lock };
+      } catch {
+        const holder = Number(readFileSync(lock, "utf8").trim());
+        if (holder > 0 && existsSync(`/proc/${holder}`)) break;
+        rmSync(lock, { force: true }); // its run is gone
+      }
+    }
+  }
+  throw new Error("every bench port base is taken; set BENCH_PORT_BASE");
+}
+const PORTS = claimPortBase();
+const P = ports(PORTS.base);
 const CORES = os.availableParallelism?.() ?? os.cpus().length;
 const PROXY_CPU = process.env.BENCH_PROXY_CPU ?? (CORES >= 2 ? "1" : undefined);
 const LOAD_CPU = process.env.BENCH_LOAD_CPU ?? (CORES >= 2 ? "0" : undefined);
@@ -1362,6 +1384,7 @@ function formatMarkdown(file: string): void {
 async function cleanup(): Promise<void> {
   await stopAll();
   rmSync(TMP, { recursive: true, force: true });
+  if (PORTS.lock !== undefined) rmSync(PORTS.lock, { force: true });
 }
 
 cleanUpOnSignals(TMP);
