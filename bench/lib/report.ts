@@ -525,9 +525,98 @@ ${END}`;
 // ---------------------------------------------------------------------------------------------
 // Targets of issue 14 that the main table decides (the phases add theirs)
 
-function issue14Lines(_input: Input): TargetLine[] {
-  return [];
+function issue14Lines(input: Input): TargetLine[] {
+  const { results, streamResults } = input;
+  const lines: TargetLine[] = [];
+  const has = (id: string) => results.some((r) => r.variant === id && r.ok);
+  const cookies = ["absent", "present"] as const;
+  const met = (ok: boolean | undefined) =>
+    ok === undefined ? "not measured" : ok ? "✅ met" : "❌ not met";
+  // Point 1: the binary against `bun run` of the same code, CPU per request, paired by round.
+  if (has("gw-bun/main/absent") && has("gw-binary/main/absent")) {
+    const r = cookies.map((c) =>
+      pairedRatio(results, `gw-binary/main/${c}`, `gw-bun/main/${c}`, perCpuSecond)
+    );
+    const worst = r.some((x) => x === undefined) ? undefined : Math.min(...(r as number[]));
+    lines.push({
+      target: "Binary ≥ 0.95× `bun run` (requests per CPU-second)",
+      measured: `${times(r[0])} / ${times(r[1])} (cookie absent / present; CPU µs/req ${
+        fixed(medianUs(results, "gw-binary/main/absent"), 1)
+      } against ${fixed(medianUs(results, "gw-bun/main/absent"), 1)}, cookie absent)`,
+      status: met(worst === undefined ? undefined : worst >= 0.95),
+    });
+  }
+  // Point 2: CPU µs per request, 16-byte case.
+  const budgets = [["gw-bun", "Bun", 20], ["gw-binary", "Binary", 20], [
+    "gw-deno",
+    "Deno",
+    22,
+  ]] as const;
+  for (const [id, name, budget] of budgets) {
+    if (!has(`${id}/main/absent`)) continue;
+    const us = cookies.map((c) => medianUs(results, `${id}/main/${c}`));
+    const ref = cookies.map((c) => medianUs(results, `haproxy/main/${c}`));
+    lines.push({
+      target: `${name}: ≤ ${budget} CPU µs/req (16 bytes, cookie absent and present)`,
+      measured: `${fixed(us[0], 1)} / ${fixed(us[1], 1)} µs (HAProxy ${fixed(ref[0], 1)} / ${
+        fixed(ref[1], 1)
+      } in the same run)`,
+      status: met(us.every((u) => u !== undefined) ? us.every((u) => u! <= budget) : undefined),
+    });
+  }
+  // Point 6: peak RSS in the 64-connection run.
+  const rssLimits = [["gw-bun", "Bun", 64], ["gw-binary", "Binary", 64], [
+    "gw-deno",
+    "Deno",
+    100,
+  ]] as const;
+  for (const [id, name, limit] of rssLimits) {
+    const runs = results.filter((r) =>
+      r.ok && (r.variant === `${id}/main/absent` || r.variant === `${id}/main/present`)
+    );
+    if (runs.length === 0) continue;
+    const rss = Math.max(...runs.map((r) => r.rssKiB!)) / 1024;
+    const anon = Math.max(...runs.map((r) => r.anonRssKiB ?? 0)) / 1024;
+    lines.push({
+      target: `${name}: peak RSS ≤ ${limit} MiB under the 64-connection load`,
+      measured: `${rss.toFixed(0)} MiB (max of ${runs.length} runs; anon ${anon.toFixed(0)} MiB)`,
+      status: met(rss <= limit),
+    });
+  }
+  // Point 7: p99 at 64 connections against HAProxy's.
+  for (const [id, name] of budgets) {
+    if (!has(`${id}/main/absent`) || !has("haproxy/main/absent")) continue;
+    const r = cookies.map((c) =>
+      pairedRatio(results, `${id}/main/${c}`, `haproxy/main/${c}`, (x) => x.p99Ms)
+    );
+    const worst = r.some((x) => x === undefined) ? undefined : Math.max(...(r as number[]));
+    lines.push({
+      target: `${name}: p99 ≤ 3× HAProxy's (64 connections)`,
+      measured: `${times(r[0])} / ${times(r[1])} (cookie absent / present)`,
+      status: met(worst === undefined ? undefined : worst <= 3),
+    });
+  }
+  // Point 5: 1 GiB each way at line rate in little memory.
+  for (const [id, name, limit] of rssLimits) {
+    for (const dir of ["download", "upload"]) {
+      const runs = streamResults.filter((r) => r.variant === `${id}/${dir}` && r.ok);
+      if (runs.length === 0) continue;
+      const rr = pairedRatio(streamResults, `${id}/${dir}`, `haproxy/${dir}`, (r) => r.mibps);
+      const rss = Math.max(...runs.map((r) => r.rssKiB!)) / 1024;
+      lines.push({
+        target: `${name}: ${dir} ≥ 0.95× HAProxy MiB/s, peak RSS ≤ ${limit} MiB`,
+        measured: `${times(rr)}, ${rss.toFixed(0)} MiB (max)`,
+        status: met(rr === undefined ? undefined : rr >= 0.95 && rss <= limit),
+      });
+    }
+  }
+  return lines;
 }
+
+const isNumber = (x: number | undefined): x is number => x !== undefined;
+/** Median CPU µs per request of a variant's good runs. */
+const medianUs = (results: ThroughputResult[], id: string) =>
+  median(okRuns(results, id).map(usPerRequest).filter(isNumber));
 
 // ---------------------------------------------------------------------------------------------
 // Targets of the issue
