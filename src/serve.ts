@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { warmReloadPath } from "./reload/warm.ts";
 import process from "node:process";
 import pkg from "../package.json" with { type: "json" };
 import {
@@ -204,6 +205,11 @@ export async function serve(
     listen: `${shown}:${port}`,
     admin: instance.admin && `${instance.admin.host}:${instance.admin.port}`,
   });
+
+  // The first reloads run optimised code (src/reload/warm.ts).
+  void warmReloadPath(() =>
+    loadServableConfig(options.file, runtime, undefined, discovery?.snapshot())
+  );
 
   shutdown.serving = async (signal) => {
     watch?.close();

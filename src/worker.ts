@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { warmReloadPath } from "./reload/warm.ts";
 import { currentRuntime } from "./runtime/runtime.ts";
 import { type Instance, startInstance } from "./runtime/instance.ts";
 import { loadServableConfig } from "./serve.ts";
@@ -80,6 +81,10 @@ self.onmessage = async (event) => {
         address: { ...config.server.listen, port: command.port },
       });
       self.postMessage({ type: "ready" });
+      // As the main thread: the first reloads run optimised code (src/reload/warm.ts).
+      void warmReloadPath(() =>
+        loadServableConfig(command.file, runtime, undefined, command.discovered)
+      );
     } catch (error) {
       self.postMessage({ type: "failed", message: (error as Error).message });
     }
