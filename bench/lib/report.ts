@@ -753,17 +753,22 @@ function evaluateTargets(input: Input): string {
       verdict(r, opsLimits[scenario]),
     ]);
   }
-  // Issue 13: 200 servers from DNS re-resolved every second ≥ 0.97× the same 200 listed.
+  // Issue 13: 200 servers from DNS re-resolved every second ≥ 0.97× the same 200 listed. Decided
+  // per CPU-second (requests per second of the proxy's own CPU, the resolver's work included):
+  // req/s of single rounds swing ±30% on this VM, which a 3% target cannot be read through.
   const dnsIds = [...new Set(results.map((r) => r.variant))].filter((id) =>
     id.startsWith("gw-") && id.split("/")[1] === "dns200"
   );
   for (const id of dnsIds) {
     const [target, , cookie] = id.split("/");
     const r = pairedRatio(results, id, `${target}/static200/${cookie}`, (x) => x.rps);
+    const c = pairedRatio(results, id, `${target}/static200/${cookie}`, perCpuSecond);
     rows.push([
-      `${target} with 200 servers from DNS re-resolved every 1 s, cookie ${cookie}: ≥ 0.97× the same 200 listed`,
-      `${times(r)} req/s`,
-      verdict(r, 0.97),
+      `${target} with 200 servers from DNS re-resolved every 1 s, cookie ${cookie}: ≥ 0.97× the same 200 listed (per CPU-second)`,
+      `${times(c)} per CPU-second (${fixed(medianUs(results, id), 1)} against ${
+        fixed(medianUs(results, `${target}/static200/${cookie}`), 1)
+      } CPU µs/req); ${times(r)} req/s`,
+      verdict(c, 0.97),
     ]);
   }
   const dnsScenarios = ["static200", "dns200"];
