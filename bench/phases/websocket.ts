@@ -343,7 +343,7 @@ const pct = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(0
 /** Round trips per second of proxy CPU. */
 const perCpu = (r: WsRow) => (r.cpuUsPerMessage ? 1e6 / r.cpuUsPerMessage : undefined);
 /** Load core at least this busy: the client side may be what limits the row. */
-const LOAD_BOUND = 95;
+const LOAD_BOUND = 90;
 
 function statOf(rows: WsRow[], id: string, value: (r: WsRow) => number | undefined) {
   return median(
@@ -440,7 +440,9 @@ function render(rows: PhaseRow[], ctx: RenderContext): string {
     `proxy's CPU time (its process tree) over the measured window per round trip, proxy CPU its ` +
     `share of its core, peak RSS its VmHWM and RSS Δ its anonymous RSS at the window's end minus ` +
     `at its start; load CPU is the load core's busy share (client and echo servers)${
-      loadBound ? ": † marks rows where it was ≥ 95%, the client side may be the limit there" : ""
+      loadBound
+        ? ": † marks rows where it was ≥ ${LOAD_BOUND}%, the client side may be the limit there"
+        : ""
     }. A run fails on any error, unexpected close, mismatched echo, a connection that echoed ` +
     `nothing, or a close other than 1000 at the end. × HAProxy columns are medians of per-round ` +
     `ratios against HAProxy's row of the same size (${ctx.rounds} round${
