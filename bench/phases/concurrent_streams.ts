@@ -25,7 +25,9 @@
  *   process tree) every 250 ms. A proxy that keeps reading from its upstream while the client
  *   does not read holds the difference in its memory: about 64 MiB − the ~0.6 MiB read − the
  *   ~4–8 MiB that loopback socket buffers (kernel memory, not RSS) take, i.e. ~55 MiB per slow
- *   reader, ~1.1 GiB for 20. A proxy that pushes back holds its per-connection buffers only. The
+ *   reader, ~1.1 GiB for 20, as fast as the upstream delivers (tried by hand with a Bun node:net
+ *   forwarder that writes without waiting for `drain`: +490 MiB in the first 5 s with these 20
+ *   readers, still rising). A proxy that pushes back holds its per-connection buffers only. The
  *   64 MiB file (not 10 MiB) is what makes the two cases unmistakable: with 10 MiB, the kernel's
  *   buffers alone would swallow half the file. The row shows the peak RSS of each interval and
  *   the RSS at the start and end of "slow"; "extra per slow reader" = (peak with 20 slow − peak
@@ -641,7 +643,7 @@ A phase-own nginx (1 worker, sendfile, on the load core) serves ${FILE_MIB} MiB 
       MANY * FILE_MIB
     } MiB over the wall time from the first connect to the last byte; CPU s/GiB is the proxy's utime+stime per GiB moved; peak RSS is VmHWM of the proxy's process tree; × HAProxy are medians of per-round ratios. **Slow readers**: a Deno client (\`bench/clients/slow_readers.ts\`; \`Deno.Conn.read\` is pull-based, so a reader that does not read leaves the bytes in the kernel and TCP's window pushes back on the proxy) keeps ${FAST_BESIDE} fast downloads of the ${FILE_MIB} MiB file going throughout, first ${seconds} s with no slow reader ("none"), then ${seconds} s with ${SLOW_READERS} more readers of the ${SLOW_FILE_MIB} MiB file, each paced to ${SLOW_KIBPS} KiB/s by a token bucket; the bench samples the proxy's current RSS (VmRSS of its process tree) every ${SAMPLE_MS} ms. Each slow reader's bytes must equal the file's prefix and arrive at ≥ ${
       MIN_PACE * SLOW_KIBPS
-    } KiB/s; every fast download must be exact. A proxy that went on reading from its upstream while its client does not read would hold the difference: ~55 MiB per slow reader here (${SLOW_FILE_MIB} MiB − the ~0.6 MiB read − the ~4–8 MiB loopback socket buffers take, which are kernel memory, not RSS), ~1.1 GiB for ${SLOW_READERS}; one that pushes back holds its per-connection buffers only. "Extra per slow reader" is (peak RSS with the slow readers − peak RSS of "none") / ${SLOW_READERS}; "slow: start/end" is the RSS just before the slow readers connect and at the end of their interval (flat: end ≈ start). The target allows ${
+    } KiB/s; every fast download must be exact. A proxy that went on reading from its upstream while its client does not read would hold the difference: ~55 MiB per slow reader here (${SLOW_FILE_MIB} MiB − the ~0.6 MiB read − the ~4–8 MiB loopback socket buffers take, which are kernel memory, not RSS), ~1.1 GiB for ${SLOW_READERS} (a Bun node:net forwarder that writes without waiting for \`drain\`, tried by hand, grew by 490 MiB in its first 5 s with these readers); one that pushes back holds its per-connection buffers only. "Extra per slow reader" is (peak RSS with the slow readers − peak RSS of "none") / ${SLOW_READERS}; "slow: start/end" is the RSS just before the slow readers connect and at the end of their interval (flat: end ≈ start). The target allows ${
       PER_READER_LIMIT_KIB / 1024
     } MiB per slow reader: the gateway buffers up to 1 MiB per upstream connection before it pauses that socket (its receive queue's high-water mark) plus the chunk being written, a bound per connection and not per body.
 
@@ -682,7 +684,9 @@ ${failures.length > 0 ? `\nFailed runs:\n\n${failures.join("\n")}\n` : ""}`;
           ? "not measured"
           : `${sizeText(per)} extra per slow reader (+${
             mibText(per * SLOW_READERS)
-          } for ${SLOW_READERS}), end − start ${mibText(growth)}${
+          } for ${SLOW_READERS}), end − start ${growth !== undefined && growth >= 0 ? "+" : ""}${
+            mibText(growth)
+          }${
             haproxy === undefined ? "" : `; HAProxy ${sizeText(haproxy)}`
           }; ${MANY} × ${FILE_MIB} MiB at ${num(many)} MiB/s${
             failed > 0 ? `; ${failed} failed run(s)` : ""
