@@ -67,6 +67,17 @@ export const CLOSED = 4;
 const INITIAL_BUFFER = 4096;
 /** The reused output buffer of a connection (response heads with small bodies). */
 const OUT_BUFFER = 4096;
+/**
+ * What a read takes at most when nothing is buffered (the next head): the socket's own chunk, so
+ * no waiting read holds `buf` and an idle connection can give it back ({@link Connection.shrink}).
+ * Small, because a waiting read on Deno holds an array this size.
+ */
+const IDLE_READ = 1024;
+/** `buf` of a connection that gave its buffers back. */
+const NO_BYTES = new Uint8Array(0);
+/** A keep-alive connection idle this long gives back its buffers (the sweep calls shrink()):
+ * 10,000 idle clients then cost the socket and this object, not 8 KiB more each. */
+export const SHRINK_IDLE_MS = 1000;
 /** Bodies with a Content-Length up to this size are read whole before the head goes out. */
 const WHOLE_BODY_MAX = 64 * 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
@@ -220,8 +231,8 @@ export class Connection implements BufferedInput {
   }
 
   async #read(): Promise<boolean> {
-    if (this.start === this.end) this.start = this.end = 0;
-    else if (this.end === this.buf.length) {
+    if (this.start === this.end) return await this.#readFresh();
+    if (this.end === this.buf.length) {
       const unread = this.end - this.start;
       if (this.start > 0 && unread <= this.buf.length / 2) {
         this.buf.copyWithin(0, this.start, this.end);
@@ -238,6 +249,27 @@ export class Connection implements BufferedInput {
     if (n === null) return false;
     this.end += n;
     return true;
+  }
+
+  /** Nothing unread: the socket's next chunk, copied to the start of `buf` (allocated again
+   * after a shrink). */
+  async #readFresh(): Promise<boolean> {
+    this.start = this.end = 0;
+    const chunk = await this.socket.readChunk(IDLE_READ);
+    if (chunk === null) return false;
+    // The connection may have shrunk while the read waited.
+    if (this.buf.length < chunk.length) this.buf = new Uint8Array(INITIAL_BUFFER);
+    this.buf.set(chunk, this.end);
+    this.end += chunk.length;
+    return true;
+  }
+
+  /** Gives back the input and output buffers while nothing is buffered (idle keep-alive). */
+  shrink(): void {
+    if (this.start !== this.end || this.buf.length === 0) return;
+    this.buf = NO_BYTES;
+    this.start = this.end = 0;
+    this.#out = undefined;
   }
 
   /** {@link BufferedInput.readChunk}. */
