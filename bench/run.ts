@@ -241,7 +241,11 @@ const RESULTS = path.join(BENCH, "results");
 // Quick runs (make test) reuse one directory; full runs keep theirs.
 const RUN_DIR = opt.reportFrom !== undefined
   ? path.dirname(path.resolve(opt.reportFrom))
-  : path.join(RESULTS, opt.quick ? "quick" : `full-${stamp}`);
+  : path.join(
+    RESULTS,
+    // A quick run on another port base (another bench running) keeps its own directory.
+    opt.quick ? (PORTS.base === 28000 ? "quick" : `quick-${PORTS.base}`) : `full-${stamp}`,
+  );
 if (opt.reportFrom === undefined) {
   if (opt.quick) rmSync(RUN_DIR, { recursive: true, force: true });
   mkdirSync(RUN_DIR, { recursive: true });
