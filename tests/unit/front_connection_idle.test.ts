@@ -1,7 +1,7 @@
 /**
- * An idle keep-alive connection of the front gives its buffers back (Connection.shrink, called by
- * the sweep after SHRINK_IDLE_MS) and serves its next request as before; the next head is read
- * as the socket's own chunk, so no waiting read holds the buffer. In-memory socket: the parts
+ * A keep-alive connection of the front gives its buffers back to the thread's pool when an
+ * exchange ends with nothing buffered, and serves its next request as before: the next head is
+ * read as the socket's own chunk, so no waiting read holds a buffer. In-memory socket: the parts
  * are the front's own.
  */
 import { describe, it } from "node:test";
@@ -16,6 +16,7 @@ class MemorySocket implements FrontSocket {
   #queue: Uint8Array[] = [];
   #waiting: ((chunk: Uint8Array | null) => void) | undefined;
   #onWrite: (() => void) | undefined;
+  #closed = false;
 
   send(text: string): void {
     const bytes = new TextEncoder().encode(text);
@@ -37,6 +38,7 @@ class MemorySocket implements FrontSocket {
   }
 
   readChunk(max: number): Promise<Uint8Array | null> {
+    if (this.#closed) return Promise.resolve(null);
     const next = this.#queue.shift();
     if (next !== undefined) {
       if (next.length > max) this.#queue.unshift(next.subarray(max));
@@ -64,6 +66,7 @@ class MemorySocket implements FrontSocket {
   }
 
   close(): void {
+    this.#closed = true;
     this.#waiting?.(null);
   }
 
@@ -84,32 +87,39 @@ function serve(): { socket: MemorySocket; connection: Connection; ran: Promise<v
   return { socket, connection, ran: connection.run() };
 }
 
-describe("front: an idle connection gives its buffers back", () => {
-  it("shrinks to no buffer while idle and serves the next request (and a head larger than one read)", async () => {
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+describe("front: an idle connection holds no buffer", () => {
+  it("gives its buffer back after an exchange and serves the next request (and a head larger than one read)", async () => {
     const { socket, connection, ran } = serve();
     socket.send("GET /one HTTP/1.1\r\nHost: a\r\n\r\n");
     await socket.responses(1);
-    assert.ok(connection.buf.length > 0);
-    connection.shrink();
+    await tick();
     assert.equal(connection.buf.length, 0, "an idle connection holds no input buffer");
     // A head of 3 KiB: more than one fresh read takes.
     socket.send(`GET /two HTTP/1.1\r\nHost: a\r\nX-Long: ${"v".repeat(3000)}\r\n\r\n`);
     await socket.responses(2);
+    await tick();
+    assert.equal(connection.buf.length, 0);
     assert.match(socket.written, /ok \/one/);
     assert.match(socket.written, /ok \/two/);
     socket.close();
     await ran;
   });
 
-  it("keeps what is buffered: no shrink while a head is partly read", async () => {
+  it("keeps what is buffered: a partial head, and pipelined requests", async () => {
     const { socket, connection, ran } = serve();
     socket.send("GET /three HTTP/1.1\r\nHo");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    connection.shrink();
+    await tick();
     assert.ok(connection.buf.length > 0, "a partial head stays");
-    socket.send("st: a\r\n\r\n");
-    await socket.responses(1);
-    assert.match(socket.written, /ok \/three/);
+    socket.send("st: a\r\n\r\nGET /four HTTP/1.1\r\nHost: a\r\n\r\nGET /fi");
+    await socket.responses(2);
+    socket.send("ve HTTP/1.1\r\nHost: a\r\n\r\n");
+    await socket.responses(3);
+    assert.deepEqual(
+      [...socket.written.matchAll(/ok (\/(?:three|four|five))/g)].map((m) => m[1]),
+      ["/three", "/four", "/five"],
+    );
     socket.close();
     await ran;
   });

@@ -69,15 +69,29 @@ const INITIAL_BUFFER = 4096;
 const OUT_BUFFER = 4096;
 /**
  * What a read takes at most when nothing is buffered (the next head): the socket's own chunk, so
- * no waiting read holds `buf` and an idle connection can give it back ({@link Connection.shrink}).
- * Small, because a waiting read on Deno holds an array this size.
+ * no waiting read holds `buf` and an idle connection holds no buffer. Small, because a waiting
+ * read on Deno holds an array this size.
  */
 const IDLE_READ = 1024;
-/** `buf` of a connection that gave its buffers back. */
+/** `buf` of a connection between exchanges. */
 const NO_BYTES = new Uint8Array(0);
-/** A keep-alive connection idle this long gives back its buffers (the sweep calls shrink()):
- * 10,000 idle clients then cost the socket and this object, not 8 KiB more each. */
-export const SHRINK_IDLE_MS = 1000;
+/**
+ * Input and output buffers of the connections of this thread, lent for an exchange and given back
+ * when it ends with nothing buffered: 10,000 idle keep-alive clients then cost their sockets and
+ * these objects, not 8 KiB more each, and a busy connection takes the buffer another just gave
+ * back (no allocation per request). At most this many wait in the pool; more go to the GC.
+ */
+const POOL_MAX = 512;
+const inputPool: Uint8Array[] = [];
+const outputPool: Uint8Array[] = [];
+
+function lend(pool: Uint8Array[], size: number): Uint8Array {
+  return pool.pop() ?? new Uint8Array(size);
+}
+
+function giveBack(pool: Uint8Array[], buffer: Uint8Array, size: number): void {
+  if (buffer.length === size && pool.length < POOL_MAX) pool.push(buffer);
+}
 /** Bodies with a Content-Length up to this size are read whole before the head goes out. */
 const WHOLE_BODY_MAX = 64 * 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
@@ -111,7 +125,7 @@ class BodySource implements UnderlyingDefaultSource<Uint8Array> {
 }
 
 export class Connection implements BufferedInput {
-  buf = new Uint8Array(INITIAL_BUFFER);
+  buf: Uint8Array = NO_BYTES;
   start = 0;
   end = 0;
   phase = WAITING;
@@ -252,24 +266,33 @@ export class Connection implements BufferedInput {
   }
 
   /** Nothing unread: the socket's next chunk, copied to the start of `buf` (allocated again
-   * after a shrink). */
+   * between exchanges). */
   async #readFresh(): Promise<boolean> {
     this.start = this.end = 0;
     const chunk = await this.socket.readChunk(IDLE_READ);
     if (chunk === null) return false;
-    // The connection may have shrunk while the read waited.
-    if (this.buf.length < chunk.length) this.buf = new Uint8Array(INITIAL_BUFFER);
+    // Between exchanges the connection holds no buffer (see lend).
+    if (this.buf.length < chunk.length) this.buf = lend(inputPool, INITIAL_BUFFER);
     this.buf.set(chunk, this.end);
     this.end += chunk.length;
     return true;
   }
 
-  /** Gives back the input and output buffers while nothing is buffered (idle keep-alive). */
-  shrink(): void {
-    if (this.start !== this.end || this.buf.length === 0) return;
-    this.buf = NO_BYTES;
-    this.start = this.end = 0;
-    this.#out = undefined;
+  /**
+   * Gives the input and output buffers back to the pool when nothing is buffered: at the end of
+   * an exchange (the read of the next head, if one runs, is a fresh chunk that holds neither).
+   */
+  #giveBuffers(): void {
+    if (this.start === this.end && this.buf.length > 0) {
+      giveBack(inputPool, this.buf, INITIAL_BUFFER);
+      this.buf = NO_BYTES;
+      this.start = this.end = 0;
+    }
+    const out = this.#out;
+    if (out !== undefined) {
+      this.#out = undefined;
+      giveBack(outputPool, out, OUT_BUFFER);
+    }
   }
 
   /** {@link BufferedInput.readChunk}. */
@@ -384,6 +407,7 @@ export class Connection implements BufferedInput {
     if (this.phase === CLOSED) return false;
     this.phase = WAITING;
     this.idleSince = this.headSince = Date.now();
+    this.#giveBuffers();
     return true;
   }
 
@@ -672,7 +696,7 @@ export class Connection implements BufferedInput {
    * array per response would cost an off-heap allocation and its sweeping.
    */
   #encode(head: string, body?: Uint8Array, bodyLength = body?.length ?? 0): Uint8Array {
-    this.#out ??= new Uint8Array(OUT_BUFFER);
+    this.#out ??= lend(outputPool, OUT_BUFFER);
     return encodeHead(head, body, bodyLength, this.#out);
   }
 

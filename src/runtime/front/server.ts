@@ -10,14 +10,7 @@
 import type { Handler, Listener } from "../contracts.ts";
 import { failureResponse } from "../../proxy/errors.ts";
 import { headCap } from "./head.ts";
-import {
-  Connection,
-  type ConnectionHost,
-  DISCARDING,
-  LINGERING,
-  SHRINK_IDLE_MS,
-  WAITING,
-} from "./connection.ts";
+import { Connection, type ConnectionHost, DISCARDING, LINGERING, WAITING } from "./connection.ts";
 import { encodeHead, LENGTH, responseHead } from "./response.ts";
 import type { FrontAcceptor, FrontListen, FrontSocket } from "./socket.ts";
 
@@ -191,7 +184,7 @@ class FrontServer implements ConnectionHost {
             }
           } else if (keepaliveMs > 0 && now - connection.idleSince >= keepaliveMs) {
             connection.close();
-          } else if (now - connection.idleSince >= SHRINK_IDLE_MS) connection.shrink();
+          }
           break;
         }
         case DISCARDING:
