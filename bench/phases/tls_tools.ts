@@ -328,6 +328,11 @@ export const H2_WARM_REQUESTS = 6400;
  * Bun gateway's 64 first handshakes took seconds here). Throws when a request failed.
  */
 export async function h2loadWarm(o: LoadOptions): Promise<void> {
+  // A gentle start first (4 connections, one stream each): a cold gateway given 640 streams at
+  // once on a busy machine could take seconds to connect to its upstreams (connect_timeout).
+  const gentle = ["h2load", "-c", "4", "-m", "1", "-t", "1", "-n", "400"];
+  if (o.cookie !== undefined) gentle.push("-H", `cookie: ${o.cookie}`);
+  await runAsync(pinned(o.cpu, [...gentle, o.url]), { timeoutMs: 60_000 });
   const argv = ["h2load", "-c", "64", "-m", "10", "-t", "1", "-n", String(H2_WARM_REQUESTS)];
   if (o.cookie !== undefined) argv.push("-H", `cookie: ${o.cookie}`);
   argv.push(o.url);
