@@ -17,9 +17,10 @@ DENO := $(shell command -v deno >/dev/null && deno --version | head -1 | grep -q
 BUN := $(shell command -v bun >/dev/null && [ "$$(bun --version)" = "$(BUN_VERSION)" ] && command -v bun || echo $(TBIN)/bun)
 
 DENO_PERMS := --allow-net --allow-read --allow-write --allow-env --allow-sys
-# How the gateway runs on Deno: V8's young generation capped at 8 MiB (its default grows to 16 MiB
-# a semi-space): peak RSS under the bench's load 150 -> 114 MiB at no CPU cost (docs/benchmarks.md).
-DENO_GATEWAY := $(DENO_PERMS) --v8-flags=--max-semi-space-size=8
+# How the gateway runs on Deno: V8's young generation capped at 4 MiB a semi-space (its default
+# grows to 16 MiB): peak RSS under the bench's load 150 -> 114 MiB at 8, 7-8 MiB less again at 4,
+# at no CPU cost (2 is 11-19% slower; docs/benchmarks.md).
+DENO_GATEWAY := $(DENO_PERMS) --v8-flags=--max-semi-space-size=4
 BINARY := dist/sticky-gateway
 SOURCES := $(shell find src -name '*.ts') package.json deno.json
 

@@ -45,7 +45,7 @@ MICRO_ARGS ?=
 bench-micro: deps | $(DENO) $(BUN)
 	$(MICRO_PIN) $(DENO) run -A bench/micro/scale.ts $(MICRO_ARGS)
 	$(MICRO_PIN) $(BUN) bench/micro/scale.ts $(MICRO_ARGS)
-	$(MICRO_PIN) $(DENO) run -A --v8-flags=--max-semi-space-size=8 bench/micro/ops.ts
+	$(MICRO_PIN) $(DENO) run -A --v8-flags=--max-semi-space-size=4 bench/micro/ops.ts
 	$(MICRO_PIN) $(BUN) bench/micro/ops.ts
 	$(MICRO_PIN) $(DENO) run -A bench/micro/token.ts
 	$(MICRO_PIN) $(BUN) bench/micro/token.ts

@@ -295,7 +295,7 @@ const DENO_PERMS = [
   "--allow-write",
   "--allow-env",
   "--allow-sys",
-  "--v8-flags=--max-semi-space-size=8",
+  "--v8-flags=--max-semi-space-size=4",
 ];
 
 function gatewayTarget(

@@ -44,7 +44,7 @@ const DENO_PERMISSIONS = [
   "--allow-write",
   "--allow-env",
   "--allow-sys",
-  "--v8-flags=--max-semi-space-size=8",
+  "--v8-flags=--max-semi-space-size=4",
 ];
 
 /** The command that runs the gateway with `args`. */
