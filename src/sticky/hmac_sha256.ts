@@ -197,6 +197,22 @@ export class HmacSha256 {
     return this.#tag(absorbed, 2 * BLOCK, message, out);
   }
 
+  /**
+   * {@link signAfter} of an ASCII `text` (a token's signed part): its characters go straight into
+   * the module's memory, no byte array in between. Undefined when `text` is not ASCII or too long
+   * for one block; the caller encodes it then.
+   */
+  signAfterAscii(absorbed: Int32Array, text: string, out: Uint8Array): Uint8Array | undefined {
+    const length = text.length;
+    if (length > SHORT) return undefined;
+    for (let i = 0; i < length; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0x7f) return undefined;
+      memory[BLOCKS + i] = c;
+    }
+    return this.#hashShort(absorbed, 2 * BLOCK, length, out);
+  }
+
   /** The 32-byte tag of `message`, written into `out` when given (else a new array). */
   sign(message: Uint8Array, out: Uint8Array = new Uint8Array(32)): Uint8Array {
     return this.#tag(this.#inner, BLOCK, message, out);
@@ -213,6 +229,11 @@ export class HmacSha256 {
     // A token's text: one call does both hashes. Bytes and words copied one by one: set() and
     // subarray() on arrays this small cost more than the loops.
     for (let i = 0; i < length; i++) memory[BLOCKS + i] = message[i];
+    return this.#hashShort(from, before, length, out);
+  }
+
+  /** The tag of what `from` absorbed (`before` bytes) + the `length` bytes at BLOCKS. */
+  #hashShort(from: Int32Array, before: number, length: number, out: Uint8Array): Uint8Array {
     const o = this.#outer;
     hmac(
       length,

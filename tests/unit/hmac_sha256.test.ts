@@ -90,6 +90,23 @@ describe("HMAC-SHA256", () => {
     assert.throws(() => new HmacSha256(randomBytes(32)).absorbed(new Uint8Array(63)), /64-byte/);
   });
 
+  it("signAfterAscii(absorbed, text) is signAfter of its bytes; undefined for non-ASCII or long text", () => {
+    const mac = new HmacSha256(Buffer.from("k".repeat(40)));
+    const absorbed = mac.absorbed(new Uint8Array(64).fill(7));
+    for (let length = 0; length <= 55; length++) {
+      const text = Array.from({ length }, (_, i) => String.fromCharCode(33 + (i * 7 + length) % 94))
+        .join("");
+      const out = new Uint8Array(32);
+      assert.equal(
+        hex(mac.signAfterAscii(absorbed, text, out)!),
+        hex(mac.signAfter(absorbed, Buffer.from(text))),
+        `length ${length}`,
+      );
+    }
+    assert.equal(mac.signAfterAscii(absorbed, "1.k1.é", new Uint8Array(32)), undefined);
+    assert.equal(mac.signAfterAscii(absorbed, "x".repeat(56), new Uint8Array(32)), undefined);
+  });
+
   it("gives RFC 4231's test vectors", () => {
     const cases: [string, string, string][] = [
       // Test case 1, 2 and 6 (a key longer than a block).
