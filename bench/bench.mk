@@ -2,7 +2,7 @@
 # side by side with HAProxy, nginx and plain runtime proxies. See bench/run.ts and docs/benchmarks.md.
 #
 #   make bench         full run (17-20 min on 2 cores): writes docs/benchmarks.md and .svg
-#   make bench-quick   ~1 s per target (~25 s): bench/results/quick.md; fails if a target
+#   make bench-quick   ~1 s per target and phase (~6 min): bench/results/quick.md; fails if a target
 #                      did not serve or verify, or the micro-benchmark's checks failed
 #   make bench BENCH_ARGS="--only 'gw-bun|haproxy' --rounds 5"    any option of bench/run.ts
 #                      (a subset with --only leaves docs/ alone unless --write-docs;
