@@ -234,14 +234,16 @@ export class Connection implements BufferedInput {
 
   // -- reading --
 
-  /** {@link BufferedInput.fill}: reads more after the unread bytes (moving or growing the buffer). */
-  async fill(): Promise<boolean> {
+  /** {@link BufferedInput.fill}: reads more after the unread bytes (moving or growing the buffer).
+   * Not async: it hands on the read's own promise (an async wrapper cost a promise and a
+   * microtask per request). */
+  fill(): Promise<boolean> {
     const ahead = this.#readAhead;
     if (ahead !== undefined) {
       this.#readAhead = undefined;
-      return await ahead;
+      return ahead;
     }
-    return await this.#read();
+    return this.#read();
   }
 
   async #read(): Promise<boolean> {
@@ -480,9 +482,15 @@ export class Connection implements BufferedInput {
 
   // -- writing --
 
-  /** Writes `response`; true when it went out whole with its framing (the connection may go on). */
-  async #writeResponse(response: Answer, head: RequestHead, close: boolean): Promise<boolean> {
-    if (!(response instanceof Response)) return await this.#writeParts(response, head, close);
+  /** Writes `response`; true when it went out whole with its framing (the connection may go on).
+   * Not async: the usual answer (parts) goes straight to {@link #writeParts}. */
+  #writeResponse(response: Answer, head: RequestHead, close: boolean): Promise<boolean> {
+    if (!(response instanceof Response)) return this.#writeParts(response, head, close);
+    return this.#writeWebResponse(response, head, close);
+  }
+
+  /** {@link #writeResponse} for a Web `Response` (the gateway's own answers, TLS listeners). */
+  async #writeWebResponse(response: Response, head: RequestHead, close: boolean): Promise<boolean> {
     const contentLength = response.headers.get("content-length");
     const status = response.status;
     if (
