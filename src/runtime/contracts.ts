@@ -96,6 +96,11 @@ export interface RequestHeaders {
   has(name: string): boolean;
   /** Every header as a lower-case name and its value. */
   [Symbol.iterator](): Iterator<[string, string]>;
+  /**
+   * The HTTP/1.1 front's head as it was parsed: lower-case names and values, alternating, one
+   * entry per line (several Cookie lines stay separate). Absent on a Web `Headers`.
+   */
+  readonly lines?: readonly string[];
 }
 
 /**
