@@ -33,10 +33,8 @@ export class Watch {
   /** `read_timeout` while the upstream is being waited for; 0 while not. */
   #waitingMs = 0;
   #signal: AbortSignal | undefined;
-  #onClientGone = (): void => {
-    this.clientGone = true;
-    this.onStop();
-  };
+  /** The abort listener, made when the client is first watched (most exchanges never are). */
+  #onClientGone: (() => void) | undefined;
 
   constructor(
     readonly watchdog: Watchdog,
@@ -65,8 +63,12 @@ export class Watch {
   watchClient(): void {
     if (this.#signal !== undefined || this.client === undefined) return;
     this.#signal = this.client.signal;
-    if (this.#signal.aborted) return this.#onClientGone();
-    this.#signal.addEventListener("abort", this.#onClientGone, { once: true });
+    const onClientGone = this.#onClientGone = () => {
+      this.clientGone = true;
+      this.onStop();
+    };
+    if (this.#signal.aborted) return onClientGone();
+    this.#signal.addEventListener("abort", onClientGone, { once: true });
   }
 
   /** Called by the watchdog each tick. */
@@ -82,7 +84,9 @@ export class Watch {
 
   /** The exchange is over: no longer watched. */
   end(): void {
-    this.#signal?.removeEventListener("abort", this.#onClientGone);
+    if (this.#onClientGone !== undefined) {
+      this.#signal?.removeEventListener("abort", this.#onClientGone);
+    }
     this.watchdog.delete(this);
   }
 }
