@@ -259,6 +259,30 @@ describe("Http1Transport: response bodies", () => {
     );
   });
 
+  it("reads each byte of a response head as the char it is (latin1), ASCII or not", async () => {
+    // Bytes 0x80-0xFF in a value (obs-text) and a reason phrase, then an ASCII head on the same
+    // connection: each byte one char U+0000-U+00FF, never decoded as UTF-8.
+    const heads = [
+      Buffer.from(
+        "HTTP/1.1 200 Gr\u00fc\u00dfe\r\nX-V: caf\u00e9 \u00ff\r\nContent-Length: 1\r\n\r\na",
+        "latin1",
+      ),
+      Buffer.from("HTTP/1.1 200 OK\r\nX-V: plain\r\nContent-Length: 1\r\n\r\nb", "latin1"),
+    ];
+    let next = 0;
+    await withUpstream(
+      (_, socket) => socket.write(heads[next++]),
+      async (_upstream, transport, server) => {
+        const first = await transport.send(server, get(), LIMITS);
+        assert.equal(first.statusText, "Gr\u00fc\u00dfe");
+        assert.deepEqual(first.headers[0], ["x-v", "caf\u00e9 \u00ff"]);
+        const second = await transport.send(server, get(), LIMITS);
+        assert.equal(second.statusText, "OK");
+        assert.deepEqual(second.headers[0], ["x-v", "plain"]);
+      },
+    );
+  });
+
   it("streams a Content-Length body that arrives after the head", async () => {
     await withUpstream(async (_, socket) => {
       socket.write("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhel");
