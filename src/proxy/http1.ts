@@ -281,6 +281,8 @@ class Connection implements BufferedInput {
   buf: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
   /** Where request heads are encoded; reused, since a head is written whole before the next. */
   headBuffer: Uint8Array | undefined;
+  /** The last head's bytes: a view of `headBuffer`, reused by a head of the same length. */
+  headView: Uint8Array | undefined;
   start = 0;
   end = 0;
   /** Bytes of response received on this exchange (0 = the server said nothing yet). */
@@ -326,7 +328,8 @@ class Connection implements BufferedInput {
         this.buf = bigger;
       }
     }
-    const n = await this.socket.read(this.buf.subarray(this.end));
+    // An empty buffer is read into whole: no view made per request.
+    const n = await this.socket.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
     if (n === null || this.destroyed) return false;
     this.end += n;
     this.received += n;
@@ -395,7 +398,11 @@ function encodeRequestHead(request: UpstreamRequest, connection: Connection): Ui
     const into = connection.headBuffer ??= new Uint8Array(HEAD_BUFFER_SIZE);
     // UTF-8 writes a non-ASCII char as two bytes: then `written` and the length differ.
     const { read, written } = ASCII.encodeInto(head, into);
-    if (read === head.length && written === head.length) return into.subarray(0, written);
+    if (read === head.length && written === head.length) {
+      const view = connection.headView;
+      if (view !== undefined && view.length === written) return view;
+      return connection.headView = into.subarray(0, written);
+    }
   }
   return Buffer.from(head, "latin1");
 }

@@ -152,6 +152,8 @@ export class Connection implements BufferedInput {
   #expectContinue = false;
   #upgrade: PendingUpgrade | undefined;
   #out: Uint8Array | undefined;
+  /** The last view of `#out` written (see {@link #encode}). */
+  #outView: Uint8Array | undefined;
 
   constructor(readonly host: ConnectionHost, readonly socket: FrontSocket) {
     this.client = {
@@ -261,7 +263,8 @@ export class Connection implements BufferedInput {
       this.end = unread;
     }
     if (this.end === this.buf.length) return false;
-    const n = await this.socket.read(this.buf.subarray(this.end));
+    // An empty buffer is read into whole: no view made per request.
+    const n = await this.socket.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
     if (n === null) return false;
     this.end += n;
     return true;
@@ -292,7 +295,8 @@ export class Connection implements BufferedInput {
     }
     const out = this.#out;
     if (out !== undefined) {
-      this.#out = undefined;
+      // The view belongs with the buffer: another connection writes into it from now on.
+      this.#out = this.#outView = undefined;
       giveBack(outputPool, out, OUT_BUFFER);
     }
   }
@@ -705,7 +709,10 @@ export class Connection implements BufferedInput {
    */
   #encode(head: string, body?: Uint8Array, bodyLength = body?.length ?? 0): Uint8Array {
     this.#out ??= lend(outputPool, OUT_BUFFER);
-    return encodeHead(head, body, bodyLength, this.#out);
+    const out = encodeHead(head, body, bodyLength, this.#out, this.#outView);
+    // Up to OUT_BUFFER bytes it is a view of #out: the next answer of that length reuses it.
+    if (out.length <= OUT_BUFFER) this.#outView = out;
+    return out;
   }
 
   /** A response body that failed ends the connection (its framing is broken). */

@@ -243,18 +243,23 @@ const encoder = new TextEncoder();
 /**
  * `head` (latin1 text: one byte per character) followed by the first `bodyLength` bytes of
  * `body`, as one array to write: one write, one packet for the usual small response. Written
- * into `into` when it is large enough (a connection's reused buffer: no allocation).
+ * into `into` when it is large enough (a connection's reused buffer: no allocation); `view`, an
+ * earlier result that is a view of `into`, is reused when it has the length needed (no new view).
  */
 export function encodeHead(
   head: string,
   body?: Uint8Array,
   bodyLength = body?.length ?? 0,
   into?: Uint8Array,
+  view?: Uint8Array,
 ): Uint8Array {
   const n = head.length;
-  const out = into !== undefined && into.length >= n + bodyLength
-    ? into.subarray(0, n + bodyLength)
-    : new Uint8Array(n + bodyLength);
+  const total = n + bodyLength;
+  const out = into === undefined || into.length < total
+    ? new Uint8Array(total)
+    : view !== undefined && view.length === total
+    ? view
+    : into.subarray(0, total);
   const { read, written } = encoder.encodeInto(head, out);
   if (read !== n || written !== n) {
     // Not ASCII: header values are latin1 (one byte per character), not UTF-8.
