@@ -82,6 +82,9 @@ export class Watch {
     }
   }
 
+  /** Where this watch sits in its watchdog's list; -1 once it is not watched. */
+  slot = -1;
+
   /** The exchange is over: no longer watched. */
   end(): void {
     if (this.#onClientGone !== undefined) {
@@ -91,26 +94,39 @@ export class Watch {
   }
 }
 
-/** The one timer of a transport: ticks while exchanges are under watch, stops when none are. */
+/**
+ * The one timer of a transport: ticks while exchanges are under watch, stops when none are. The
+ * watched exchanges are a list in which each knows its slot: taking one out moves the last into
+ * its place (no hashing per exchange, as a Set's add and delete cost).
+ */
 export class Watchdog {
-  readonly #watched = new Set<Watch>();
+  readonly #watched: Watch[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /** Starts watching an exchange; `onStop` cuts it (client gone or timed out). */
   watch(client: ClientSide | undefined, onStop: () => void): Watch {
     const watch = new Watch(this, client, onStop);
-    this.#watched.add(watch);
+    watch.slot = this.#watched.length;
+    this.#watched.push(watch);
     this.#timer ??= setInterval(this.#tick, TICK_MS);
     return watch;
   }
 
   delete(watch: Watch): void {
-    this.#watched.delete(watch);
+    const slot = watch.slot;
+    if (slot < 0) return;
+    watch.slot = -1;
+    const list = this.#watched;
+    const last = list.pop()!;
+    if (last !== watch) {
+      list[slot] = last;
+      last.slot = slot;
+    }
   }
 
   /** Exchanges under watch, for tests. */
   get size(): number {
-    return this.#watched.size;
+    return this.#watched.length;
   }
 
   stop(): void {
@@ -121,8 +137,11 @@ export class Watchdog {
   #tick = (): void => {
     // Stopped at the first tick with nothing to watch, not at every exchange's end: under load
     // the set empties and fills again constantly, and one interval is cheaper than many.
-    if (this.#watched.size === 0) return this.stop();
+    const list = this.#watched;
+    if (list.length === 0) return this.stop();
     const now = Date.now();
-    for (const watch of this.#watched) watch.check(now);
+    // From the end: a watch that a check ends moves the last (already checked) into its slot,
+    // and one added meanwhile waits for the next tick. A watch checked twice is harmless.
+    for (let i = list.length - 1; i >= 0; i--) list[i]?.check(now);
   };
 }
