@@ -52,6 +52,10 @@ class MemorySocket implements FrontSocket {
     });
   }
 
+  readScratch(max: number): Promise<Uint8Array | null> {
+    return this.readChunk(max);
+  }
+
   async read(into: Uint8Array): Promise<number | null> {
     const chunk = await this.readChunk(into.length);
     if (chunk === null) return null;

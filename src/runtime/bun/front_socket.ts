@@ -59,6 +59,11 @@ class BunFrontSocket extends BunSocketStream implements FrontSocket {
     this.onEnd();
   }
 
+  /** Bun hands over each chunk it received: nothing to reuse, the chunk itself. */
+  readScratch(max: number): Promise<Uint8Array | null> {
+    return this.readChunk(max);
+  }
+
   closeWrite(): void {
     this.socket.shutdown();
   }

@@ -61,6 +61,7 @@ async function acceptLoop(
 export class DenoFrontSocket implements FrontSocket {
   readonly remoteAddress: string;
   #closed = false;
+  #scratch: Uint8Array | undefined;
 
   constructor(readonly conn: any) {
     this.remoteAddress = conn.remoteAddr.hostname;
@@ -72,6 +73,18 @@ export class DenoFrontSocket implements FrontSocket {
 
   readChunk(max: number): Promise<Uint8Array | null> {
     return readFreshChunk(this.conn, max);
+  }
+
+  /** Into this socket's own small array, made on first use: a waiting read holds it (an idle
+   * keep-alive connection then costs it, not the front's 4 KiB buffer). */
+  async readScratch(max: number): Promise<Uint8Array | null> {
+    if (this.#scratch === undefined || this.#scratch.length < max) {
+      this.#scratch = new Uint8Array(max);
+    }
+    const n = await this.conn.read(
+      this.#scratch.length === max ? this.#scratch : this.#scratch.subarray(0, max),
+    );
+    return n === null ? null : this.#scratch.subarray(0, n);
   }
 
   write(data: Uint8Array): Promise<void> {

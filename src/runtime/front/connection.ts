@@ -68,9 +68,9 @@ const INITIAL_BUFFER = 4096;
 /** The reused output buffer of a connection (response heads with small bodies). */
 const OUT_BUFFER = 4096;
 /**
- * What a read takes at most when nothing is buffered (the next head): the socket's own chunk, so
- * no waiting read holds `buf` and an idle connection holds no buffer. Small, because a waiting
- * read on Deno holds an array this size.
+ * What a read takes at most when nothing is buffered (the next head): into the socket's scratch
+ * array (FrontSocket.readScratch), so no waiting read holds `buf` and an idle connection holds no
+ * buffer of ours. Small, because a waiting read on Deno holds a scratch array this size.
  */
 const IDLE_READ = 1024;
 /** `buf` of a connection between exchanges. */
@@ -248,8 +248,11 @@ export class Connection implements BufferedInput {
     return this.#read();
   }
 
-  async #read(): Promise<boolean> {
-    if (this.start === this.end) return await this.#readFresh();
+  #read(): Promise<boolean> {
+    return this.start === this.end ? this.#readFresh() : this.#readMore();
+  }
+
+  async #readMore(): Promise<boolean> {
     if (this.end === this.buf.length) {
       const unread = this.end - this.start;
       if (this.start > 0 && unread <= this.buf.length / 2) {
@@ -270,11 +273,11 @@ export class Connection implements BufferedInput {
     return true;
   }
 
-  /** Nothing unread: the socket's next chunk, copied to the start of `buf` (allocated again
-   * between exchanges). */
+  /** Nothing unread: the socket's next bytes (its scratch array), copied to the start of `buf`
+   * (lent again between exchanges). */
   async #readFresh(): Promise<boolean> {
     this.start = this.end = 0;
-    const chunk = await this.socket.readChunk(IDLE_READ);
+    const chunk = await this.socket.readScratch(IDLE_READ);
     if (chunk === null) return false;
     // Between exchanges the connection holds no buffer (see lend).
     if (this.buf.length < chunk.length) this.buf = lend(inputPool, INITIAL_BUFFER);

@@ -13,6 +13,12 @@ export interface FrontSocket {
   read(into: Uint8Array): Promise<number | null>;
   /** The next bytes received, up to `max`, as a chunk the caller keeps; null at the end. */
   readChunk(max: number): Promise<Uint8Array | null>;
+  /**
+   * The next bytes received, up to `max`, as a view the caller must be done with before its next
+   * read on this socket (no array allocated per read: the front copies a head's first bytes out
+   * at once); null at the end.
+   */
+  readScratch(max: number): Promise<Uint8Array | null>;
   /** Writes all of `data`. */
   write(data: Uint8Array): Promise<void>;
   close(): void;
