@@ -4,7 +4,7 @@
  *
  *   bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N]
  *                    [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--no-peers]
- *                    [--phases tls,ws,streams,idle | --no-phases] [--write-docs]
+ *                    [--phases tls,ws,streams,idle | --no-phases] [--phase-rounds N] [--write-docs]
  *   bun bench/run.ts --report bench/results/full-<time>/results.json   (re-render, no measuring)
  *
  * Before the load runs, the in-process scale micro-benchmark (bench/micro/scale.ts) runs once on
@@ -123,6 +123,8 @@ interface Options {
   micro: boolean;
   /** Phases of bench/phases/ to run (issue 14: tls, ws, streams, idle); empty: none. */
   phases: string[];
+  /** Interleaved rounds of each phase (default: --rounds). */
+  phaseRounds?: number;
   peers: boolean;
   writeDocs: boolean;
   /** --write-docs or --no-docs was given (otherwise a subset leaves docs/ alone). */
@@ -170,6 +172,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--no-micro") o.micro = false;
     else if (a === "--no-phases") o.phases = [];
     else if (a === "--phases") o.phases = value().split(",").filter(Boolean);
+    else if (a === "--phase-rounds") o.phaseRounds = positive(a, value());
     else if (a === "--no-peers") o.peers = false;
     else if (a === "--peers") o.peers = true;
     else if (a === "--write-docs") o.writeDocs = o.docsChosen = true;
@@ -190,7 +193,7 @@ function positive(name: string, text: string): number {
 
 function usage(message: string): never {
   console.error(
-    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--phases tls,ws,streams,idle | --no-phases] [--no-peers] [--write-docs]`,
+    `bench: ${message}\nusage: bun bench/run.ts [--quick] [--rounds N] [--duration S] [--warmup S] [--stream-mib N] [--only REGEX] [--no-stream] [--no-scale] [--no-ops] [--no-dns] [--no-micro] [--phases tls,ws,streams,idle | --no-phases] [--phase-rounds N] [--no-peers] [--write-docs]`,
   );
   process.exit(2);
 }
@@ -1007,7 +1010,7 @@ function phaseContext(usable: Target[]): PhaseContext {
     }));
   return {
     quick: opt.quick,
-    rounds: opt.rounds,
+    rounds: opt.phaseRounds ?? opt.rounds,
     duration: opt.duration,
     warmup: opt.warmup,
     ports: P,
@@ -1053,9 +1056,10 @@ async function runPhases(usable: Target[]): Promise<Record<string, PhaseRow[]>> 
       }
       continue;
     }
-    log(`phase ${phase.id}: ${variants.length} variants × ${opt.rounds} rounds`);
+    const rounds = opt.phaseRounds ?? opt.rounds;
+    log(`phase ${phase.id}: ${variants.length} variants × ${rounds} rounds`);
     try {
-      for (let round = 1; round <= opt.rounds; round++) {
+      for (let round = 1; round <= rounds; round++) {
         const order = variants.map((_, i) => variants[(i + round - 1) % variants.length]);
         for (const variant of order) {
           let row: PhaseRow;
@@ -1082,7 +1086,7 @@ async function runPhases(usable: Target[]): Promise<Record<string, PhaseRow[]>> 
 /** Each phase's section and target lines, for the report (also from a saved results.json). */
 function phaseReports(rows: Record<string, PhaseRow[]>, results: ThroughputResult[]) {
   const ctx: RenderContext = {
-    rounds: opt.rounds,
+    rounds: opt.phaseRounds ?? opt.rounds,
     quick: opt.quick,
     plainRatio: (targetId, cookie) =>
       pairedRatio(
