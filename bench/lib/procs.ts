@@ -189,8 +189,13 @@ export function anonRssKiB(pid: number): number {
   return statusKiB(pid, /RssAnon:\s+(\d+) kB/);
 }
 
+/** The resident set now (VmRSS, KiB) summed over the process tree (peakRssKiB: its high mark). */
+export function vmRssKiB(pid: number): number {
+  return statusKiB(pid, /VmRSS:\s+(\d+) kB/);
+}
+
 /** One /proc/PID/status field (KiB) summed over the process tree. */
-function statusKiB(pid: number, field: RegExp): number {
+export function statusKiB(pid: number, field: RegExp): number {
   let total = 0;
   for (const p of processTree(pid)) {
     try {

@@ -14,6 +14,7 @@ import {
   microTable,
 } from "../micro/result.ts";
 import type { TargetLine } from "./phase.ts";
+import { fixed, int, mib, pct, table, times } from "./format.ts";
 
 export interface Launch {
   readonly argv: string[];
@@ -192,22 +193,6 @@ export function pairedRatio<R extends { variant: string; round: number; ok: bool
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
-
-const int = (
-  n: number | undefined,
-) => (n === undefined ? "–" : Math.round(n).toLocaleString("en-US"));
-const fixed = (n: number | undefined, d = 2) => (n === undefined ? "–" : n.toFixed(d));
-const times = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(2)}×`);
-const mib = (
-  kib: number | undefined,
-) => (kib === undefined ? "–" : `${(kib / 1024).toFixed(0)} MiB`);
-const pct = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(0)}%`);
-
-function table(head: string[], rows: string[][], align?: string[]): string {
-  const a = align ?? head.map((_, i) => (i === 0 ? "---" : "---:"));
-  return [`| ${head.join(" | ")} |`, `|${a.join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)]
-    .join("\n");
-}
 
 const cookieText = (c: Variant["cookie"]) => (c === "-" ? "no sticky" : `cookie ${c}`);
 

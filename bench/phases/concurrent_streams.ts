@@ -56,12 +56,12 @@ import {
   peakRssKiB,
   portOpen,
   type Proc,
-  processTree,
   runAsync,
   sleep,
   start,
   stop,
   tail,
+  vmRssKiB,
   waitPort,
 } from "../lib/procs.ts";
 import { median, pairedRatio } from "../lib/report.ts";
@@ -271,18 +271,6 @@ async function runClient<T>(
   const line = readFileSync(log, "utf8").split("\n").filter((l) => l.startsWith("RESULT ")).pop();
   check(line !== undefined, `${name} exited ${proc.exitCode} without a result: ${tail(log)}`);
   return JSON.parse(line.slice("RESULT ".length)) as T;
-}
-
-/** VmRSS (KiB) summed over the process tree, now. */
-function vmRssKiB(pid: number): number {
-  let total = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      if (m) total += Number(m[1]);
-    } catch { /* gone */ }
-  }
-  return total;
 }
 
 interface ManyResult {

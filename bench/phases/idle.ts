@@ -25,15 +25,16 @@ import path from "node:path";
 import { BODY, gatewayToml, haproxyConfig } from "../lib/configs.ts";
 import type { Phase, PhaseContext, PhaseRow, PhaseTarget, TargetLine } from "../lib/phase.ts";
 import {
+  anonRssKiB,
   cpuSeconds,
   portOpen,
   type Proc,
-  processTree,
   runAsync,
   sleep,
   start,
   stop,
   tail,
+  vmRssKiB,
   waitPort,
 } from "../lib/procs.ts";
 import { median, pairedRatio } from "../lib/report.ts";
@@ -82,21 +83,6 @@ let dir = "";
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new Error(message);
 }
-
-/** One /proc/PID/status field (KiB) summed over the process tree, now. */
-function statusKiB(pid: number, field: RegExp): number {
-  let total = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = field.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      if (m) total += Number(m[1]);
-    } catch { /* gone */ }
-  }
-  return total;
-}
-
-const vmRss = (pid: number) => statusKiB(pid, /VmRSS:\s+(\d+) kB/);
-const rssAnon = (pid: number) => statusKiB(pid, /RssAnon:\s+(\d+) kB/);
 
 /** The soft limit on open files of this process (inherited by what it starts). */
 function openFilesLimit(): number {
@@ -182,10 +168,10 @@ async function awaitLine(
 
 /** The last of `n` RSS samples `ms` apart. */
 async function settledRss(pid: number, n: number, ms: number): Promise<number> {
-  let kib = vmRss(pid);
+  let kib = vmRssKiB(pid);
   for (let i = 1; i < n; i++) {
     await sleep(ms);
-    kib = vmRss(pid);
+    kib = vmRssKiB(pid);
   }
   return kib;
 }
@@ -193,7 +179,7 @@ async function settledRss(pid: number, n: number, ms: number): Promise<number> {
 async function measure(ctx: PhaseContext, proxy: Proc, row: IdleRow, tag: string) {
   await sleep(500);
   row.rssBeforeKiB = await settledRss(proxy.pid, 3, 250);
-  row.anonBeforeKiB = rssAnon(proxy.pid);
+  row.anonBeforeKiB = anonRssKiB(proxy.pid);
   const go = path.join(dir, `${tag}.go`);
   rmSync(go, { force: true });
   const log = path.join(ctx.runDir, `${tag}-client.log`);
@@ -227,7 +213,7 @@ async function measure(ctx: PhaseContext, proxy: Proc, row: IdleRow, tag: string
     const t0 = performance.now();
     row.rssAfterKiB = await settledRss(proxy.pid, 1 + (WATCH_S * 1000) / 500, 500);
     row.idleCpuPct = (100 * (cpuSeconds(proxy.pid) - cpu0)) / ((performance.now() - t0) / 1000);
-    row.anonAfterKiB = rssAnon(proxy.pid);
+    row.anonAfterKiB = anonRssKiB(proxy.pid);
     row.kibPerConnection = (row.rssAfterKiB - row.rssBeforeKiB) / CONNECTIONS;
     check(!proxy.exited, `the proxy exited with the connections open: ${tail(proxy.log)}`);
     writeFileSync(go, "");

@@ -48,6 +48,7 @@ import {
   waitPort,
 } from "../lib/procs.ts";
 import { median, pairedRatio } from "../lib/report.ts";
+import { fixed, int, mib, table, times } from "../lib/format.ts";
 import {
   type CertFiles,
   checkPinned,
@@ -207,13 +208,6 @@ async function measure(ctx: PhaseContext, row: TlsRow, t: PhaseTarget, tag: stri
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const int = (n: number | undefined) =>
-  n === undefined ? "–" : Math.round(n).toLocaleString("en-US");
-const fixed = (n: number | undefined, d = 2) => (n === undefined ? "–" : n.toFixed(d));
-const times = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(2)}×`);
-const mib = (
-  kib: number | undefined,
-) => (kib === undefined ? "–" : `${(kib / 1024).toFixed(0)} MiB`);
 const protocolText = (p: Protocol) => (p === "h2" ? "HTTP/2" : "HTTPS/1.1");
 
 function statOf(rows: TlsRow[], id: string, value: (r: TlsRow) => number | undefined) {
@@ -269,16 +263,6 @@ function fromLogNote(rows: TlsRow[]): string {
 function firstError(rows: TlsRow[]): string {
   const e = rows.find((r) => !r.ok)?.error ?? "";
   return e.replaceAll("|", "/").replaceAll("\n", " ").slice(0, 120);
-}
-
-function table(head: string[], rows: string[][]): string {
-  const align = head.map((_, i) => (i < 3 ? "---" : "---:"));
-  return [
-    `| ${head.join(" | ")} |`,
-    `|${align.join("|")}|`,
-    ...rows.map((r) => `| ${r.join(" | ")} |`),
-  ]
-    .join("\n");
 }
 
 /** "gateway (Bun): TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 h2; …" as h2load reported it. */
@@ -337,6 +321,7 @@ function render(rows: PhaseRow[], ctx: RenderContext): string {
       "runs ok",
     ],
     tableRows(list),
+    3,
   );
   return `### TLS and HTTP/2: HTTPS/1.1 and h2 through the gateway and HAProxy\n\n${method}\n\n${t}\n`;
 }

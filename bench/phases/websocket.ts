@@ -59,6 +59,7 @@ import {
   waitPort,
 } from "../lib/procs.ts";
 import { median, pairedRatio } from "../lib/report.ts";
+import { fixed, int, mib, ms, pct, table, times } from "../lib/format.ts";
 
 /** Message sizes measured (variant suffix → bytes). */
 const SIZES: Record<string, number> = { "1k": 1024, "64k": 64 * 1024 };
@@ -316,13 +317,6 @@ async function measure(ctx: PhaseContext, row: WsRow, tag: string): Promise<void
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const int = (n: number | undefined) =>
-  n === undefined ? "–" : Math.round(n).toLocaleString("en-US");
-const fixed = (n: number | undefined, d = 2) => (n === undefined ? "–" : n.toFixed(d));
-const times = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(2)}×`);
-const mib = (kib: number | undefined) => kib === undefined ? "–" : `${(kib / 1024).toFixed(0)} MiB`;
-const ms = (us: number | undefined) => (us === undefined ? "–" : `${(us / 1000).toFixed(2)} ms`);
-const pct = (n: number | undefined) => (n === undefined ? "–" : `${n.toFixed(0)}%`);
 /** Round trips per second of proxy CPU. */
 const perCpu = (r: WsRow) => (r.cpuUsPerMessage ? 1e6 / r.cpuUsPerMessage : undefined);
 /** Load core at least this busy: the client side may be what limits the row. */
@@ -378,15 +372,6 @@ function tableRows(rows: WsRow[]): string[][] {
       ok === all.length ? `${ok}/${all.length}` : `${ok}/${all.length} (${firstError(all)})`,
     ];
   });
-}
-
-function table(head: string[], rows: string[][]): string {
-  const align = head.map((_, i) => (i < 2 ? "---" : "---:"));
-  return [
-    `| ${head.join(" | ")} |`,
-    `|${align.join("|")}|`,
-    ...rows.map((r) => `| ${r.join(" | ")} |`),
-  ].join("\n");
 }
 
 /** "gateway (Bun) 22/21/21" …: how the 64 connections spread over the echo servers. */
@@ -449,6 +434,7 @@ function render(rows: PhaseRow[], ctx: RenderContext): string {
       "runs ok",
     ],
     tableRows(list),
+    2,
   );
   return `### WebSockets: 64 connections echoing 1 KiB and 64 KiB messages\n\n${method}\n\n${t}\n`;
 }
