@@ -1102,6 +1102,7 @@ function phaseReports(rows: Record<string, PhaseRow[]>, results: ThroughputResul
       id: p.id,
       section: p.render(rows[p.id], ctx),
       targets: p.targets(rows[p.id], ctx),
+      panels: p.chart(rows[p.id], ctx),
     }));
 }
 

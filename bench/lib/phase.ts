@@ -86,6 +86,48 @@ export interface Phase {
   render(rows: PhaseRow[], ctx: RenderContext): string;
   /** This phase's lines of the issue-14 target table. */
   targets(rows: PhaseRow[], ctx: RenderContext): TargetLine[];
+  /** Its panels of docs/benchmarks.svg (one bar per variant: the median over rounds). */
+  chart(rows: PhaseRow[], ctx: RenderContext): ChartPanel[];
+}
+
+/** A panel of bars in the bench's chart. */
+export interface ChartPanel {
+  readonly title: string;
+  /** The axis label, e.g. "requests per second". */
+  readonly unit: string;
+  readonly bars: readonly ChartBar[];
+}
+
+/** One bar: a variant's median over rounds, its range, its kind's colour. */
+export interface ChartBar {
+  readonly label: string;
+  readonly value: number | undefined;
+  readonly min?: number;
+  readonly max?: number;
+  readonly kind: "gateway" | "haproxy" | "baseline";
+  /** After the value, e.g. "0.45× HAProxy". */
+  readonly note?: string;
+}
+
+/** The bar of one variant from its rows' values (ok rows only). */
+export function chartBar(
+  label: string,
+  kind: ChartBar["kind"],
+  values: readonly (number | undefined)[],
+  ratio?: number,
+): ChartBar {
+  const v = values.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return {
+    label,
+    kind,
+    value: v.length === 0 ? undefined : v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2,
+    min: v[0],
+    max: v[v.length - 1],
+    note: ratio === undefined || Math.abs(ratio - 1) < 1e-9
+      ? undefined
+      : `${ratio.toFixed(2)}× HAProxy`,
+  };
 }
 
 /** What a phase's report may use besides its own rows. */

@@ -13,7 +13,7 @@ import {
   type MicroRun,
   microTable,
 } from "../micro/result.ts";
-import type { TargetLine } from "./phase.ts";
+import type { ChartPanel, TargetLine } from "./phase.ts";
 import { fixed, int, mib, pct, table, times } from "./format.ts";
 
 export interface Launch {
@@ -125,8 +125,8 @@ interface Input {
   wallSeconds: number;
   streamMiB: number;
   ports: Ports;
-  /** The phases of bench/phases/ that ran (issue 14): their sections and target lines. */
-  phases?: { id: string; section: string; targets: TargetLine[] }[];
+  /** The phases of bench/phases/ that ran (issue 14): their sections, target lines, panels. */
+  phases?: { id: string; section: string; targets: TargetLine[]; panels: ChartPanel[] }[];
 }
 
 export interface Output {
@@ -1008,6 +1008,19 @@ function chart(input: Input): string {
     );
     parts.push(p2.svg);
     height += 10 + p2.height;
+  }
+  for (const panelOfPhase of (input.phases ?? []).flatMap((p) => p.panels)) {
+    const bars: Bar[] = panelOfPhase.bars.map((b) => ({
+      label: b.label,
+      value: b.value,
+      min: b.min,
+      max: b.max,
+      color: COLORS[b.kind],
+      note: b.note,
+    }));
+    const p = panel(panelOfPhase.title, panelOfPhase.unit, bars, height + 10, width);
+    parts.push(p.svg);
+    height += 10 + p.height;
   }
   const legend = Object.entries({
     "sticky-gateway": COLORS.gateway,

@@ -50,6 +50,7 @@ import {
 import path from "node:path";
 import zlib from "node:zlib";
 import { BODY, haproxyConfig } from "../lib/configs.ts";
+import { chartBar } from "../lib/phase.ts";
 import type { Phase, PhaseContext, PhaseRow, PhaseTarget, TargetLine } from "../lib/phase.ts";
 import {
   cpuSeconds,
@@ -628,6 +629,25 @@ ${
       ], slow)
     }
 ${failures.length > 0 ? `\nFailed runs:\n\n${failures.join("\n")}\n` : ""}`;
+  },
+
+  chart(all) {
+    const rows = all as StreamsRow[];
+    const ids = [...new Set(rows.map((r) => r.variant))].filter((id) => id.endsWith("/many"));
+    return [{
+      title:
+        `${MANY} concurrent ${FILE_MIB} MiB downloads through the proxy (aggregate MiB/s; median, min–max)`,
+      unit: "MiB per second",
+      bars: ids.map((id) => {
+        const target = parse(id).target;
+        return chartBar(
+          target,
+          target === "haproxy" ? "haproxy" : "gateway",
+          rows.filter((r) => r.variant === id && r.ok).map((r) => r.mibps),
+          pairedRatio(rows, id, "streams/haproxy/many", (r) => r.mibps),
+        );
+      }),
+    }];
   },
 
   targets(all) {

@@ -23,6 +23,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { BODY, gatewayToml, haproxyConfig } from "../lib/configs.ts";
+import { chartBar } from "../lib/phase.ts";
 import type { Phase, PhaseContext, PhaseRow, PhaseTarget, TargetLine } from "../lib/phase.ts";
 import {
   anonRssKiB,
@@ -378,6 +379,26 @@ A fresh proxy per run over the bench's three upstreams (the gateway with \`max_c
 
 ${table}
 ${failures.length > 0 ? `\nFailed runs:\n\n${failures.join("\n")}\n` : ""}`;
+  },
+
+  chart(all) {
+    const rows = all as IdleRow[];
+    const ids = [...new Set(rows.map((r) => r.variant))];
+    return [{
+      title: `Memory per idle client connection, ${
+        CONNECTIONS.toLocaleString("en-US")
+      } held open (KiB; median, min–max; shorter is better)`,
+      unit: "KiB per connection",
+      bars: ids.map((id) => {
+        const target = id.split("/")[1];
+        return chartBar(
+          target,
+          target === "haproxy" ? "haproxy" : "gateway",
+          rows.filter((r) => r.variant === id && r.ok).map((r) => r.kibPerConnection),
+          pairedRatio(rows, id, "idle/haproxy", (r) => r.kibPerConnection),
+        );
+      }),
+    }];
   },
 
   targets(all) {

@@ -28,6 +28,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { gatewayToml } from "../lib/configs.ts";
+import { chartBar } from "../lib/phase.ts";
 import type {
   Phase,
   PhaseContext,
@@ -415,4 +416,24 @@ export const phase: Phase = {
   },
   render,
   targets,
+  chart(rows) {
+    const list = rows as TlsRow[];
+    const ids = [...new Set(list.map((r) => r.variant))];
+    return (["h1", "h2"] as const).map((protocol) => ({
+      title: `${protocolText(protocol)} through one proxy core (${
+        protocol === "h1" ? "wrk -t1 -c64" : "h2load -c64 -m10"
+      }, 16-byte responses; median, min–max)`,
+      unit: "requests per second",
+      bars: ids.filter((id) => parseVariant(id).protocol === protocol).map((id) => {
+        const v = parseVariant(id);
+        const label = list.find((r) => r.variant === id && r.label)?.label ?? v.target;
+        return chartBar(
+          `${label} · cookie ${v.cookie}`,
+          v.target === "haproxy" ? "haproxy" : "gateway",
+          list.filter((r) => r.variant === id && r.ok).map((r) => r.rps),
+          pairedRatio(list, id, haproxyOf(id), (r) => r.rps),
+        );
+      }),
+    }));
+  },
 };

@@ -34,6 +34,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { gatewayToml, haproxyConfig, type Ports } from "../lib/configs.ts";
+import { chartBar } from "../lib/phase.ts";
 import type {
   Phase,
   PhaseContext,
@@ -573,4 +574,26 @@ export const phase: Phase = {
   },
   render,
   targets,
+  chart(rows) {
+    const list = rows as WsRow[];
+    return (["1k", "64k"] as const).map((size) => ({
+      title: `WebSockets, 64 connections echoing ${
+        size === "1k" ? "1 KiB" : "64 KiB"
+      } messages (round trips per second; median, min–max)`,
+      unit: "messages per second",
+      bars: orderedIds(list).filter((id) => parseVariant(id).size === size).map((id) => {
+        const v = parseVariant(id);
+        return chartBar(
+          labelOf(list, v.target),
+          v.target === "haproxy"
+            ? "haproxy"
+            : v.target.startsWith("ws-tunnel")
+            ? "baseline"
+            : "gateway",
+          list.filter((r) => r.variant === id && r.ok).map((r) => r.messagesPerSec),
+          pairedRatio(list, id, haproxyOf(id), (r) => r.messagesPerSec),
+        );
+      }),
+    }));
+  },
 };
