@@ -83,6 +83,7 @@ import {
   tail,
   waitPort,
 } from "./lib/procs.ts";
+import { type HttpReply, parseHttpReply } from "./lib/http_reply.ts";
 import { type MicroResult, type MicroRun, microSummary } from "./micro/result.ts";
 import type { Phase, PhaseContext, PhaseRow, PhaseTarget, RenderContext } from "./lib/phase.ts";
 import { loadPhases, PHASE_IDS } from "./phases/mod.ts";
@@ -466,35 +467,13 @@ function buildTargets(): Target[] {
 // ---------------------------------------------------------------------------------------------
 // HTTP checks (curl: a client independent of the runtimes under test)
 
-interface Reply {
-  status: number;
-  headers: [string, string][];
-  body: string;
-  header(name: string): string | undefined;
-  all(name: string): string[];
-}
-
-async function curl(url: string, headers: string[] = []): Promise<Reply> {
+async function curl(url: string, headers: string[] = []): Promise<HttpReply> {
   const args = ["curl", "-s", "-i", "--max-time", "5"];
   for (const h of headers) args.push("-H", h);
   args.push(url);
   const r = await runAsync(args, { timeoutMs: 8000 });
   if (r.code !== 0) throw new Error(`curl ${url}: exit ${r.code} ${r.stderr.trim()}`);
-  const split = r.stdout.indexOf("\r\n\r\n");
-  const head = split < 0 ? r.stdout : r.stdout.slice(0, split);
-  const body = split < 0 ? "" : r.stdout.slice(split + 4);
-  const [statusLine, ...lines] = head.split("\r\n");
-  const list: [string, string][] = lines.map((l) => {
-    const c = l.indexOf(":");
-    return [l.slice(0, c).trim().toLowerCase(), l.slice(c + 1).trim()];
-  });
-  return {
-    status: Number(statusLine.split(" ")[1]),
-    headers: list,
-    body,
-    header: (n) => list.find(([k]) => k === n)?.[1],
-    all: (n) => list.filter(([k]) => k === n).map(([, v]) => v),
-  };
+  return parseHttpReply(r.stdout);
 }
 
 function check(ok: boolean, message: string): asserts ok {

@@ -51,6 +51,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { BODY, haproxyConfig } from "../lib/configs.ts";
 import { chartBar } from "../lib/phase.ts";
+import type { ManyResult } from "../clients/many_downloads.ts";
 import type { Phase, PhaseContext, PhaseRow, PhaseTarget, TargetLine } from "../lib/phase.ts";
 import {
   cpuSeconds,
@@ -272,16 +273,6 @@ async function runClient<T>(
   const line = readFileSync(log, "utf8").split("\n").filter((l) => l.startsWith("RESULT ")).pop();
   check(line !== undefined, `${name} exited ${proc.exitCode} without a result: ${tail(log)}`);
   return JSON.parse(line.slice("RESULT ".length)) as T;
-}
-
-interface ManyResult {
-  count: number;
-  good: number;
-  bytes: number;
-  seconds: number;
-  mibps: number;
-  upstreams: Record<string, number>;
-  errors: string[];
 }
 
 function manyArgv(ctx: PhaseContext, count: number): string[] {

@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { BODY, haproxyConfig, type Ports } from "../lib/configs.ts";
+import { type HttpReply, parseHttpReply } from "../lib/http_reply.ts";
 import { run, runAsync } from "../lib/procs.ts";
 
 /** The certificate files of the phase: PEM certificate and key, and both in one (HAProxy). */
@@ -73,13 +74,9 @@ export function haproxyTlsCfg(p: Ports, pem: string): string {
 export type Protocol = "h1" | "h2";
 
 /** One answer of curl over HTTPS. */
-export interface Reply {
-  readonly status: number;
+export interface Reply extends HttpReply {
   /** curl's `%{http_version}`: "1.1" or "2". */
   readonly version: string;
-  readonly body: string;
-  header(name: string): string | undefined;
-  all(name: string): string[];
 }
 
 const VERSION_MARK = "\nBENCH_HTTP_VERSION ";
@@ -106,22 +103,7 @@ export async function curlTls(url: string, protocol: Protocol, headers: string[]
 function parseCurl(stdout: string): Reply {
   const mark = stdout.lastIndexOf(VERSION_MARK);
   const version = mark < 0 ? "?" : stdout.slice(mark + VERSION_MARK.length).trim();
-  const text = mark < 0 ? stdout : stdout.slice(0, mark);
-  const split = text.indexOf("\r\n\r\n");
-  const head = split < 0 ? text : text.slice(0, split);
-  const body = split < 0 ? "" : text.slice(split + 4);
-  const [statusLine, ...lines] = head.split("\r\n");
-  const list: [string, string][] = lines.map((l) => {
-    const c = l.indexOf(":");
-    return [l.slice(0, c).trim().toLowerCase(), l.slice(c + 1).trim()];
-  });
-  return {
-    status: Number(statusLine.split(" ")[1]),
-    version,
-    body,
-    header: (n) => list.find(([k]) => k === n)?.[1],
-    all: (n) => list.filter(([k]) => k === n).map(([, v]) => v),
-  };
+  return { ...parseHttpReply(mark < 0 ? stdout : stdout.slice(0, mark)), version };
 }
 
 function check(ok: boolean, message: string): asserts ok {
