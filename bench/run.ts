@@ -57,6 +57,7 @@ import {
   haproxyCfg,
   nginxProxyConf,
   OPS_SCENARIOS,
+  type Ports,
   ports,
   requestPath,
   type Scenario,
@@ -89,6 +90,7 @@ import type { Phase, PhaseContext, PhaseRow, PhaseTarget, RenderContext } from "
 import { loadPhases, PHASE_IDS } from "./phases/mod.ts";
 import { type Dnsmasq, locateDnsmasq, startDnsmasq } from "../tests/dns/dnsmasq.ts";
 import {
+  COMPANIONS,
   type Machine,
   pairedRatio,
   report,
@@ -319,13 +321,13 @@ function gatewayTarget(
     scale: true,
     stream: true,
     skip,
-    launch: (scenario, extra) => {
-      const file = path.join(TMP, `${id}-${scenario}.toml`);
+    launch: (scenario, extra, p = P, fileTag = "") => {
+      const file = path.join(TMP, `${id}-${scenario}${fileTag}.toml`);
       const keys = path.join(TMP, TOKEN_KEYS_FILE);
       if (scenario === TOKEN_SCENARIO) writeFileSync(keys, TOKEN_KEYS_TEXT);
       writeFileSync(
         file,
-        gatewayToml(scenario, P, extra, path.join(TMP, `${id}-access.log`), keys),
+        gatewayToml(scenario, p, extra, path.join(TMP, `${id}${fileTag}-access.log`), keys),
       );
       return { argv: argv(file) };
     },
@@ -481,8 +483,12 @@ function check(ok: boolean, message: string): asserts ok {
 }
 
 /** Serves, balances, and (sticky targets) pins by cookie. Returns the cookie for the "present" case. */
-async function verify(target: Target, scenario: Scenario): Promise<string | undefined> {
-  const url = `http://${P.host}:${P.proxy}${requestPath(scenario)}`;
+async function verify(
+  target: Target,
+  scenario: Scenario,
+  p: Ports = P,
+): Promise<string | undefined> {
+  const url = `http://${p.host}:${p.proxy}${requestPath(scenario)}`;
   const allowed = servingPorts(scenario, P);
   const one = async (headers: string[] = []) => {
     const r = await curl(url, headers);
@@ -538,19 +544,54 @@ let dnsServer: Dnsmasq | undefined;
 /** The dnsmasq binary, or undefined (dns200 and static200 then do not run; main says why). */
 let dnsmasqBinary: string | undefined;
 
-async function startTarget(target: Target, scenario: Scenario, tag: string): Promise<Proc> {
-  check(!(await portOpen(P.host, P.proxy)), `port ${P.proxy} is already in use (another process?)`);
+async function startTarget(
+  target: Target,
+  scenario: Scenario,
+  tag: string,
+  p: Ports = P,
+  fileTag = "",
+): Promise<Proc> {
+  check(!(await portOpen(p.host, p.proxy)), `port ${p.proxy} is already in use (another process?)`);
   const extra = scenario === "dns200" && dnsServer !== undefined
     ? `${workersLine}\nresolver = "127.0.0.1:${dnsServer.port}"`
     : workersLine;
-  const { argv, env } = target.launch(scenario, extra);
+  const { argv, env } = target.launch(scenario, extra, p, fileTag);
   const proc = start(target.id, argv, path.join(RUN_DIR, `${tag}.log`), {
     cpu: PROXY_CPU,
     env,
     cwd: target.kind === "gateway" ? GW : ROOT,
   });
-  await waitPort(proc, P.host, P.proxy);
+  await waitPort(proc, p.host, p.proxy);
   return proc;
+}
+
+/** Where a side-by-side companion listens: the bench's ports, proxy and admin moved by 5. */
+const COMPANION_PORTS: Ports = { ...P, proxy: P.proxy + 5, admin: P.admin + 5 };
+
+/** A companion gateway started and checked beside a variant (see COMPANIONS). */
+interface Companion {
+  readonly variant: string;
+  readonly proc: Proc;
+  readonly url: string;
+  readonly cookie: string | undefined;
+}
+
+async function startCompanion(v: Variant, tag: string): Promise<Companion | undefined> {
+  const scenario = COMPANIONS[v.scenario];
+  if (scenario === undefined || v.target.kind !== "gateway") return undefined;
+  const proc = await startTarget(v.target, scenario, `${tag}-companion`, COMPANION_PORTS, "-c");
+  try {
+    const cookie = await verify(v.target, scenario, COMPANION_PORTS);
+    return {
+      variant: `${v.target.id}/${scenario}/${v.cookie}`,
+      proc,
+      url: `http://${P.host}:${COMPANION_PORTS.proxy}${requestPath(scenario)}`,
+      cookie: v.cookie === "present" ? cookie : undefined,
+    };
+  } catch (error) {
+    await stop(proc);
+    throw error;
+  }
 }
 
 function parseWrk(stdout: string): Record<string, number> {
@@ -657,22 +698,43 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
   };
   base.idleBefore = await awaitQuiet();
   let proc: Proc | undefined;
+  let companion: Companion | undefined;
   try {
     proc = await startTarget(v.target, v.scenario, tag);
     const cookie = await verify(v.target, v.scenario);
+    companion = await startCompanion(v, tag);
     const url = `http://${P.host}:${P.proxy}${requestPath(v.scenario)}`;
     const sendCookie = v.cookie === "present" ? cookie : undefined;
-    if (opt.warmup > 0) await wrk(url, opt.warmup, sendCookie);
+    // A companion is loaded at the same time as the variant, by its own wrk, for the same time.
+    const load = (seconds: number) =>
+      Promise.all([
+        wrk(url, seconds, sendCookie),
+        companion && wrk(companion.url, seconds, companion.cookie),
+      ]);
+    if (opt.warmup > 0) await load(opt.warmup);
     const cpu0 = cpuSeconds(proc.pid);
+    const companionCpu0 = companion && cpuSeconds(companion.proc.pid);
     const cores0 = cpuTimes();
     // As Prometheus would, only more often (its default interval is 15 s).
     const scraping = v.scenario === "metrics" ? scrapeEvery(1000) : undefined;
     const storm = v.scenario === "reloads"
       ? reloadStorm(path.join(TMP, `${v.target.id}-reloads.toml`))
       : undefined;
-    const w = await wrk(url, opt.duration, sendCookie);
+    const [w, wc] = await load(opt.duration);
     scraping?.stop();
     const reloads = await storm?.stop();
+    if (companion !== undefined && wc !== undefined) {
+      check(!companion.proc.exited, `the companion exited: ${tail(companion.proc.log)}`);
+      check(wc.requests > 0 && wc.status === 0, `companion: ${wc.status} non-2xx responses`);
+      const seconds = wc.duration_us / 1e6;
+      base.companion = {
+        variant: companion.variant,
+        rps: wc.requests / seconds,
+        p99Ms: wc.p99_us / 1000,
+        cpuPct: (100 * (cpuSeconds(companion.proc.pid) - companionCpu0!)) / seconds,
+        rssKiB: peakRssKiB(companion.proc.pid),
+      };
+    }
     if (reloads !== undefined) {
       check(reloads.ok > 0, `no reload succeeded (${reloads.asked} asked)`);
       base.reloads = reloads;
@@ -716,6 +778,7 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
   } catch (error) {
     base.error = (error as Error).message;
   } finally {
+    if (companion !== undefined) await stop(companion.proc);
     if (proc !== undefined) {
       await stop(proc);
       if (!proc.exited) base.error ??= "did not stop";
