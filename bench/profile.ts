@@ -5,6 +5,8 @@
  *
  *   bun bench/profile.ts [--runtime deno|bun|both] [--cookie absent|present|both]
  *                        [--duration S] [--warmup S] [--interval µs] [--compare]
+ *                        [--load wrk|download|upload|stream] [--stream-mib N] [--strace S]
+ *                        [--perf]
  *   (sampling interval: 100 µs on Bun, 1,000 µs on Deno unless --interval; see intervalFor)
  *   bun bench/profile.ts --report bench/results/profile-<…>.json   (re-render, no measuring)
  *
@@ -13,24 +15,49 @@
  * warm-up and stopped after the measured run. `--compare` adds an unprofiled run of each case,
  * to show what the profiler itself costs.
  *
+ * `--load download|upload` (`stream`: both) profiles one 1 GiB transfer instead of wrk, set up
+ * as bench/run.ts's streaming rows are: a fresh gateway with the "stream" config, nginx serving a
+ * file of random bytes (sendfile) and the Bun sink on the load core, the download client
+ * (bench/upstreams/download.ts) or `curl -T`; every byte checked (size and CRC-32). No warm-up (as
+ * in the bench); costs are per MiB moved; the gateway's VmRSS/RssAnon are sampled every 50 ms.
+ * `--strace S` adds, per case, an unprofiled transfer with `strace -f` attached for S seconds and
+ * the same for HAProxy: system calls per GiB and bytes per call, by call and descriptor.
+ * `--perf` adds one more with `perf record -e cpu-clock` (kernel and native code: where the
+ * time outside JavaScript goes), HAProxy's too.
+ *
  * Writes bench/results/profile-<runtime>-<cookie>-<time>.md, the raw .cpuprofile beside it (open
- * it in Chrome DevTools or speedscope) and a .json of the measurements (for --report). Environment: DENO, BUN, PROFILE_PORT_BASE
+ * it in Chrome DevTools or speedscope) and a .json of the measurements (for --report); a stream
+ * load writes profile-<runtime>-<download|upload>-<time>.*. Environment: DENO, BUN, PROFILE_PORT_BASE
  * (default 30000, clear of the bench's 28000), BENCH_PROXY_CPU / BENCH_LOAD_CPU.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { BODY, gatewayToml, ports, upstreamNginx } from "./lib/configs.ts";
+import zlib from "node:zlib";
+import { BODY, gatewayToml, haproxyCfg, ports, upstreamNginx } from "./lib/configs.ts";
 import {
   busyPct,
   cleanUpOnSignals,
   cpuSeconds,
   cpuTimes,
+  peakRssKiB,
   portOpen,
   type Proc,
   run,
@@ -51,10 +78,20 @@ const RESULTS = path.join(ROOT, "bench", "results");
 
 type Runtime = "deno" | "bun";
 type CookieCase = "absent" | "present";
+/** wrk's requests (the default), or one large transfer through the gateway. */
+type Load = "wrk" | Direction;
+type Direction = "download" | "upload";
 
 interface Options {
   runtimes: Runtime[];
   cookies: CookieCase[];
+  loads: Load[];
+  /** Size of a streamed transfer, MiB (default 1024, the bench's). */
+  streamMiB: number;
+  /** Stream loads: seconds of `strace -f` on an unprofiled transfer (and on HAProxy's). */
+  strace?: number;
+  /** Stream loads: `perf record` through an unprofiled transfer (and HAProxy's). */
+  perf: boolean;
   duration: number;
   warmup: number;
   /** Sampling interval, µs (default: intervalFor). */
@@ -67,6 +104,7 @@ interface Options {
 const USAGE =
   "usage: bun bench/profile.ts [--runtime deno|bun|both] [--cookie absent|present|both] " +
   "[--duration S] [--warmup S] [--interval µs] [--compare]\n" +
+  "       [--load wrk|download|upload|stream] [--stream-mib N] [--strace S] [--perf]\n" +
   "       bun bench/profile.ts --report bench/results/profile-<…>.json   (re-render, no measuring)";
 
 function usage(message: string): never {
@@ -87,10 +125,20 @@ function positive(name: string, text: string): number {
   return n;
 }
 
+function loadChoice(text: string): Load[] {
+  if (text === "stream") return ["download", "upload"];
+  const found = (["wrk", "download", "upload"] as const).find((v) => v === text);
+  if (found === undefined) usage("--load must be wrk, download, upload or stream (both ways)");
+  return [found];
+}
+
 function parseOptions(argv: readonly string[]): Options {
   const o: Options = {
     runtimes: ["deno", "bun"],
     cookies: ["absent", "present"],
+    loads: ["wrk"],
+    streamMiB: 1024,
+    perf: false,
     duration: 8,
     warmup: 2,
     compare: false,
@@ -105,6 +153,10 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--interval") o.interval = Math.round(positive(a, value()));
     else if (a === "--compare") o.compare = true;
     else if (a === "--report") o.report = value();
+    else if (a === "--load") o.loads = loadChoice(value());
+    else if (a === "--stream-mib") o.streamMiB = Math.round(positive(a, value()));
+    else if (a === "--strace") o.strace = positive(a, value());
+    else if (a === "--perf") o.perf = true;
     else if (a === "--help" || a === "-h") usage("help");
     else usage(`unknown argument ${a}`);
   }
@@ -442,6 +494,8 @@ interface Measured {
   readonly proxyCoreBusy?: number;
   readonly loadCoreBusy?: number;
   readonly warmupRps?: number;
+  /** A stream load's transfer (its "requests" are MiB moved). */
+  readonly stream?: StreamFacts;
 }
 
 /** The measured run in a profile's clock. */
@@ -465,8 +519,17 @@ function intervalFor(runtime: Runtime): number {
   return opt.interval ?? (runtime === "deno" ? 1000 : 100);
 }
 
-/** Gateway argv; `profiling` adds `--cpu-prof` into `dir` (Bun) or `--inspect` (Deno). */
-function gatewayArgv(runtime: Runtime, config: string, profiling: boolean, dir: string): string[] {
+/**
+ * Gateway argv; `profiling` adds `--cpu-prof` into `dir` (Bun) or `--inspect` (Deno). A stream
+ * load runs Deno as bench/run.ts does, with V8's semi-space at 4 MiB (the wrk load as it was).
+ */
+function gatewayArgv(
+  runtime: Runtime,
+  config: string,
+  profiling: boolean,
+  dir: string,
+  load: Load,
+): string[] {
   const main = path.join(ROOT, "src/main.ts");
   if (runtime === "bun") {
     const prof = profiling
@@ -475,18 +538,30 @@ function gatewayArgv(runtime: Runtime, config: string, profiling: boolean, dir: 
     return [BUN, ...prof, main, "--config", config];
   }
   const inspect = profiling ? [`--inspect=${P.host}:${INSPECT_PORT}`] : [];
-  return [DENO, "run", "-A", ...inspect, main, "--config", config];
+  const v8 = load === "wrk" ? [] : ["--v8-flags=--max-semi-space-size=4"];
+  return [DENO, "run", "-A", ...v8, ...inspect, main, "--config", config];
 }
 
-/** The bench's "main" scenario with `workers = 1`, as bench/run.ts configures the gateway. */
-function writeConfig(): string {
+/**
+ * As bench/run.ts configures the gateway: `workers = 1` and the "main" scenario for wrk; for a
+ * stream load the "stream" scenario (a route to the sink) and no cap on the upload's size.
+ */
+function writeConfig(load: Load): string {
   const file = path.join(TMP, "gateway.toml");
-  writeFileSync(file, gatewayToml("main", P, "workers = 1"));
+  const toml = load === "wrk"
+    ? gatewayToml("main", P, "workers = 1")
+    : gatewayToml("stream", P, "workers = 1\nclient_max_body_size = 0");
+  writeFileSync(file, toml);
   return file;
 }
 
-async function startGateway(runtime: Runtime, profiling: boolean, dir: string): Promise<Proc> {
-  const argv = gatewayArgv(runtime, writeConfig(), profiling, dir);
+async function startGateway(
+  runtime: Runtime,
+  profiling: boolean,
+  dir: string,
+  load: Load = "wrk",
+): Promise<Proc> {
+  const argv = gatewayArgv(runtime, writeConfig(load), profiling, dir, load);
   const proc = start(`gateway-${runtime}`, argv, path.join(dir, "gateway.log"), {
     cpu: PROXY_CPU,
     cwd: ROOT,
@@ -537,20 +612,43 @@ async function measure(
   };
 }
 
-const NOTHING = { before: async () => {}, after: async () => {} };
+const NOTHING: Around = { before: async () => {}, after: async () => {} };
 
-async function profileDeno(cookie: CookieCase, dir: string): Promise<Profiled> {
-  const proc = await startGateway("deno", true, dir);
+/** Brackets the measured part of a run (the profiler started and stopped, or Bun's window). */
+interface Around {
+  before(): Promise<void>;
+  after(): Promise<void>;
+}
+
+/** What a case does with the gateway it started: a load, measured. */
+interface Work {
+  /** Once the gateway listens, before a profiler attaches (e.g. the request that gets a cookie). */
+  prepare(): Promise<void>;
+  /** The measured load; `around` brackets exactly what is measured. */
+  run(proc: Proc, around: Around): Promise<Measured>;
+}
+
+/** wrk's load, with or without the sticky cookie. */
+function wrkWork(cookie: CookieCase): Work {
+  let sent: string | undefined;
+  return {
+    prepare: async () => void (sent = cookie === "present" ? await firstCookie() : undefined),
+    run: (proc, around) => measure(proc, sent, around),
+  };
+}
+
+async function profileDeno(work: Work, dir: string, load: Load): Promise<Profiled> {
+  const proc = await startGateway("deno", true, dir, load);
   let cdp: Cdp | undefined;
   try {
-    const sent = cookie === "present" ? await firstCookie() : undefined;
+    await work.prepare();
     cdp = await Cdp.connect(P.host, INSPECT_PORT);
     const session = cdp;
     const maps = await sourceMaps(session);
     await session.send("Profiler.enable");
     await session.send("Profiler.setSamplingInterval", { interval: intervalFor("deno") });
     let profile: CpuProfile | undefined;
-    const m = await measure(proc, sent, {
+    const m = await work.run(proc, {
       before: () => session.send("Profiler.start"),
       after: async () => {
         profile = (await session.send<{ profile: CpuProfile }>("Profiler.stop")).profile;
@@ -564,13 +662,13 @@ async function profileDeno(cookie: CookieCase, dir: string): Promise<Profiled> {
   }
 }
 
-async function profileBun(cookie: CookieCase, dir: string): Promise<Profiled> {
-  const proc = await startGateway("bun", true, dir);
+async function profileBun(work: Work, dir: string, load: Load): Promise<Profiled> {
+  const proc = await startGateway("bun", true, dir, load);
   const window = { from: 0, to: 0 };
   let m: Measured;
   try {
-    const sent = cookie === "present" ? await firstCookie() : undefined;
-    m = await measure(proc, sent, {
+    await work.prepare();
+    m = await work.run(proc, {
       before: async () => void (window.from = nowUs()),
       after: async () => void (window.to = nowUs()),
     });
@@ -598,11 +696,418 @@ async function bunProfile(dir: string): Promise<CpuProfile> {
 }
 
 /** The same case without any profiler, for the profiler's own cost. */
-async function unprofiled(runtime: Runtime, cookie: CookieCase, dir: string): Promise<Measured> {
-  const proc = await startGateway(runtime, false, dir);
+async function unprofiled(
+  runtime: Runtime,
+  work: Work,
+  dir: string,
+  load: Load,
+): Promise<Measured> {
+  const proc = await startGateway(runtime, false, dir, load);
   try {
-    const sent = cookie === "present" ? await firstCookie() : undefined;
-    return await measure(proc, sent, NOTHING);
+    await work.prepare();
+    return await work.run(proc, NOTHING);
+  } finally {
+    await stop(proc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream loads: one large transfer, as bench/run.ts's streaming rows
+
+/** The file nginx serves at /big and curl uploads: random bytes with a known CRC-32. */
+interface DataFile {
+  readonly file: string;
+  readonly bytes: number;
+  readonly crc32: number;
+}
+
+const crc32 = (zlib as unknown as { crc32(data: Uint8Array, value?: number): number }).crc32;
+
+/** Writes TMP/big (`mib` MiB of random bytes), as bench/run.ts's makeDataFile does. */
+function makeDataFile(mib: number): DataFile {
+  const free = Number(run(["df", "-Pk", TMP]).trim().split("\n")[1].split(/\s+/)[3]) * 1024;
+  check(free > mib * (1 << 20) + (2 << 30), `not enough space in ${TMP} for ${mib} MiB (+2 GiB)`);
+  chmodSync(TMP, 0o755); // nginx's worker (nobody, when run as root) reads the file from here
+  const file = path.join(TMP, "big");
+  const block = randomBytes(4 << 20);
+  const fd = openSync(file, "w", 0o644);
+  let crc = 0;
+  const bytes = mib * (1 << 20);
+  for (let written = 0; written < bytes; written += block.length) {
+    const chunk = block.subarray(0, Math.min(block.length, bytes - written));
+    writeSync(fd, chunk);
+    crc = crc32(chunk, crc);
+  }
+  closeSync(fd);
+  return { file, bytes, crc32: crc };
+}
+
+/** What the client (download) or the sink (upload) got, and the client's transfer time. */
+interface Transfer {
+  readonly bytes: number;
+  readonly crc32: number;
+  /** The transfer's own time on the client's side, s (what the bench's MiB/s divide by). */
+  readonly seconds: number;
+}
+
+/**
+ * One transfer through the proxy on P.proxy with the bench's clients on the load core: the
+ * download client (Bun `fetch`) or `curl -T` to the sink. Throws unless every byte arrived.
+ */
+async function transfer(direction: Direction, data: DataFile): Promise<Transfer> {
+  const maxTime = Math.max(60, Math.ceil(data.bytes / (8 << 20))); // ≥ 8 MiB/s or fail
+  const load = LOAD_CPU === undefined ? [] : ["taskset", "-c", LOAD_CPU];
+  const timeoutMs = (maxTime + 10) * 1000;
+  let answer: Transfer;
+  if (direction === "download") {
+    const client = path.join(ROOT, "bench/upstreams/download.ts");
+    const url = `http://${P.host}:${P.proxy}/big`;
+    const r = await runAsync([...load, BUN, client, url], { timeoutMs });
+    check(r.code === 0, `download failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+    const got = JSON.parse(r.stdout) as Transfer & { readonly status: number };
+    check(got.status === 200, `download: status ${got.status}`);
+    answer = got;
+  } else {
+    const r = await runAsync([
+      ...load,
+      "curl",
+      "-sS",
+      "--fail",
+      "--max-time",
+      String(maxTime),
+      "-H",
+      "Expect:",
+      "-H",
+      "Content-Type: application/octet-stream",
+      "-T",
+      data.file,
+      "-w",
+      "\n%{time_total}",
+      `http://${P.host}:${P.proxy}/upload`,
+    ], { timeoutMs });
+    check(r.code === 0, `upload failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+    const lines = r.stdout.trim().split("\n");
+    const got = JSON.parse(lines[0]) as { readonly bytes: number; readonly crc32: number };
+    answer = { ...got, seconds: Number(lines[1]) };
+  }
+  check(
+    answer.bytes === data.bytes && answer.crc32 === data.crc32,
+    `${direction}: ${answer.bytes} bytes with CRC-32 ${answer.crc32}; sent ${data.bytes} ` +
+      `with CRC-32 ${data.crc32}`,
+  );
+  return answer;
+}
+
+/** One reading of the gateway's memory during a transfer. */
+interface RssSample {
+  /** Since the transfer started. */
+  readonly ms: number;
+  readonly vmRssKiB: number;
+  readonly anonKiB: number;
+}
+
+/** VmRSS and RssAnon of one process (the gateway runs as one: no tree walk every 50 ms). */
+function rssNow(pid: number): { vmRssKiB: number; anonKiB: number } {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(text)?.[1]);
+    return { vmRssKiB: field("VmRSS"), anonKiB: field("RssAnon") };
+  } catch {
+    return { vmRssKiB: NaN, anonKiB: NaN };
+  }
+}
+
+/** Samples {@link rssNow} every `everyMs` until stopped. */
+function sampleRss(pid: number, everyMs: number): { stop(): RssSample[] } {
+  const t0 = performance.now();
+  const samples: RssSample[] = [];
+  const take = () => samples.push({ ms: Math.round(performance.now() - t0), ...rssNow(pid) });
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return samples;
+    },
+  };
+}
+
+/** What a stream load adds to {@link Measured} (whose "requests" are then MiB moved). */
+interface StreamFacts {
+  readonly direction: Direction;
+  readonly bytes: number;
+  /** From the measured window's start to its end, as the driver saw it (s). */
+  readonly wallSeconds: number;
+  /** VmHWM of the proxy at the end (the bench's peak RSS). */
+  readonly peakRssKiB: number;
+  /** VmRSS and RssAnon every 50 ms through the transfer. */
+  readonly rss: readonly RssSample[];
+}
+
+/** One transfer, measured: "requests" are MiB, so every "per request" figure is per MiB. */
+async function measureStream(
+  proc: Proc,
+  direction: Direction,
+  data: DataFile,
+  around: Around,
+): Promise<Measured> {
+  const busyBefore = await awaitQuiet();
+  await around.before();
+  const t0 = performance.now();
+  const cpu0 = cpuSeconds(proc.pid);
+  const main0 = mainThreadSeconds(proc.pid);
+  const cores0 = cpuTimes();
+  const sampler = sampleRss(proc.pid, 50);
+  const t = await transfer(direction, data);
+  const rss = sampler.stop();
+  const cores1 = cpuTimes();
+  const cpu = cpuSeconds(proc.pid) - cpu0;
+  const main = mainThreadSeconds(proc.pid) - main0;
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const peak = peakRssKiB(proc.pid);
+  await around.after();
+  check(!proc.exited, `${proc.name} exited during the transfer: ${tail(proc.log)}`);
+  const mib = t.bytes / (1 << 20);
+  return {
+    rps: mib / t.seconds,
+    requests: mib,
+    seconds: t.seconds,
+    cpuUsPerRequest: (cpu * 1e6) / mib,
+    mainCpuUsPerRequest: (main * 1e6) / mib,
+    cpuPct: (100 * cpu) / wallSeconds,
+    busyBefore,
+    proxyCoreBusy: busyPct(cores0, cores1, PROXY_CPU),
+    loadCoreBusy: busyPct(cores0, cores1, LOAD_CPU),
+    stream: { direction, bytes: t.bytes, wallSeconds, peakRssKiB: peak, rss },
+  };
+}
+
+/** GET / through the proxy: it answers as the bench expects before anything is measured. */
+async function probe(): Promise<void> {
+  const response = await fetch(TARGET);
+  const body = await response.text();
+  check(response.status === 200 && body === BODY, `GET ${TARGET}: ${response.status} ${body}`);
+}
+
+function streamWork(direction: Direction, data: DataFile): Work {
+  return { prepare: probe, run: (proc, around) => measureStream(proc, direction, data, around) };
+}
+
+// System calls (strace)
+
+/** System calls of one kind on one descriptor and thread, while strace watched. */
+interface SyscallRow {
+  readonly name: string;
+  /** The descriptor of a data call (read, write, sendmsg, …), else "". */
+  readonly fd: string;
+  /** "main": the thread that runs JavaScript (the process's own id); else "other". */
+  readonly thread: "main" | "other";
+  calls: number;
+  /** Calls that failed (EAGAIN mostly). */
+  errors: number;
+  /** Bytes the data calls moved (their positive results). */
+  bytes: number;
+  /** Median and largest size of a successful data call. */
+  median: number;
+  max: number;
+}
+
+/** What strace saw of one proxy during part of a transfer. */
+interface Syscalls {
+  readonly proxy: string;
+  readonly direction: Direction;
+  /** How long strace was attached, s. */
+  readonly seconds: number;
+  /** Bytes moved in that time (the larger of the bytes read and written by data calls). */
+  readonly moved: number;
+  readonly rows: readonly SyscallRow[];
+}
+
+const READS = new Set(["read", "readv", "recvfrom", "recvmsg", "recvmmsg", "pread64"]);
+const WRITES = new Set(["write", "writev", "sendto", "sendmsg", "sendmmsg", "pwrite64"]);
+const DATA_CALLS = new Set([...READS, ...WRITES, "splice", "sendfile", "tee", "vmsplice"]);
+
+/**
+ * strace's `-f -o` lines: `TID name(args) = ret`, or split in two around another thread's
+ * (`TID name(args <unfinished ...>`, `TID <... name resumed>rest) = ret`).
+ */
+function parseStrace(text: string, pid: number): SyscallRow[] {
+  const rows = new Map<string, SyscallRow>();
+  const sizes = new Map<SyscallRow, number[]>();
+  const pending = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const m = /^(\d+)\s+(.*)$/.exec(line);
+    if (m === null) continue;
+    const [, tid, rest0] = m;
+    let rest = rest0;
+    if (rest.endsWith("<unfinished ...>")) {
+      pending.set(tid, rest);
+      continue;
+    }
+    const resumed = /^<\.\.\. (\w+) resumed>(.*)$/.exec(rest);
+    if (resumed !== null) {
+      const head = pending.get(tid);
+      pending.delete(tid);
+      rest = head === undefined
+        ? `${resumed[1]}(?${resumed[2]}`
+        : head.replace(/\s*<unfinished \.\.\.>$/, "") + resumed[2];
+    }
+    const call = /^(\w+)\((.*)$/.exec(rest);
+    const eq = rest.lastIndexOf(" = ");
+    if (call === null || eq < 0) continue;
+    const name = call[1];
+    const result = rest.slice(eq + 3).trim();
+    const data = DATA_CALLS.has(name);
+    const fd = data ? call[2].split(",")[0] : "";
+    const thread = Number(tid) === pid ? "main" : "other";
+    const row = bump(rows, `${name}\u0000${fd}\u0000${thread}`, () => ({
+      name,
+      fd,
+      thread,
+      calls: 0,
+      errors: 0,
+      bytes: 0,
+      median: 0,
+      max: 0,
+    }));
+    row.calls++;
+    const n = Number(result.split(" ")[0]);
+    if (result.startsWith("-1 ")) row.errors++;
+    else if (data && n > 0) {
+      row.bytes += n;
+      bump(sizes, row, () => []).push(n);
+    }
+  }
+  for (const [row, list] of sizes) {
+    list.sort((a, b) => a - b);
+    row.median = list[Math.floor(list.length / 2)];
+    row.max = list[list.length - 1];
+  }
+  return [...rows.values()];
+}
+
+/**
+ * `strace -f` on `proc` from 0.5 s into a transfer for up to `seconds` (ptrace slows every call:
+ * what counts is calls per byte and bytes per call, not the time).
+ */
+async function straceTransfer(
+  proc: Proc,
+  label: string,
+  direction: Direction,
+  data: DataFile,
+  seconds: number,
+  dir: string,
+): Promise<Syscalls> {
+  const out = path.join(dir, `strace-${label}-${direction}.txt`);
+  let finished = false;
+  const moving = transfer(direction, data).finally(() => void (finished = true));
+  await sleep(500);
+  check(!finished, `${label}: the transfer ended before strace could attach`);
+  const argv = ["strace", "-f", "-qq", "-s", "0", "-o", out, "-p", String(proc.pid)];
+  const tracer = start("strace", argv, path.join(dir, "strace.log"));
+  const t0 = performance.now();
+  await Promise.race([sleep(seconds * 1000), moving]);
+  await stop(tracer);
+  const traced = (performance.now() - t0) / 1000;
+  await moving;
+  const rows = parseStrace(readFileSync(out, "utf8"), proc.pid);
+  const sum = (set: Set<string>) =>
+    rows.filter((r) => set.has(r.name)).reduce((n, r) => n + r.bytes, 0);
+  return {
+    proxy: label,
+    direction,
+    seconds: traced,
+    moved: Math.max(sum(READS), sum(WRITES)),
+    rows,
+  };
+}
+
+/** `perf report` of one proxy's whole transfer: shares by binary and by symbol. */
+interface PerfReport {
+  readonly proxy: string;
+  readonly direction: Direction;
+  /** `perf report --sort dso` and `--sort dso,sym`, as printed (lines ≥ 0.5 %). */
+  readonly byDso: string;
+  readonly bySymbol: string;
+}
+
+/** The transfer with `perf record -e cpu-clock` on `proc` (every thread) from start to end. */
+async function perfTransfer(
+  proc: Proc,
+  label: string,
+  direction: Direction,
+  data: DataFile,
+  dir: string,
+): Promise<PerfReport> {
+  const out = path.join(dir, `perf-${label}-${direction}.data`);
+  const argv = ["perf", "record", "-e", "cpu-clock", "-F", "4000", "-o", out, "-p"];
+  const recorder = start("perf", [...argv, String(proc.pid)], path.join(dir, "perf.log"));
+  await sleep(300); // attached
+  await transfer(direction, data);
+  await stop(recorder);
+  const report = (sort: string) =>
+    run(
+      ["perf", "report", "-i", out, "--stdio", "-q", "--sort", sort, "--percent-limit", "0.5"],
+      { timeoutMs: 120_000 },
+    ).split("\n").filter((l) => l.trim() !== "").slice(0, 40).join("\n");
+  return { proxy: label, direction, byDso: report("dso"), bySymbol: report("dso,sym") };
+}
+
+/** HAProxy as bench/run.ts runs it for the streaming rows, on the gateway's core. */
+async function startHaproxy(dir: string): Promise<Proc> {
+  const file = path.join(TMP, "haproxy-stream.cfg");
+  writeFileSync(file, haproxyCfg("stream", P));
+  const argv = ["haproxy", "-db", "-f", file];
+  const proc = start("haproxy", argv, path.join(dir, "haproxy.log"), { cpu: PROXY_CPU });
+  await waitPort(proc, P.host, P.proxy);
+  return proc;
+}
+
+/** The reference row: HAProxy's transfer measured (and straced) here, for the ratios. */
+interface Reference {
+  readonly measured: Measured;
+  readonly syscalls?: Syscalls;
+  readonly perf?: PerfReport;
+}
+
+/** HAProxy's transfer each way, measured once (and straced with --strace) per run of profile.ts. */
+const references = new Map<Direction, Reference>();
+
+async function haproxyReference(direction: Direction, data: DataFile): Promise<Reference> {
+  const known = references.get(direction);
+  if (known !== undefined) return known;
+  const extra = [opt.strace ? "straced" : "", opt.perf ? "under perf" : ""].filter((x) => x);
+  const more = extra.length === 0 ? "" : ` (and one each ${extra.join(", ")})`;
+  log(`HAProxy, ${direction}: the reference transfer${more}`);
+  const dir = mkdtempSync(path.join(TMP, `haproxy-${direction}-`));
+  const proc = await startHaproxy(dir);
+  try {
+    await probe();
+    const measured = await measureStream(proc, direction, data, NOTHING);
+    const syscalls = opt.strace === undefined
+      ? undefined
+      : await straceTransfer(proc, "haproxy", direction, data, opt.strace, dir);
+    const perf = opt.perf ? await perfTransfer(proc, "haproxy", direction, data, dir) : undefined;
+    const reference = { measured, syscalls, perf };
+    references.set(direction, reference);
+    return reference;
+  } finally {
+    await stop(proc);
+  }
+}
+
+/** The gateway's transfer without a profiler, straced (--strace) or under perf (--perf). */
+async function gatewayAttached<T>(
+  runtime: Runtime,
+  direction: Direction,
+  attached: (proc: Proc, label: string, dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(path.join(TMP, `attached-${runtime}-`));
+  const proc = await startGateway(runtime, false, dir, direction);
+  try {
+    await probe();
+    return await attached(proc, `gateway-${runtime}`, dir);
   } finally {
     await stop(proc);
   }
@@ -848,6 +1353,8 @@ const CATEGORY_FLOOR = 0.003; // category rows under 0.3 % of the samples are fo
 interface Run {
   readonly runtime: Runtime;
   readonly cookie: CookieCase;
+  /** Absent in runs before stream loads: wrk. */
+  readonly load?: Load;
   readonly version: string;
   /** "2026-11-21 15:06 UTC" */
   readonly when: string;
@@ -856,10 +1363,18 @@ interface Run {
     readonly warmup: number;
     readonly duration: number;
     readonly interval: number;
+    /** A stream load's size. */
+    readonly streamMiB?: number;
   };
   readonly cpus: { readonly proxy?: string; readonly load?: string };
   readonly measured: Measured & { readonly window?: Window };
   readonly unprofiled?: Measured;
+  /** Stream loads: HAProxy's transfer the same way in the same run of profile.ts. */
+  readonly reference?: Measured;
+  /** Stream loads with --strace: the gateway's system calls, then HAProxy's. */
+  readonly syscalls?: readonly Syscalls[];
+  /** Stream loads with --perf: the gateway's perf report, then HAProxy's. */
+  readonly perf?: readonly PerfReport[];
 }
 
 interface Case extends Run {
@@ -963,15 +1478,17 @@ function kindRows(c: Case): string[][] {
 function categoryRows(c: Case): string[][] {
   const s = c.summary;
   const rows: string[][] = [];
-  let folded = 0;
+  let foldedUs = 0;
   let foldedCount = 0;
   const mainCpu = c.measured.mainCpuUsPerRequest;
   const sorted = [...s.byCategory.entries()].sort((a, b) => b[1].self - a[1].self);
   for (const [category, v] of sorted) {
     if (v.self === 0) continue;
     // Our files always get a row: "0.1 % in src/x.ts" is an answer too.
-    if (v.kind !== "src/" && cost(c, v.self, v.kind) < CATEGORY_FLOOR * mainCpu) {
-      folded += v.self;
+    const us = cost(c, v.self, v.kind);
+    if (v.kind !== "src/" && us < CATEGORY_FLOOR * mainCpu) {
+      // In µs, not samples: an `(idle)` row folded here is mostly the waiting taken out.
+      foldedUs += us;
       foldedCount++;
       continue;
     }
@@ -980,7 +1497,7 @@ function categoryRows(c: Case): string[][] {
   }
   if (foldedCount > 0) {
     const label = `${foldedCount} more (each < ${fmt(CATEGORY_FLOOR * 100, 1)} %)`;
-    rows.push([label, "", ...costCells(c, folded), ""]);
+    rows.push([label, "", pct(foldedUs, mainCpu), fmt(foldedUs, 2), ""]);
   }
   return rows;
 }
@@ -1018,7 +1535,9 @@ function profilerLine(c: Case): string {
     ? `\`bun --cpu-prof --cpu-prof-interval=${interval}\` (JavaScriptCore's sampler; ` +
       "the profile covers the whole process, only samples inside the measured window count)"
     : `V8 through the inspector (\`deno run --inspect\`), ${interval} µs sampling interval, ` +
-      "started after the warm-up and stopped after the measured run";
+      (c.measured.stream === undefined
+        ? "started after the warm-up and stopped after the measured run"
+        : "started just before the transfer and stopped after it");
 }
 
 function intro(c: Case): string {
@@ -1061,7 +1580,210 @@ function method(c: Case): string {
   ].join(" ");
 }
 
+/** What the "per" figures count: wrk's requests, or a stream load's MiB. */
+function unitOf(c: Run): "request" | "MiB" {
+  return c.measured.stream === undefined ? "request" : "MiB";
+}
+
+const mib = (kib: number) => `${fmt(kib / 1024)} MiB`;
+
+function median(list: readonly number[]): number {
+  const sorted = [...list].filter(Number.isFinite).sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)];
+}
+
+/** A stream run's row: rate, CPU per GiB (µs/MiB ÷ 1,024 = s/GiB… ×1,024 ÷ 10⁶), memory. */
+function streamRow(label: string, m: Measured): string[] {
+  const st = m.stream;
+  const rss = st?.rss ?? [];
+  return [
+    label,
+    fmt(m.rps),
+    fmt((m.cpuUsPerRequest * 1024) / 1e6, 2),
+    fmt((m.mainCpuUsPerRequest * 1024) / 1e6, 2),
+    `${fmt(m.cpuPct)} %`,
+    st === undefined ? "–" : mib(st.peakRssKiB),
+    mib(median(rss.map((r) => r.vmRssKiB))),
+    mib(median(rss.map((r) => r.anonKiB))),
+    mib(Math.max(...rss.map((r) => r.anonKiB))),
+    `${fmt(m.loadCoreBusy ?? NaN)} %`,
+  ];
+}
+
+function streamIntro(c: Case): string {
+  const m = c.measured;
+  const st = m.stream!;
+  const how = st.direction === "download"
+    ? "the upstream nginx sends the file (sendfile, page cache) and the Bun download client " +
+      "(bench/upstreams/download.ts) checks it"
+    : "`curl -T` sends it and the Bun sink (bench/upstreams/sink.ts) checks it";
+  const window = m.window === undefined
+    ? ""
+    : `; window ${fmt(m.window.from)}–${fmt(m.window.to)} µs in its clock`;
+  return [
+    `${c.when} · ${c.commit} · \`make profile PROFILE_ARGS="--load ${st.direction}"\``,
+    `(bench/profile.ts). One ${st.direction} of ${fmt(st.bytes / (1 << 20))} MiB of random bytes`,
+    `through a fresh gateway on CPU ${c.cpus.proxy ?? "any"} (\`workers = 1\`, the bench's`,
+    `"stream" config): ${how} on CPU ${c.cpus.load ?? "any"}, size and CRC-32 exact. No`,
+    "warm-up (as in the bench). Profiler:",
+    `${profilerLine(c)}. Raw profile: \`${path.basename(c.rawFile)}\`${window}.`,
+  ].join(" ");
+}
+
+function streamMethod(c: Case): string {
+  const m = c.measured;
+  const u = c.unprofiled;
+  const scale = u === undefined
+    ? ""
+    : ` Unprofiled, the JS thread needs ${fmt(u.mainCpuUsPerRequest)} µs/MiB: scale by ` +
+      `${fmt(u.mainCpuUsPerRequest / m.mainCpuUsPerRequest, 2)} for the bench's cost.`;
+  return [
+    "MiB/s is over the client's own transfer time, as in the bench. CPU s/GiB: the gateway's",
+    "utime + stime (/proc/PID/stat) over the measured window ÷ GiB moved, the whole process and",
+    "its main thread (the one that runs JavaScript and is sampled). µs/MiB below: a row's share",
+    `of the JS thread's busy samples × its ${fmt(m.mainCpuUsPerRequest)} CPU µs/MiB (µs/MiB ≈`,
+    "ms/GiB). Waiting for I/O is estimated as 100 % − gateway CPU of the samples and taken out of",
+    `the outside-JS rows, as for wrk (${fmt(c.summary.samples)} samples in the window, mean`,
+    `interval ${fmt(c.summary.meanIntervalUs)} µs). RSS: VmHWM at the end (the bench's peak RSS);`,
+    "VmRSS and RssAnon every 50 ms of the transfer." + scale,
+    c.runtime === "bun"
+      ? "On Bun the samples are far apart when the thread is outside JavaScript: JavaScriptCore " +
+        "records no sample for Bun's event loop (its recv, the copy of each chunk into a new " +
+        "array, epoll), so the shares here are of the time in JavaScript and the built-ins it " +
+        "calls, and µs/MiB overstate them by the event loop's part; the perf section splits the " +
+        "whole process."
+      : "",
+  ].join(" ");
+}
+
+/** One trace's rows: data calls per descriptor first, then the other calls, by count. */
+function syscallRows(t: Syscalls): string[][] {
+  const perGiB = (calls: number) => (calls * (1 << 30)) / t.moved;
+  const data = t.rows.filter((r) => DATA_CALLS.has(r.name)).sort((a, b) => b.bytes - a.bytes);
+  const rest = t.rows.filter((r) => !DATA_CALLS.has(r.name)).sort((a, b) => b.calls - a.calls);
+  const folded = rest.slice(8).reduce((n, r) => n + r.calls, 0);
+  const rows = [...data, ...rest.slice(0, 8)].map((r) => [
+    `\`${r.name}\`${r.fd === "" ? "" : ` fd ${r.fd}`}`,
+    r.thread,
+    fmt(perGiB(r.calls)),
+    r.errors === 0 ? "" : `${fmt(perGiB(r.errors))}`,
+    r.bytes === 0 ? "" : fmt(r.bytes / Math.max(1, r.calls - r.errors)),
+    r.bytes === 0 ? "" : fmt(r.median),
+    r.bytes === 0 ? "" : fmt(r.max),
+  ]);
+  if (folded > 0) {
+    rows.push([`${rest.length - 8} more kinds`, "", fmt(perGiB(folded)), "", "", "", ""]);
+  }
+  const all = t.rows.reduce((n, r) => n + r.calls, 0);
+  rows.push(["**all**", "", `**${fmt(perGiB(all))}**`, "", "", "", ""]);
+  return rows;
+}
+
+function syscallSection(c: Case): string[] {
+  const traces = c.syscalls ?? [];
+  if (traces.length === 0) return [];
+  const out = [
+    "## System calls (strace)",
+    "",
+    "An unprofiled transfer each, `strace -f -s 0` attached from 0.5 s in. ptrace slows every " +
+    "call, so only counts per GiB moved and bytes per call mean anything. Errors: failed calls " +
+    "(EAGAIN: nothing to read, or the socket buffer full). main: the thread that runs " +
+    "JavaScript (HAProxy's only thread).",
+    "",
+  ];
+  for (const t of traces) {
+    out.push(
+      `**${t.proxy}**: ${fmt(t.seconds, 1)} s traced, ${fmt(t.moved / (1 << 20))} MiB moved.`,
+      "",
+      ...table(
+        ["call", "thread", "calls/GiB", "errors/GiB", "mean bytes", "median bytes", "max bytes"],
+        syscallRows(t),
+      ),
+      "",
+    );
+  }
+  return out;
+}
+
+function perfSection(c: Case): string[] {
+  const reports = c.perf ?? [];
+  if (reports.length === 0) return [];
+  const out = [
+    "## perf (`perf record -e cpu-clock -F 4000`, every thread, an unprofiled transfer)",
+    "",
+    "Kernel (`[kernel.kallsyms]`) against the runtime's binary and JIT code (`[JIT]`, or perf's " +
+    "`perf-PID.map`/`[unknown]`); `deno` is stripped, so its native code shows by address only.",
+    "",
+  ];
+  for (const r of reports) {
+    out.push(`**${r.proxy}**, by binary:`, "", "```", r.byDso, "```", "");
+    out.push(`**${r.proxy}**, by symbol:`, "", "```", r.bySymbol, "```", "");
+  }
+  return out;
+}
+
+function streamMarkdown(c: Case): string {
+  const st = c.measured.stream!;
+  const top = topFunctions(c, 30).map((t, i) => functionRow(c, t, i + 1));
+  const head = [
+    "run",
+    "MiB/s",
+    "CPU s/GiB",
+    "of which JS thread",
+    "gateway CPU",
+    "peak RSS (VmHWM)",
+    "VmRSS median",
+    "RssAnon median",
+    "RssAnon max",
+    "load core busy",
+  ];
+  const rows = [streamRow("profiled", c.measured)];
+  if (c.unprofiled !== undefined) rows.push(streamRow("not profiled (--compare)", c.unprofiled));
+  if (c.reference !== undefined) rows.push(streamRow("HAProxy, same run", c.reference));
+  const fnHead = ["function", "where", "kind", "self", "µs/MiB", "total"];
+  const rss = st.rss;
+  const step = Math.max(1, Math.ceil(rss.length / 12));
+  const curve = rss.filter((_, i) => i % step === 0 || i === rss.length - 1)
+    .map((r) => `${fmt(r.ms)} ms ${fmt(r.vmRssKiB / 1024)}/${fmt(r.anonKiB / 1024)}`);
+  return [
+    `# CPU profile: the gateway on ${c.version}, one ${st.direction} of ${
+      fmt(st.bytes / (1 << 20))
+    } MiB`,
+    "",
+    streamIntro(c),
+    "",
+    ...table(head, rows),
+    "",
+    streamMethod(c),
+    "",
+    `VmRSS/RssAnon (MiB) through the transfer: ${curve.join(" · ")}.`,
+    "",
+    "## By kind (self time)",
+    "",
+    ...table(["kind", "samples", "share", "µs/MiB"], kindRows(c)),
+    "",
+    "## Self time by category",
+    "",
+    "Our files by path (total: samples with the file anywhere on the stack); runtime JS by " +
+    "module; native code by function.",
+    "",
+    ...table(["category", "kind", "self", "µs/MiB", "total"], categoryRows(c)),
+    "",
+    "## Top 30 functions by self time",
+    "",
+    ...table(["#", ...fnHead], top),
+    "",
+    "## Inclusive time of our code",
+    "",
+    ...table(fnHead, inclusiveRows(c, 20)),
+    "",
+    ...syscallSection(c),
+    ...perfSection(c),
+  ].join("\n");
+}
+
 function markdown(c: Case): string {
+  if (c.measured.stream !== undefined) return streamMarkdown(c);
   const top = topFunctions(c, 30).map((t, i) => functionRow(c, t, i + 1));
   const runHead = [
     "run",
@@ -1145,6 +1867,18 @@ function commitLine(): string {
   }
 }
 
+/** The bench's upload sink (bench/upstreams/sink.ts on Bun), on the load core. */
+async function startSink(): Promise<Proc> {
+  const argv = [BUN, path.join(ROOT, "bench/upstreams/sink.ts")];
+  const proc = start("sink", argv, path.join(TMP, "sink.log"), {
+    cpu: LOAD_CPU,
+    cwd: ROOT,
+    env: { LISTEN: `${P.host}:${P.sink}` },
+  });
+  await waitPort(proc, P.host, P.sink);
+  return proc;
+}
+
 async function startUpstream(): Promise<Proc> {
   const conf = path.join(TMP, "upstream.conf");
   writeFileSync(conf, upstreamNginx(TMP, TMP, P, false));
@@ -1155,30 +1889,86 @@ async function startUpstream(): Promise<Proc> {
   return proc;
 }
 
-async function profileCase(runtime: Runtime, cookie: CookieCase): Promise<string> {
-  const dir = mkdtempSync(path.join(TMP, `${runtime}-${cookie}-`));
-  log(`${runtime}, cookie ${cookie}: ${opt.warmup} s warm-up + ${opt.duration} s profiled`);
+/**
+ * One case: the gateway profiled under `load` (wrk with `cookie`, or a transfer of `data`),
+ * with `--compare` the same unprofiled; written to bench/results. Returns the .md's path.
+ */
+async function profileCase(
+  runtime: Runtime,
+  load: Load,
+  cookie: CookieCase,
+  data: DataFile | undefined,
+): Promise<string> {
+  const what = load === "wrk" ? `cookie ${cookie}` : `${load} of ${opt.streamMiB} MiB`;
+  const dir = mkdtempSync(path.join(TMP, `${runtime}-${load}-${cookie}-`));
+  const work = () => {
+    if (load === "wrk") return wrkWork(cookie);
+    check(data !== undefined, "no data file for a stream load");
+    return streamWork(load, data);
+  };
+  log(
+    load === "wrk"
+      ? `${runtime}, ${what}: ${opt.warmup} s warm-up + ${opt.duration} s profiled`
+      : `${runtime}, ${what}: profiled (a fresh gateway, no warm-up, as in the bench)`,
+  );
   const profiled = runtime === "deno"
-    ? await profileDeno(cookie, dir)
-    : await profileBun(cookie, dir);
+    ? await profileDeno(work(), dir, load)
+    : await profileBun(work(), dir, load);
   let base: Measured | undefined;
   if (opt.compare) {
-    log(`${runtime}, cookie ${cookie}: the same without the profiler`);
-    base = await unprofiled(runtime, cookie, mkdtempSync(path.join(TMP, "plain-")));
+    log(`${runtime}, ${what}: the same without the profiler`);
+    base = await unprofiled(runtime, work(), mkdtempSync(path.join(TMP, "plain-")), load);
+  }
+  let reference: Reference | undefined;
+  let syscalls: Syscalls | undefined;
+  let perf: PerfReport | undefined;
+  if (load !== "wrk" && data !== undefined) {
+    reference = await haproxyReference(load, data);
+    const seconds = opt.strace;
+    if (seconds !== undefined) {
+      log(`${runtime}, ${what}: strace for ${seconds} s of an unprofiled transfer`);
+      syscalls = await gatewayAttached(
+        runtime,
+        load,
+        (proc, label, d) => straceTransfer(proc, label, load, data, seconds, d),
+      );
+    }
+    if (opt.perf) {
+      log(`${runtime}, ${what}: perf record through an unprofiled transfer`);
+      perf = await gatewayAttached(
+        runtime,
+        load,
+        (proc, label, d) => perfTransfer(proc, label, load, data, d),
+      );
+    }
   }
   const now = new Date().toISOString();
-  const name = `profile-${runtime}-${cookie}-${now.replace(/[:.]/g, "-").slice(0, 19)}`;
+  const tag = load === "wrk" ? cookie : load;
+  const name = `profile-${runtime}-${tag}-${now.replace(/[:.]/g, "-").slice(0, 19)}`;
   const { profile, ...measured } = profiled;
   const saved: Run = {
     runtime,
     cookie,
+    load,
     version: versionOf(runtime),
     when: `${now.slice(0, 16).replace("T", " ")} UTC`,
     commit: commitLine(),
-    settings: { warmup: opt.warmup, duration: opt.duration, interval: intervalFor(runtime) },
+    settings: {
+      warmup: load === "wrk" ? opt.warmup : 0,
+      duration: opt.duration,
+      interval: intervalFor(runtime),
+      streamMiB: load === "wrk" ? undefined : opt.streamMiB,
+    },
     cpus: { proxy: PROXY_CPU, load: LOAD_CPU },
     measured,
     unprofiled: base,
+    reference: reference?.measured,
+    syscalls: syscalls === undefined ? undefined : [syscalls, reference?.syscalls].filter(
+      (x): x is Syscalls => x !== undefined,
+    ),
+    perf: perf === undefined ? undefined : [perf, reference?.perf].filter(
+      (x): x is PerfReport => x !== undefined,
+    ),
   };
   const base0 = path.join(RESULTS, name);
   writeFileSync(`${base0}.cpuprofile`, JSON.stringify(profile));
@@ -1201,12 +1991,17 @@ function render(base: string, profile?: CpuProfile): string {
   const without = u === undefined
     ? ""
     : ` (unprofiled: ${fmt(u.rps)} req/s, ${fmt(u.cpuUsPerRequest, 1)} µs)`;
+  const unit = unitOf(c);
+  const headline = m.stream === undefined
+    ? `${c.runtime}/${c.cookie}: ${fmt(m.rps)} req/s, ${fmt(m.cpuUsPerRequest, 1)} CPU ` +
+      `µs/request${without}`
+    : `${c.runtime}/${m.stream.direction}: ${fmt(m.rps)} MiB/s, ` +
+      `${fmt((m.cpuUsPerRequest * 1024) / 1e6, 2)} CPU s/GiB, peak RSS ` +
+      `${mib(m.stream.peakRssKiB)}${
+        c.reference === undefined ? "" : ` (HAProxy: ${fmt(c.reference.rps)} MiB/s)`
+      }`;
   console.log(
-    [
-      `${c.runtime}/${c.cookie}: ${fmt(m.rps)} req/s, ${fmt(m.cpuUsPerRequest, 1)} CPU ` +
-      `µs/request${without}`,
-      ...table(["kind", "samples", "share", "µs/request"], kindRows(c)),
-    ].join("\n"),
+    [headline, ...table(["kind", "samples", "share", `µs/${unit}`], kindRows(c))].join("\n"),
   );
   return `${base}.md`;
 }
@@ -1220,17 +2015,28 @@ async function main(): Promise<number> {
   for (const tool of ["wrk", "nginx", "taskset"]) {
     check(which(tool) !== undefined, `${tool} not found (make bench-tools)`);
   }
-  for (const port of [P.proxy, INSPECT_PORT, ...P.upstreams]) {
+  for (const port of [P.proxy, INSPECT_PORT, ...P.upstreams, P.sink]) {
     check(!(await portOpen(P.host, port)), `port ${port} is in use (PROFILE_PORT_BASE moves them)`);
   }
   mkdirSync(RESULTS, { recursive: true });
+  const streaming = opt.loads.some((l) => l !== "wrk");
+  if (streaming && opt.strace !== undefined) {
+    check(which("strace") !== undefined, "strace not found (apt-get install strace)");
+  }
+  if (streaming) check(which("haproxy") !== undefined, "haproxy not found (make bench-tools)");
+  if (streaming && opt.perf) check(which("perf") !== undefined, "perf not found (linux-perf)");
+  const data = streaming ? makeDataFile(opt.streamMiB) : undefined;
+  if (data !== undefined) log(`data file: ${opt.streamMiB} MiB, CRC-32 ${data.crc32.toString(16)}`);
   await startUpstream();
+  if (streaming) await startSink();
   const written: string[] = [];
   for (const runtime of opt.runtimes) {
-    for (const cookie of opt.cookies) {
-      const file = await profileCase(runtime, cookie);
-      log(`wrote ${path.relative(ROOT, file)}`);
-      written.push(file);
+    for (const load of opt.loads) {
+      for (const cookie of load === "wrk" ? opt.cookies : ["absent" as const]) {
+        const file = await profileCase(runtime, load, cookie, data);
+        log(`wrote ${path.relative(ROOT, file)}`);
+        written.push(file);
+      }
     }
   }
   log(`done:\n${written.map((f) => `  ${path.relative(ROOT, f)}`).join("\n")}`);
