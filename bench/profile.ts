@@ -69,6 +69,7 @@ import {
   tail,
   waitPort,
 } from "./lib/procs.ts";
+import { uploadArgv } from "./lib/stream_upload.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RESULTS = path.join(ROOT, "bench", "results");
@@ -768,23 +769,10 @@ async function transfer(direction: Direction, data: DataFile): Promise<Transfer>
     check(got.status === 200, `download: status ${got.status}`);
     answer = got;
   } else {
-    const r = await runAsync([
-      ...load,
-      "curl",
-      "-sS",
-      "--fail",
-      "--max-time",
-      String(maxTime),
-      "-H",
-      "Expect:",
-      "-H",
-      "Content-Type: application/octet-stream",
-      "-T",
-      data.file,
-      "-w",
-      "\n%{time_total}",
-      `http://${P.host}:${P.proxy}/upload`,
-    ], { timeoutMs });
+    const r = await runAsync(
+      uploadArgv(load, data.file, `http://${P.host}:${P.proxy}/upload`, maxTime),
+      { timeoutMs },
+    );
     check(r.code === 0, `upload failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
     const lines = r.stdout.trim().split("\n");
     const got = JSON.parse(lines[0]) as { readonly bytes: number; readonly crc32: number };

@@ -84,6 +84,7 @@ import {
   tail,
   waitPort,
 } from "./lib/procs.ts";
+import { uploadArgv } from "./lib/stream_upload.ts";
 import { type HttpReply, parseHttpReply } from "./lib/http_reply.ts";
 import { type MicroResult, type MicroRun, microSummary } from "./micro/result.ts";
 import type { Phase, PhaseContext, PhaseRow, PhaseTarget, RenderContext } from "./lib/phase.ts";
@@ -820,23 +821,7 @@ async function streamRun(v: StreamVariant, round: number, data: DataFile): Promi
       check(answer.status === 200, `download: status ${answer.status}`);
     } else {
       const r = await runAsync(
-        [
-          ...load,
-          "curl",
-          "-sS",
-          "--fail",
-          "--max-time",
-          maxTime,
-          "-H",
-          "Expect:",
-          "-H",
-          "Content-Type: application/octet-stream",
-          "-T",
-          data.file,
-          "-w",
-          "\n%{time_total}",
-          `http://${P.host}:${P.proxy}/upload`,
-        ],
+        uploadArgv(load, data.file, `http://${P.host}:${P.proxy}/upload`, Number(maxTime)),
         { timeoutMs },
       );
       check(r.code === 0, `upload failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
