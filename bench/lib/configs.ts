@@ -44,7 +44,10 @@ export const BODY = "0123456789abcdef"; // the 16-byte response of every upstrea
 /**
  * Scenarios. "main": 3 servers, 1 route (every target). "stream": main plus a route to the sink.
  * Gateway only: "servers1000" (1,000 live servers), "servers1000down" (3 live + 997 `down`),
- * "routes500" (500 routes, the request matches the last one).
+ * "routes500" (500 routes, the request matches the last one). "admin": main with the admin
+ * listener (which also turns on the per-request metrics it serves), asked nothing: the reload
+ * storm's steady state, run only as its companion (report.ts COMPANIONS), so the storm's cost is
+ * the storm's alone, not the admin listener's.
  */
 export type Scenario =
   | "main"
@@ -55,6 +58,7 @@ export type Scenario =
   | "log"
   | "metrics"
   | "reloads"
+  | "admin"
   | "static200"
   | "dns200"
   | "token";
@@ -65,6 +69,7 @@ export type Scenario =
  * whole run). Every other scenario runs the gateway with the access log off, as HAProxy and
  * nginx run here. */
 export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics", "reloads"];
+
 
 /** Issue 13's DNS row: "dns200", an upstream of 200 servers found through DNS (dnsmasq started
  * by the bench, `interval = "1s"`: re-resolved every second for the whole run), against
@@ -221,7 +226,7 @@ ${opsToml(scenario, p, logFile)}`;
 function opsToml(scenario: Scenario, p: Ports, logFile: string): string {
   if (scenario === "log") return `[log]\naccess = "${logFile}"\n`;
   const off = `[log]\naccess = "off"\n`;
-  if (scenario === "metrics" || scenario === "reloads") {
+  if (scenario === "metrics" || scenario === "reloads" || scenario === "admin") {
     return `${off}\n[admin]\nlisten = "${p.host}:${p.admin}"\n`;
   }
   return off;

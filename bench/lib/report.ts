@@ -105,7 +105,8 @@ export interface CompanionResult {
 export const COMPANIONS: Partial<Record<Scenario, Scenario>> = {
   log: "main",
   metrics: "main",
-  reloads: "main",
+  // Steady state = the same config without the storm: the admin listener on (issue 10).
+  reloads: "admin",
   token: "main",
   dns200: "static200",
 };
@@ -330,6 +331,7 @@ export function report(input: Input): Output {
     log: "access log to a file",
     metrics: "/metrics scraped every 1 s",
     reloads: "a reload storm",
+    admin: "without (the same config: admin listener on, no reload)",
     static200: "200 servers listed",
     dns200: "200 servers from DNS, re-resolved every 1 s",
   };
@@ -538,7 +540,7 @@ ${scaleTable}
     pairedTable === "" ? "" : `
 ### Features side by side (issues 9, 10, 12, 13)
 
-What a feature costs, measured against the same gateway without it *in the same seconds*: for each run the variant and its reference (the same runtime, target and cookie case, with the reference config) are started together, both pinned to the proxy's core (the scheduler gives each about half of it), each loaded by its own \`wrk -t1 -c64\` on the load core for the same ${opt.duration} s after the same warm-up. A run of this VM swings by ±30% from one minute to the next, which hides a 3–10% target between separate runs; side by side both see the same machine. "× reference" is the median over runs of the variant's req/s over its reference's in that run, "× per CPU-second" the same of requests per CPU-second (the process's own utime+stime). req/s are about half of a core's (two gateways share it). The reload storm rewrites the config file and asks for a reload through the admin API back to back (the gateway coalesces them and applies at most one per 200 ms); /metrics is fetched every second; the access log goes to a file; token mode signs and checks tokens with \`max_idle\` set (against main's md5 cookie); 200 servers from DNS are re-resolved every second (against the same 200 listed).
+What a feature costs, measured against the same gateway without it *in the same seconds*: for each run the variant and its reference (the same runtime, target and cookie case, with the reference config) are started together, both pinned to the proxy's core (the scheduler gives each about half of it), each loaded by its own \`wrk -t1 -c64\` on the load core for the same ${opt.duration} s after the same warm-up. A run of this VM swings by ±30% from one minute to the next, which hides a 3–10% target between separate runs; side by side both see the same machine. "× reference" is the median over runs of the variant's req/s over its reference's in that run, "× per CPU-second" the same of requests per CPU-second (the process's own utime+stime). req/s are about half of a core's (two gateways share it). The reload storm rewrites the config file and asks for a reload through the admin API back to back (the gateway coalesces them and applies at most one per 200 ms), against the same config asked nothing (its steady state: the admin listener is on in both, and with it the per-request metrics it serves); /metrics is fetched every second (against main, without the admin listener: the whole cost of metrics); the access log goes to a file; token mode signs and checks tokens with \`max_idle\` set (against main's md5 cookie); 200 servers from DNS are re-resolved every second (against the same 200 listed).
 
 ${pairedTable}
 `
@@ -824,7 +826,7 @@ function evaluateTargets(input: Input): string {
   for (const id of opsIds) {
     const [target, scenario, cookie] = id.split("/");
     const r = sideBySide(results, id, (x) => x.rps) ??
-      pairedRatio(results, id, `${target}/main/${cookie}`, (x) => x.rps);
+      pairedRatio(results, id, `${target}/${COMPANIONS[scenario as Scenario] ?? "main"}/${cookie}`, (x) => x.rps);
     const what = scenario === "log"
       ? "access log to a file"
       : scenario === "metrics"
