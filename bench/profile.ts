@@ -4,7 +4,7 @@
  * where the time goes, so docs/benchmarks.md can say where each CPU µs per request is spent.
  *
  *   bun bench/profile.ts [--runtime deno|bun|both] [--cookie absent|present|both]
- *                        [--duration S] [--warmup S] [--interval µs] [--compare]
+ *                        [--duration S] [--warmup S] [--interval µs] [--compare] [--scenario main|admin]
  *                        [--load wrk|download|upload|stream] [--stream-mib N] [--strace S]
  *                        [--perf]
  *   (sampling interval: 100 µs on Bun, 1,000 µs on Deno unless --interval; see intervalFor)
@@ -98,13 +98,16 @@ interface Options {
   /** Sampling interval, µs (default: intervalFor). */
   interval?: number;
   compare: boolean;
+  /** The config for wrk: "main", or "admin" (main with the admin listener, and with it the
+   * per-request metrics): what the admin listener costs, against a "main" profile. */
+  scenario: "main" | "admin";
   /** Re-render the markdown of an earlier run from its .json and .cpuprofile (no measuring). */
   report?: string;
 }
 
 const USAGE =
   "usage: bun bench/profile.ts [--runtime deno|bun|both] [--cookie absent|present|both] " +
-  "[--duration S] [--warmup S] [--interval µs] [--compare]\n" +
+  "[--duration S] [--warmup S] [--interval µs] [--compare] [--scenario main|admin]\n" +
   "       [--load wrk|download|upload|stream] [--stream-mib N] [--strace S] [--perf]\n" +
   "       bun bench/profile.ts --report bench/results/profile-<…>.json   (re-render, no measuring)";
 
@@ -143,6 +146,7 @@ function parseOptions(argv: readonly string[]): Options {
     duration: 8,
     warmup: 2,
     compare: false,
+    scenario: "main",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -153,6 +157,11 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--warmup") o.warmup = Number(value());
     else if (a === "--interval") o.interval = Math.round(positive(a, value()));
     else if (a === "--compare") o.compare = true;
+    else if (a === "--scenario") {
+      const v = value();
+      if (v !== "main" && v !== "admin") usage("--scenario must be main or admin");
+      o.scenario = v;
+    }
     else if (a === "--report") o.report = value();
     else if (a === "--load") o.loads = loadChoice(value());
     else if (a === "--stream-mib") o.streamMiB = Math.round(positive(a, value()));
@@ -547,10 +556,10 @@ function gatewayArgv(
  * As bench/run.ts configures the gateway: `workers = 1` and the "main" scenario for wrk; for a
  * stream load the "stream" scenario (a route to the sink) and no cap on the upload's size.
  */
-function writeConfig(load: Load): string {
+function writeConfig(load: Load, scenario: Options["scenario"]): string {
   const file = path.join(TMP, "gateway.toml");
   const toml = load === "wrk"
-    ? gatewayToml("main", P, "workers = 1")
+    ? gatewayToml(scenario, P, "workers = 1")
     : gatewayToml("stream", P, "workers = 1\nclient_max_body_size = 0");
   writeFileSync(file, toml);
   return file;
@@ -562,7 +571,7 @@ async function startGateway(
   dir: string,
   load: Load = "wrk",
 ): Promise<Proc> {
-  const argv = gatewayArgv(runtime, writeConfig(load), profiling, dir, load);
+  const argv = gatewayArgv(runtime, writeConfig(load, opt.scenario), profiling, dir, load);
   const proc = start(`gateway-${runtime}`, argv, path.join(dir, "gateway.log"), {
     cpu: PROXY_CPU,
     cwd: ROOT,
@@ -1931,7 +1940,7 @@ async function profileCase(
     }
   }
   const now = new Date().toISOString();
-  const tag = load === "wrk" ? cookie : load;
+  const tag = load !== "wrk" ? load : opt.scenario === "main" ? cookie : `${opt.scenario}-${cookie}`;
   const name = `profile-${runtime}-${tag}-${now.replace(/[:.]/g, "-").slice(0, 19)}`;
   const { profile, ...measured } = profiled;
   const saved: Run = {
