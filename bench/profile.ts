@@ -4,7 +4,8 @@
  * where the time goes, so docs/benchmarks.md can say where each CPU µs per request is spent.
  *
  *   bun bench/profile.ts [--runtime deno|bun|both] [--cookie absent|present|both]
- *                        [--duration S] [--warmup S] [--interval µs] [--compare] [--scenario main|admin]
+ *                        [--duration S] [--warmup S] [--interval µs] [--compare]
+ *                        [--scenario main|admin|log]
  *                        [--load wrk|download|upload|stream] [--stream-mib N] [--strace S]
  *                        [--perf]
  *   (sampling interval: 100 µs on Bun, 1,000 µs on Deno unless --interval; see intervalFor)
@@ -98,16 +99,18 @@ interface Options {
   /** Sampling interval, µs (default: intervalFor). */
   interval?: number;
   compare: boolean;
-  /** The config for wrk: "main", or "admin" (main with the admin listener, and with it the
-   * per-request metrics): what the admin listener costs, against a "main" profile. */
-  scenario: "main" | "admin";
+  /** The config for wrk: "main"; "admin" (main with the admin listener, and with it the
+   * per-request metrics) or "log" (main with the access log, to /dev/null): what they cost,
+   * against a "main" profile. */
+  scenario: "main" | "admin" | "log";
   /** Re-render the markdown of an earlier run from its .json and .cpuprofile (no measuring). */
   report?: string;
 }
 
 const USAGE =
   "usage: bun bench/profile.ts [--runtime deno|bun|both] [--cookie absent|present|both] " +
-  "[--duration S] [--warmup S] [--interval µs] [--compare] [--scenario main|admin]\n" +
+  "[--duration S] [--warmup S] [--interval µs] [--compare]\n" +
+  "       [--scenario main|admin|log]\n" +
   "       [--load wrk|download|upload|stream] [--stream-mib N] [--strace S] [--perf]\n" +
   "       bun bench/profile.ts --report bench/results/profile-<…>.json   (re-render, no measuring)";
 
@@ -159,10 +162,11 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--compare") o.compare = true;
     else if (a === "--scenario") {
       const v = value();
-      if (v !== "main" && v !== "admin") usage("--scenario must be main or admin");
+      if (v !== "main" && v !== "admin" && v !== "log") {
+        usage("--scenario must be main, admin or log");
+      }
       o.scenario = v;
-    }
-    else if (a === "--report") o.report = value();
+    } else if (a === "--report") o.report = value();
     else if (a === "--load") o.loads = loadChoice(value());
     else if (a === "--stream-mib") o.streamMiB = Math.round(positive(a, value()));
     else if (a === "--strace") o.strace = positive(a, value());
@@ -1352,6 +1356,8 @@ interface Run {
   readonly cookie: CookieCase;
   /** Absent in runs before stream loads: wrk. */
   readonly load?: Load;
+  /** wrk's config (--scenario); absent in earlier runs: "main". */
+  readonly scenario?: Options["scenario"];
   readonly version: string;
   /** "2026-11-21 15:06 UTC" */
   readonly when: string;
@@ -1537,6 +1543,13 @@ function profilerLine(c: Case): string {
         : "started just before the transfer and stopped after it");
 }
 
+/** What `--scenario` adds to the main config, for the caption. */
+function scenarioText(scenario: Run["scenario"]): string {
+  if (scenario === "admin") return "; with the admin listener, and so the per-request metrics";
+  if (scenario === "log") return "; with the access log, to /dev/null";
+  return "";
+}
+
 function intro(c: Case): string {
   const m = c.measured;
   const cookie = c.cookie === "present"
@@ -1548,7 +1561,8 @@ function intro(c: Case): string {
   return [
     `${c.when} · ${c.commit} · \`make profile\` (bench/profile.ts).`,
     `The gateway on CPU ${c.cpus.proxy ?? "any"} with \`workers = 1\` (the bench's "main"`,
-    "config: 3 upstreams, stickiness on), wrk -t1 -c64 and one nginx worker (16-byte body) on",
+    `config: 3 upstreams, stickiness on${scenarioText(c.scenario)}), wrk -t1 -c64 and one nginx`,
+    "worker (16-byte body) on",
     `CPU ${c.cpus.load ?? "any"}. Cookie ${cookie}. ${c.settings.warmup} s warm-up (not`,
     `profiled), ${c.settings.duration} s measured. Profiler: ${profilerLine(c)}.`,
     `Raw profile: \`${path.basename(c.rawFile)}\` (Chrome DevTools, speedscope)${window}.`,
@@ -1940,13 +1954,18 @@ async function profileCase(
     }
   }
   const now = new Date().toISOString();
-  const tag = load !== "wrk" ? load : opt.scenario === "main" ? cookie : `${opt.scenario}-${cookie}`;
+  const tag = load !== "wrk"
+    ? load
+    : opt.scenario === "main"
+    ? cookie
+    : `${opt.scenario}-${cookie}`;
   const name = `profile-${runtime}-${tag}-${now.replace(/[:.]/g, "-").slice(0, 19)}`;
   const { profile, ...measured } = profiled;
   const saved: Run = {
     runtime,
     cookie,
     load,
+    ...(load === "wrk" && opt.scenario !== "main" ? { scenario: opt.scenario } : {}),
     version: versionOf(runtime),
     when: `${now.slice(0, 16).replace("T", " ")} UTC`,
     commit: commitLine(),

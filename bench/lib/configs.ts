@@ -70,7 +70,6 @@ export type Scenario =
  * nginx run here. */
 export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics", "reloads"];
 
-
 /** Issue 13's DNS row: "dns200", an upstream of 200 servers found through DNS (dnsmasq started
  * by the bench, `interval = "1s"`: re-resolved every second for the whole run), against
  * "static200", the same 200 servers listed; ≤ 3% req/s apart. The 200 are the first scale ports

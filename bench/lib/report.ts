@@ -826,7 +826,12 @@ function evaluateTargets(input: Input): string {
   for (const id of opsIds) {
     const [target, scenario, cookie] = id.split("/");
     const r = sideBySide(results, id, (x) => x.rps) ??
-      pairedRatio(results, id, `${target}/${COMPANIONS[scenario as Scenario] ?? "main"}/${cookie}`, (x) => x.rps);
+      pairedRatio(
+        results,
+        id,
+        `${target}/${COMPANIONS[scenario as Scenario] ?? "main"}/${cookie}`,
+        (x) => x.rps,
+      );
     const what = scenario === "log"
       ? "access log to a file"
       : scenario === "metrics"
