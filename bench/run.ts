@@ -652,9 +652,11 @@ async function awaitQuiet(): Promise<number> {
 /**
  * Scenario "reloads": rewrites the config file (the first server's weight, 1 ↔ 2: a real change
  * every time) and asks for a reload through the API, back to back, until stopped; counts the
- * answers (the gateway coalesces what arrives while one applies).
+ * answers (the gateway coalesces what arrives while one applies) from `measure()` on.
  */
-function reloadStorm(file: string): { stop(): Promise<{ asked: number; ok: number }> } {
+function reloadStorm(
+  file: string,
+): { measure(): void; stop(): Promise<{ asked: number; ok: number }> } {
   const url = `http://${P.host}:${P.admin}/api/v1/reload`;
   const text = readFileSync(file, "utf8");
   const first = `"${P.host}:${P.upstreams[0]}"`;
@@ -662,6 +664,7 @@ function reloadStorm(file: string): { stop(): Promise<{ asked: number; ok: numbe
   let running = true;
   let asked = 0;
   let ok = 0;
+  let from = { asked: 0, ok: 0 };
   const loop = (async () => {
     while (running) {
       writeFileSync(file, variants[++asked % 2]);
@@ -671,11 +674,14 @@ function reloadStorm(file: string): { stop(): Promise<{ asked: number; ok: numbe
     }
   })();
   return {
+    measure() {
+      from = { asked, ok };
+    },
     async stop() {
       running = false;
       await loop;
       writeFileSync(file, text);
-      return { asked, ok };
+      return { asked: asked - from.asked, ok: ok - from.ok };
     },
   };
 }
@@ -700,6 +706,8 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
   base.idleBefore = await awaitQuiet();
   let proc: Proc | undefined;
   let companion: Companion | undefined;
+  let scraping: { stop(): void } | undefined;
+  let storm: ReturnType<typeof reloadStorm> | undefined;
   try {
     proc = await startTarget(v.target, v.scenario, tag);
     const cookie = await verify(v.target, v.scenario);
@@ -712,15 +720,19 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
         wrk(url, seconds, sendCookie),
         companion && wrk(companion.url, seconds, companion.cookie),
       ]);
+    // An operations feature runs through the warm-up too, as the load does: what is measured is
+    // the gateway under it once warm. (A storm's first reloads make the runtime compile code
+    // again: over the first 5 s a Bun storm cost 1-6 points more, docs/benchmarks.md.)
+    // As Prometheus would scrape, only more often (its default interval is 15 s).
+    scraping = v.scenario === "metrics" ? scrapeEvery(1000) : undefined;
+    storm = v.scenario === "reloads"
+      ? reloadStorm(path.join(TMP, `${v.target.id}-reloads.toml`))
+      : undefined;
     if (opt.warmup > 0) await load(opt.warmup);
+    storm?.measure();
     const cpu0 = cpuSeconds(proc.pid);
     const companionCpu0 = companion && cpuSeconds(companion.proc.pid);
     const cores0 = cpuTimes();
-    // As Prometheus would, only more often (its default interval is 15 s).
-    const scraping = v.scenario === "metrics" ? scrapeEvery(1000) : undefined;
-    const storm = v.scenario === "reloads"
-      ? reloadStorm(path.join(TMP, `${v.target.id}-reloads.toml`))
-      : undefined;
     const [w, wc] = await load(opt.duration);
     scraping?.stop();
     const reloads = await storm?.stop();
@@ -779,6 +791,9 @@ async function throughputRun(v: Variant, round: number): Promise<ThroughputResul
   } catch (error) {
     base.error = (error as Error).message;
   } finally {
+    // A failed run must not leave the storm or the scrapes going (stop() again is harmless).
+    scraping?.stop();
+    await storm?.stop();
     if (companion !== undefined) await stop(companion.proc);
     if (proc !== undefined) {
       await stop(proc);
