@@ -1250,7 +1250,12 @@ async function main(): Promise<number> {
   if (scale) await waitPort(upstream, P.host, P.scaleBase + 999);
   if (dns) {
     if (!scale) await waitPort(upstream, P.host, P.scaleBase + dnsSrv(P).length - 1);
-    dnsServer = await startDnsmasq(dnsmasqBinary!, { hosts: dnsHosts(), srv: dnsSrv(P) });
+    // A peer, like the upstreams: on the load core, not sharing the proxy's.
+    dnsServer = await startDnsmasq(dnsmasqBinary!, {
+      hosts: dnsHosts(),
+      srv: dnsSrv(P),
+      cpu: LOAD_CPU,
+    });
     log(`dnsmasq on 127.0.0.1:${dnsServer.port} answers ${dnsSrv(P).length} SRV records`);
   }
   if (selectedStreams.length > 0) {

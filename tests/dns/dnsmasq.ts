@@ -64,6 +64,8 @@ export interface DnsmasqOptions {
    * priority, weight). */
   readonly srv?: readonly string[];
   readonly logQueries?: boolean;
+  /** Pin it to these CPUs (`taskset -c`): the bench keeps peers off the proxy's core. */
+  readonly cpu?: string;
 }
 
 /** A port on 127.0.0.1 free for TCP and UDP both (dnsmasq binds both; bound here and
@@ -109,7 +111,10 @@ export async function startDnsmasq(binary: string, options: DnsmasqOptions): Pro
   let out = "";
   for (let attempt = 0; attempt < 3 && child === undefined; attempt++) {
     const port = await freePort();
-    const started = spawn(binary, [
+    const pin = options.cpu === undefined ? [] : ["taskset", "-c", options.cpu];
+    const started = spawn(pin.length > 0 ? pin[0] : binary, [
+      ...pin.slice(1),
+      ...(pin.length > 0 ? [binary] : []),
       "--keep-in-foreground",
       "--log-facility=-",
       `--port=${port}`,
