@@ -111,10 +111,9 @@ export async function startDnsmasq(binary: string, options: DnsmasqOptions): Pro
   let out = "";
   for (let attempt = 0; attempt < 3 && child === undefined; attempt++) {
     const port = await freePort();
-    const pin = options.cpu === undefined ? [] : ["taskset", "-c", options.cpu];
-    const started = spawn(pin.length > 0 ? pin[0] : binary, [
-      ...pin.slice(1),
-      ...(pin.length > 0 ? [binary] : []),
+    const command = options.cpu === undefined ? [binary] : ["taskset", "-c", options.cpu, binary];
+    const started = spawn(command[0], [
+      ...command.slice(1),
       "--keep-in-foreground",
       "--log-facility=-",
       `--port=${port}`,
