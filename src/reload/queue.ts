@@ -7,7 +7,9 @@
  */
 
 /**
- * Runs `task` serialized and coalesced: at most one run under way and one pending.
+ * Runs `task` serialized and coalesced: at most one run under way and one pending. A run waits
+ * `delay()` ms before it starts (a throttle); while it waits it is still pending, so whoever asks
+ * meanwhile joins it.
  *
  * @example
  * ```ts
@@ -22,11 +24,14 @@
  */
 export class ReloadQueue<T> {
   readonly #task: () => Promise<T>;
+  readonly #delay: () => number;
   #running: Promise<T> | undefined;
   #pending: Promise<T> | undefined;
 
-  constructor(task: () => Promise<T>) {
+  /** `delay` is read when the previous run has ended (or at once when none runs). */
+  constructor(task: () => Promise<T>, delay: () => number = () => 0) {
     this.#task = task;
+    this.#delay = delay;
   }
 
   /** The result of a run that starts after this call: at once, or the one pending. */
@@ -35,11 +40,13 @@ export class ReloadQueue<T> {
     // microtasks later, and a run started here meanwhile would run beside it.
     if (this.#pending !== undefined) return this.#pending;
     const running = this.#running;
-    if (running === undefined) return this.#start();
-    this.#pending = running.then(noop, noop).then(() => {
-      this.#pending = undefined;
-      return this.#start();
-    });
+    if (running === undefined && this.#delay() <= 0) return this.#start();
+    this.#pending = (running ?? Promise.resolve()).then(noop, noop)
+      .then(() => sleep(this.#delay()))
+      .then(() => {
+        this.#pending = undefined;
+        return this.#start();
+      });
     return this.#pending;
   }
 
@@ -59,3 +66,7 @@ export class ReloadQueue<T> {
 }
 
 function noop(): void {}
+
+function sleep(ms: number): Promise<void> | void {
+  if (ms > 0) return new Promise((resolve) => setTimeout(resolve, ms));
+}

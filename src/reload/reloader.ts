@@ -106,7 +106,8 @@ export class Reloader {
   constructor(options: ReloaderOptions) {
     this.#options = options;
     this.#log = options.log ?? logEvent;
-    this.#queue = new ReloadQueue(() => this.#reload());
+    // The gap is waited out in the queue, where a reload asked meanwhile still joins it.
+    this.#queue = new ReloadQueue(() => this.#reload(), () => this.#nextStart - performance.now());
     this.#text = options.text;
   }
 
@@ -143,8 +144,6 @@ export class Reloader {
   };
 
   async #reload(): Promise<ReloadAnswer> {
-    const wait = this.#nextStart - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const trigger = this.#trigger;
     const started = performance.now();
     try {

@@ -363,6 +363,20 @@ describe("reload: one at a time", () => {
     assert.equal(queue.busy, false);
   });
 
+  it("a run waiting out its delay is still pending: who asks meanwhile joins it", async () => {
+    let runs = 0;
+    let delay = 0;
+    const queue = new ReloadQueue(async () => ++runs, () => delay);
+    assert.equal(await queue.request(), 1);
+    delay = 40;
+    const waiting = queue.request();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(runs, 1, "not started during its delay");
+    const joined = queue.request();
+    assert.deepEqual(await Promise.all([waiting, joined]), [2, 2]);
+    assert.equal(runs, 2);
+  });
+
   it("goes on after a reload that failed", async () => {
     let n = 0;
     const queue = new ReloadQueue(async () => {

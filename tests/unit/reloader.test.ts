@@ -229,6 +229,26 @@ describe("Reloader", () => {
     assert.ok(reloader.generation <= 7, `generation ${reloader.generation} after 50 asked at once`);
   });
 
+  it("joins a reload asked during the gap to the one waiting out the gap", async () => {
+    // Was a third reload: the waiting one counted as started, so one asked during its gap queued
+    // behind it (the e2e storm of 100 API reloads sometimes saw three generations).
+    const { file, reloader } = setUp(toml(A), 80);
+    writeFileSync(file, toml(`${A}, ${B}`));
+    assert.equal((await reloader.reload("api")).generation, 1);
+    writeFileSync(file, toml(A));
+    const waiting = reloader.reload("api");
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    writeFileSync(file, toml(`${A}, ${B}, { address = "127.0.0.1:9003", id = "c" }`));
+    const joined = reloader.reload("SIGHUP");
+    const answers = await Promise.all([waiting, joined]);
+    assert.deepEqual(answers.map((a) => a.generation), [2, 2]);
+    // It read the file as it was when it started, after both were asked.
+    assert.ok(
+      answers[1].ok && answers[1].changes.added.app?.includes("c"),
+      JSON.stringify(answers),
+    );
+  });
+
   it("a main thread that fails to swap is reported and its checks go on (the workers swapped)", async () => {
     const { file, reloader, calls, instance } = setUp(toml(A));
     instance.reload = () => Promise.reject(new Error("boom"));
