@@ -61,10 +61,11 @@ check: deps
 	$(DENO) lint
 	$(DENO) fmt --check
 
-# Worker threads (src/worker.ts) are a second entry point, which both compilers must be told of.
+# Worker threads (src/worker.ts) and the DNS discovery thread (src/discovery_worker.ts) are more
+# entry points, which both compilers must be told of.
 $(BINARY): $(SOURCES) | deps $(BUN)
 	mkdir -p dist
-	$(BUN) build --compile --minify --sourcemap src/main.ts src/worker.ts --outfile $(BINARY)
+	$(BUN) build --compile --minify --sourcemap src/main.ts src/worker.ts src/discovery_worker.ts --outfile $(BINARY)
 
 compile: $(BINARY)
 
@@ -72,7 +73,7 @@ compile: $(BINARY)
 # downloads unless it is already in $$DENO_DIR/dl/release/v$(DENO_VERSION)/ (see README).
 compile-deno: deps
 	mkdir -p dist
-	$(DENO) compile $(DENO_GATEWAY) --include src/worker.ts --output dist/sticky-gateway-deno src/main.ts
+	$(DENO) compile $(DENO_GATEWAY) --include src/worker.ts --include src/discovery_worker.ts --output dist/sticky-gateway-deno src/main.ts
 
 # What the tests run against, when missing (tests/install.sh): real nginx built from ../shared,
 # haproxy, dnsmasq, chromium and prometheus.

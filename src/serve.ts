@@ -26,6 +26,7 @@ import { Reloader } from "./reload/reloader.ts";
 import { watchConfig } from "./reload/watch.ts";
 import type { Discovered } from "./discovery/types.ts";
 import { discoverAtStart } from "./discovery/start.ts";
+import { discoverySettings } from "./discovery/discovery.ts";
 
 /**
  * Every check a config gets before it serves: the file → a valid snapshot, then what this
@@ -98,12 +99,19 @@ export async function serve(
       config,
       options.file,
       (text, answers) => loadServableConfig(options.file, runtime, text, answers),
-      { onChange: () => void reloading.reloader?.rediscover() },
+      // A second entry point beside worker.ts (Makefile): resolved next to this file.
+      () => new Worker(new URL("./discovery_worker.ts", import.meta.url).href, { type: "module" }),
+      () => void reloading.reloader?.rediscover(),
     );
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    return 2;
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(
+      `sticky-gateway: cannot start DNS discovery: ${(error as Error).message}\n`,
+    );
+    return 1;
   }
   if (discovered !== undefined) config = discovered.config;
   const discovery = discovered?.discovery;
@@ -144,7 +152,7 @@ export async function serve(
     ...(discovery === undefined ? {} : {
       discovered: () => discovery.snapshot(),
       text: discovered!.text,
-      onReloaded: (next: GatewayConfig) => discovery.configure(next),
+      onReloaded: (next: GatewayConfig) => discovery.configure(discoverySettings(next)),
     }),
   });
   const control = discovery === undefined

@@ -1,6 +1,5 @@
 /**
- * DNS discovery in the main thread, off the request path: resolves every `dns` server entry of
- * the config serving, on its interval (or TTL, within the entry's clamp), and keeps the answers
+ * DNS discovery, off the request path: resolves every `dns` server entry of the config serving, on its interval (or TTL, within the entry's clamp), and keeps the answers
  * ({@link Discovered}) the next config generation is parsed with. When an answer changes, it
  * says so (`onChange`): the reloader then swaps in a generation of the same text with the new
  * answers, the swap every reload takes (src/reload/reloader.ts), so in-flight requests finish,
@@ -9,6 +8,10 @@
  * A failed question (timeout, refused, no such name, a malformed answer) keeps the last good
  * answer: logged when the failure starts or changes, counted always. What is kept per name is
  * bounded: at most `max_servers` live addresses, and as many vanishing ones.
+ *
+ * The gateway runs it in a thread of its own (src/discovery_worker.ts, driven by
+ * {@link DiscoveryThread} in thread.ts): a question, its answer's parse and its merge then cost
+ * the serving thread nothing, and it hears only of changed answers and the figures.
  *
  * @module
  */
@@ -35,10 +38,37 @@ export interface DiscoveryFigure {
   readonly resolved: boolean;
 }
 
+/** What discovery asks and where: plain data (a thread is posted it), from a config by
+ * {@link discoverySettings}. */
+export interface DiscoverySettings {
+  /** `[server] resolver` (`ip` / `ip:port`); undefined = the system's. */
+  readonly resolver?: readonly string[];
+  /** Every `dns` server entry, in upstream order. */
+  readonly entries: readonly DnsEntry[];
+}
+
+/**
+ * The settings of `config`'s DNS discovery.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "../config/mod.ts";
+ * import { discoverySettings } from "./discovery.ts";
+ * const config = parseConfig(`[upstreams.app]\nservers = [{ dns = "app.internal:8080" }]\n`);
+ * if (discoverySettings(config).entries[0].query !== "A app.internal") throw new Error();
+ * ```
+ */
+export function discoverySettings(config: GatewayConfig): DiscoverySettings {
+  const resolver = config.server.resolver;
+  return { ...(resolver === undefined ? {} : { resolver }), entries: dnsEntries(config) };
+}
+
 /** Options; the defaults are the process's. */
 export interface DiscoveryOptions {
   /** Told when an answer changed (the latest are in {@link Discovery.snapshot}). */
   readonly onChange?: () => void;
+  /** Told after each question, answered or not (the figures changed). */
+  readonly onResolved?: () => void;
   /** Makes the question-asker for a resolver setting (default `node:dns`). */
   readonly lookups?: (resolver: readonly string[] | undefined) => Lookups;
   readonly log?: typeof logEvent;
@@ -72,14 +102,14 @@ export class Discovery {
   #resolverKey: string;
   #running = false;
 
-  /** Discovery for the config's `dns` entries; nothing is asked before {@link first}. */
-  constructor(config: GatewayConfig, options: DiscoveryOptions = {}) {
+  /** Discovery for the settings' `dns` entries; nothing is asked before {@link first}. */
+  constructor(settings: DiscoverySettings, options: DiscoveryOptions = {}) {
     this.#options = options;
     this.#log = options.log ?? logEvent;
     this.#now = options.now ?? (() => performance.now());
-    this.#resolverKey = JSON.stringify(config.server.resolver ?? null);
-    this.#lookups = this.#makeLookups(config.server.resolver);
-    this.#setEntries(config);
+    this.#resolverKey = JSON.stringify(settings.resolver ?? null);
+    this.#lookups = this.#makeLookups(settings.resolver);
+    this.#setEntries(settings.entries);
   }
 
   /** Whether the config has `dns` entries at all. */
@@ -108,14 +138,14 @@ export class Discovery {
 
   /** A new generation serves: its entries and resolver from now on (new names are asked at
    * once; a changed resolver asks every name again). */
-  configure(config: GatewayConfig): void {
-    const key = JSON.stringify(config.server.resolver ?? null);
+  configure(settings: DiscoverySettings): void {
+    const key = JSON.stringify(settings.resolver ?? null);
     const resolverChanged = key !== this.#resolverKey;
     if (resolverChanged) {
       this.#resolverKey = key;
-      this.#lookups = this.#makeLookups(config.server.resolver);
+      this.#lookups = this.#makeLookups(settings.resolver);
     }
-    const added = this.#setEntries(config);
+    const added = this.#setEntries(settings.entries);
     if (!this.#running) return;
     for (const name of this.#names.values()) {
       if (resolverChanged || added.includes(name)) this.#schedule(name, 0);
@@ -158,11 +188,11 @@ export class Discovery {
     return this.#options.lookups?.(resolver) ?? new NodeDnsLookups(resolver);
   }
 
-  /** Names asked by the config's entries; a name no entry asks any more is dropped. Returns
-   * the names new here. */
-  #setEntries(config: GatewayConfig): Name[] {
+  /** Names asked by the entries; a name no entry asks any more is dropped. Returns the names
+   * new here. */
+  #setEntries(entries: readonly DnsEntry[]): Name[] {
     const byQuery = new Map<string, DnsEntry[]>();
-    for (const entry of dnsEntries(config)) {
+    for (const entry of entries) {
       const list = byQuery.get(entry.query) ?? [];
       list.push(entry);
       byQuery.set(entry.query, list);
@@ -201,6 +231,7 @@ export class Discovery {
     if (!this.#running || name.stopped) return;
     name.timer = setTimeout(async () => {
       const ttlMs = await this.#resolve(name);
+      this.#options.onResolved?.();
       const entry = entryOf(name);
       const next = name.error !== undefined
         ? entry.minIntervalMs

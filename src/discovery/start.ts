@@ -7,7 +7,8 @@
  */
 import type { GatewayConfig } from "../config/types.ts";
 import { readConfigText } from "../config/load.ts";
-import { Discovery, type DiscoveryOptions } from "./discovery.ts";
+import { Discovery, discoverySettings } from "./discovery.ts";
+import { DiscoveryThread } from "./thread.ts";
 import type { Discovered } from "./types.ts";
 
 /** How long start waits for the first answers (the rest come later, as changes). */
@@ -18,26 +19,34 @@ export interface DiscoveredStart {
   readonly config: GatewayConfig;
   /** The text parsed (the reloader's "running text"). */
   readonly text: string;
-  readonly discovery: Discovery;
+  readonly discovery: DiscoveryThread;
   /** The answers `config` was parsed with. */
   readonly answers: Discovered;
 }
 
 /**
- * Resolves the config's `dns` entries once and parses the file again with the answers; undefined
- * when the config has none. Throws what `load` throws (a ConfigError).
+ * Starts the discovery thread (`spawn` makes its Worker: src/discovery_worker.ts), resolves the
+ * config's `dns` entries once and parses the file again with the answers; undefined when the
+ * config has none. `onChange` is told of every changed answer later. Throws what `load` throws
+ * (a ConfigError), or an Error when the thread cannot start.
  */
 export async function discoverAtStart(
   config: GatewayConfig,
   file: string,
   load: (text: string, discovered: Discovered) => GatewayConfig,
-  options: DiscoveryOptions,
+  spawn: () => Worker,
+  onChange: () => void,
   timeoutMs = FIRST_RESOLUTION_MS,
 ): Promise<DiscoveredStart | undefined> {
   if (!Discovery.wanted(config)) return undefined;
-  const discovery = new Discovery(config, options);
-  await discovery.first(timeoutMs);
-  const answers = discovery.snapshot();
-  const text = readConfigText(file);
-  return { config: load(text, answers), text, discovery, answers };
+  const discovery = new DiscoveryThread(spawn(), discoverySettings(config), onChange);
+  try {
+    await discovery.first(timeoutMs);
+    const answers = discovery.snapshot();
+    const text = readConfigText(file);
+    return { config: load(text, answers), text, discovery, answers };
+  } catch (error) {
+    discovery.stop();
+    throw error;
+  }
 }

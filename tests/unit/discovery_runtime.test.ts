@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { parseConfig } from "../../src/config/mod.ts";
-import { Discovery } from "../../src/discovery/discovery.ts";
+import { Discovery, discoverySettings } from "../../src/discovery/discovery.ts";
 import {
   LookupError,
   type LookupResult,
@@ -43,7 +43,7 @@ function setup(entry = `{ dns = "app.internal:8080" }`) {
   const logged: Logged[] = [];
   let changes = 0;
   let now = 1000;
-  const discovery = new Discovery(config, {
+  const discovery = new Discovery(discoverySettings(config), {
     lookups: () => lookups,
     log: (level, event, fields = {}) => void logged.push({ level, event, fields }),
     onChange: () => void changes++,
@@ -162,7 +162,9 @@ describe("Discovery", () => {
     t.lookups.next = [{ ip: "10.0.0.1" }];
     await t.discovery.first(1000);
     t.discovery.configure(
-      parseConfig(`[upstreams.app]\nservers = [{ dns = "other.internal:80" }]\n`),
+      discoverySettings(
+        parseConfig(`[upstreams.app]\nservers = [{ dns = "other.internal:80" }]\n`),
+      ),
     );
     assert.deepEqual([...t.discovery.snapshot().keys()], []);
     assert.deepEqual(t.discovery.figures().map((f) => f.query), ["A other.internal"]);

@@ -1,0 +1,74 @@
+/**
+ * DNS discovery in its own thread (src/discovery/thread.ts, src/discovery_worker.ts), against a
+ * real dnsmasq on loopback: the answers come from the thread, not from this thread's `node:dns`
+ * (made to throw here); unchanged answers are figures only (resolutions counted, no change
+ * announced); a changed one is announced and served by snapshot(); stop ends the thread.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Resolver } from "node:dns";
+import { parseConfig } from "../../src/config/mod.ts";
+import { discoverySettings } from "../../src/discovery/discovery.ts";
+import { DiscoveryThread } from "../../src/discovery/thread.ts";
+import { locateDnsmasq, startDnsmasq } from "../dns/dnsmasq.ts";
+
+const found = locateDnsmasq();
+const WORKER = new URL("../../src/discovery_worker.ts", import.meta.url).href;
+
+async function until(what: string, test: () => boolean, ms = 5000): Promise<void> {
+  const start = performance.now();
+  while (!test()) {
+    if (performance.now() - start > ms) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("DiscoveryThread", () => {
+  it("resolves in its own thread: unchanged answers are figures only, a change is announced", {
+    skip: "reason" in found ? found.reason : false,
+  }, async () => {
+    const dns = await startDnsmasq((found as { binary: string }).binary, {
+      hosts: ["127.0.0.2 app.internal"],
+    });
+    // Nothing in this thread may ask DNS: the thread's node:dns is its own.
+    const prototype = Resolver.prototype as { resolve4: unknown };
+    const resolve4 = prototype.resolve4;
+    prototype.resolve4 = () => {
+      throw new Error("asked in the main thread");
+    };
+    const config = parseConfig(
+      `[server]\nresolver = "127.0.0.1:${dns.port}"\n[upstreams.app]\n` +
+        `servers = [{ dns = "app.internal:8080", interval = "100ms" }]\n`,
+    );
+    let changes = 0;
+    const thread = new DiscoveryThread(
+      new Worker(WORKER, { type: "module" }),
+      discoverySettings(config),
+      () => changes++,
+    );
+    try {
+      await thread.first(3000);
+      const ips = () => thread.snapshot().get("A app.internal")?.map((a) => a.ip);
+      assert.deepEqual(ips(), ["127.0.0.2"]);
+      thread.run(thread.snapshot());
+      const resolutions = () => thread.figures()[0]?.resolutions ?? 0;
+      await until("four more questions", () => resolutions() >= 5);
+      assert.equal(changes, 0, "the same answer is no change");
+      assert.equal(thread.figures()[0].addresses, 1);
+
+      dns.setHosts(["127.0.0.3 app.internal"]);
+      await until("the change announced", () => changes > 0);
+      assert.deepEqual(ips(), ["127.0.0.3"]);
+      assert.equal(changes, 1);
+
+      thread.stop();
+      const after = resolutions();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(resolutions(), after, "no figures after stop");
+    } finally {
+      prototype.resolve4 = resolve4;
+      thread.stop();
+      await dns.stop();
+    }
+  });
+});
