@@ -83,6 +83,8 @@ interface Name {
   answer: readonly DiscoveredAddress[] | undefined;
   /** The answer's addresses as one comparable text: what tells a changed answer. */
   answerText: string;
+  /** The addresses the answer was last merged from (the asker's array). */
+  merged?: readonly DiscoveredAddress[];
   timer?: ReturnType<typeof setTimeout>;
   resolutions: number;
   failures: number;
@@ -279,6 +281,11 @@ export class Discovery {
       });
     }
     name.leftOut = leftOut;
+    // The asker's last result again (unchanged records): the answer stands, unless vanished
+    // addresses are kept for a grace, whose times only a merge keeps.
+    const graceMs = Math.max(...name.entries.map((e) => e.vanishGraceMs));
+    if (result.addresses === name.merged && graceMs === 0) return result.ttlMs;
+    name.merged = result.addresses;
     const before = name.answer === undefined ? undefined : name.answerText;
     // Bounded here too, whatever the asker gave: memory follows max_servers, not the answer.
     const merged = this.#merge(name, result.addresses.slice(0, limit));

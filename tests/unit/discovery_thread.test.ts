@@ -10,6 +10,7 @@ import { Resolver } from "node:dns";
 import { parseConfig } from "../../src/config/mod.ts";
 import { discoverySettings } from "../../src/discovery/discovery.ts";
 import { DiscoveryThread } from "../../src/discovery/thread.ts";
+import { NodeDnsLookups } from "../../src/discovery/lookup.ts";
 import { locateDnsmasq, startDnsmasq } from "../dns/dnsmasq.ts";
 
 const found = locateDnsmasq();
@@ -71,4 +72,52 @@ describe("DiscoveryThread", () => {
       await dns.stop();
     }
   });
+
+  it(
+    "node:dns: unchanged SRV records give the last result again (the same array); a changed target a new one",
+    {
+      skip: "reason" in found ? found.reason : false,
+    },
+    async () => {
+      const srv = [8001, 8002, 8003].map((port) =>
+        `_http._tcp.app.internal,a.internal,${port},10,1`
+      );
+      const dns = await startDnsmasq((found as { binary: string }).binary, {
+        hosts: ["127.0.0.2 a.internal"],
+        srv,
+      });
+      try {
+        const lookups = new NodeDnsLookups([`127.0.0.1:${dns.port}`]);
+        const question = { type: "SRV" as const, name: "_http._tcp.app.internal", limit: 10 };
+        const first = await lookups.lookup(question);
+        const again = await lookups.lookup(question);
+        assert.equal(first.addresses.length, 3);
+        assert.equal(again.addresses, first.addresses, "the same array: nothing to merge");
+        // Another limit is another question.
+        const fewer = await lookups.lookup({ ...question, limit: 2 });
+        assert.equal(fewer.addresses.length, 2);
+        assert.equal(fewer.leftOut, 1);
+        dns.setHosts(["127.0.0.3 a.internal"]);
+        // Once the 1 s TTL has passed (a runtime may keep the answer that long).
+        let changed = await lookups.lookup(question);
+        for (let i = 0; i < 40 && changed.addresses === first.addresses; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          changed = await lookups.lookup(question);
+        }
+        assert.notEqual(changed.addresses, first.addresses);
+        assert.deepEqual(changed.addresses.map((a) => `${a.ip}:${a.port}`), [
+          "127.0.0.3:8001",
+          "127.0.0.3:8002",
+          "127.0.0.3:8003",
+        ]);
+        const a = await lookups.lookup({ type: "A", name: "a.internal", limit: 10 });
+        assert.equal(
+          (await lookups.lookup({ type: "A", name: "a.internal", limit: 10 })).addresses,
+          a.addresses,
+        );
+      } finally {
+        await dns.stop();
+      }
+    },
+  );
 });
