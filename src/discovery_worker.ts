@@ -2,7 +2,8 @@
  * Entry point of the DNS discovery thread (src/discovery/thread.ts starts it when the config has
  * `dns` server entries): runs {@link Discovery} here, so questions, answers and their merge
  * allocate and run outside the serving thread's heap and event loop. It posts the answers when
- * they change, the figures after each question, and its log events, which the main thread writes.
+ * they change, the figures after each question and each new set of entries, and its log events,
+ * which the main thread writes.
  *
  * A second entry point beside src/worker.ts: both compilers are told of it (Makefile).
  *
@@ -39,6 +40,10 @@ self.onmessage = async (event) => {
     discovery = started;
     post({ type: "first", answers: started.snapshot(), figures: started.figures() });
   } else if (command.type === "run") discovery?.run(command.serving);
-  else if (command.type === "configure") discovery?.configure(command.settings);
-  else if (command.type === "stop") discovery?.stop();
+  else if (command.type === "configure" && discovery !== undefined) {
+    discovery.configure(command.settings);
+    // A name no entry asks any more leaves the figures now, not at another name's next question
+    // (there may be none).
+    post({ type: "figures", figures: discovery.figures() });
+  } else if (command.type === "stop") discovery?.stop();
 };

@@ -2,7 +2,9 @@
  * DNS discovery in its own thread (src/discovery/thread.ts, src/discovery_worker.ts), against a
  * real dnsmasq on loopback: the answers come from the thread, not from this thread's `node:dns`
  * (made to throw here); unchanged answers are figures only (resolutions counted, no change
- * announced); a changed one is announced and served by snapshot(); stop ends the thread.
+ * announced); a changed one is announced and served by snapshot(); a name a reload drops leaves
+ * the figures at once; stop ends the thread. And node:dns answers: unchanged records give the
+ * last result again.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -61,6 +63,12 @@ describe("DiscoveryThread", () => {
       await until("the change announced", () => changes > 0);
       assert.deepEqual(ips(), ["127.0.0.3"]);
       assert.equal(changes, 1);
+
+      // A reload that drops the entry: its name leaves the figures (/metrics, /readyz) at once.
+      thread.configure(
+        discoverySettings(parseConfig(`[upstreams.app]\nservers = ["127.0.0.1:1"]\n`)),
+      );
+      await until("the name gone from the figures", () => thread.figures().length === 0, 1000);
 
       thread.stop();
       const after = resolutions();
