@@ -39,6 +39,9 @@ export interface Lookups {
   lookup(question: Question): Promise<LookupResult>;
 }
 
+/** Questions whose last answer is kept, at most (see {@link NodeDnsLookups}). */
+const REMEMBERED_QUESTIONS = 256;
+
 /** SRV targets resolved at once at most. */
 const TARGET_CONCURRENCY = 16;
 
@@ -69,6 +72,8 @@ export class NodeDnsLookups implements Lookups {
     if (last !== undefined && last.records === records) {
       return result.ttlMs === last.result.ttlMs ? last.result : { ...last.result, ...ttl(result) };
     }
+    // Bounded: names a reload dropped are never asked again (a few entries in practice).
+    if (last === undefined && this.#last.size >= REMEMBERED_QUESTIONS) this.#last.clear();
     this.#last.set(key, { records, result: result.get() });
     return this.#last.get(key)!.result;
   }

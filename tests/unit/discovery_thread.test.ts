@@ -123,6 +123,13 @@ describe("DiscoveryThread", () => {
           (await lookups.lookup({ type: "A", name: "a.internal", limit: 10 })).addresses,
           a.addresses,
         );
+        // What is kept is bounded: 256 other questions (a limit each), and the first is forgotten.
+        for (let limit = 11; limit < 11 + 256; limit++) {
+          await lookups.lookup({ type: "A", name: "a.internal", limit });
+        }
+        const later = await lookups.lookup({ type: "A", name: "a.internal", limit: 10 });
+        assert.notEqual(later.addresses, a.addresses, "forgotten: at most 256 questions kept");
+        assert.deepEqual(later.addresses, a.addresses);
       } finally {
         await dns.stop();
       }
