@@ -1,9 +1,10 @@
 /**
- * DNS discovery, off the request path: resolves every `dns` server entry of the config serving, on its interval (or TTL, within the entry's clamp), and keeps the answers
- * ({@link Discovered}) the next config generation is parsed with. When an answer changes, it
- * says so (`onChange`): the reloader then swaps in a generation of the same text with the new
- * answers, the swap every reload takes (src/reload/reloader.ts), so in-flight requests finish,
- * a vanished server's clients fall back, state is carried by (upstream, server id).
+ * DNS discovery, off the request path: resolves every `dns` server entry of the config serving,
+ * on its interval (or TTL, within the entry's clamp), and keeps the answers ({@link Discovered})
+ * the next config generation is parsed with. When an answer changes, it says so (`onChange`):
+ * the reloader then swaps in a generation of the same text with the new answers, the swap every
+ * reload takes (src/reload/reloader.ts), so in-flight requests finish, a vanished server's
+ * clients fall back, state is carried by (upstream, server id).
  *
  * A failed question (timeout, refused, no such name, a malformed answer) keeps the last good
  * answer: logged when the failure starts or changes, counted always. What is kept per name is
@@ -288,7 +289,7 @@ export class Discovery {
     name.merged = result.addresses;
     const before = name.answer === undefined ? undefined : name.answerText;
     // Bounded here too, whatever the asker gave: memory follows max_servers, not the answer.
-    const merged = this.#merge(name, result.addresses.slice(0, limit));
+    const merged = this.#merge(name, result.addresses.slice(0, limit), graceMs, limit);
     name.answer = merged.answer;
     name.answerText = merged.text;
     if (merged.text !== before) {
@@ -307,15 +308,16 @@ export class Discovery {
    * The new answer with the vanished addresses still within `vanish_grace` (as vanishing), in
    * key order, and its text. Each address's key is made once: at 200 addresses, a sort that
    * made them per comparison and two JSON texts to compare cost about 0.1 ms of a resolution's
-   * 1.4 ms on Bun (docs/benchmarks.md, ninth session).
+   * 1.4 ms on Bun (docs/benchmarks.md, ninth session). `graceMs` and `limit`: the entries'
+   * largest `vanish_grace` and `max_servers`.
    */
   #merge(
     name: Name,
     addresses: readonly DiscoveredAddress[],
+    graceMs: number,
+    limit: number,
   ): { answer: DiscoveredAddress[]; text: string } {
     const now = this.#now();
-    const graceMs = Math.max(...name.entries.map((e) => e.vanishGraceMs));
-    const limit = Math.max(...name.entries.map((e) => e.maxServers));
     const keyed: { key: string; address: DiscoveredAddress }[] = [];
     for (const address of addresses) {
       const key = keyOf(address);

@@ -74,8 +74,9 @@ export class NodeDnsLookups implements Lookups {
     }
     // Bounded: names a reload dropped are never asked again (a few entries in practice).
     if (last === undefined && this.#last.size >= REMEMBERED_QUESTIONS) this.#last.clear();
-    this.#last.set(key, { records, result: result.get() });
-    return this.#last.get(key)!.result;
+    const fresh = result.get();
+    this.#last.set(key, { records, result: fresh });
+    return fresh;
   }
 
   /** The answer's records as text, and its result (made only when asked: unchanged records
@@ -132,7 +133,7 @@ export class NodeDnsLookups implements Lookups {
       const result = bounded(addresses, question.limit, ttlMs);
       return { ...result, leftOut: result.leftOut + valid.length - kept.length };
     };
-    return { records: text, result: { ...(ttlMs === undefined ? {} : { ttlMs }), get } };
+    return { records: text, result: { ...ttl({ ttlMs }), get } };
   }
 
   /** Stops the questions under way. */
@@ -235,6 +236,6 @@ function bounded(
   return {
     addresses: kept,
     leftOut: sorted.length - kept.length,
-    ...(ttlMs === undefined ? {} : { ttlMs }),
+    ...ttl({ ttlMs }),
   };
 }
