@@ -66,7 +66,7 @@ export type Scenario =
 /** Gateway-only scenarios of "main" with an operations feature on (issue 9's costs): "log",
  * the access log to a file; "metrics", the admin listener scraped every second; "reloads", a
  * reload storm (issue 10: the file rewritten and reloaded through the API back to back for the
- * whole run). Every other scenario runs the gateway with the access log off, as HAProxy and
+ * whole run, the default `reload_throttle` pacing it). Every other scenario runs the gateway with the access log off, as HAProxy and
  * nginx run here. */
 export const OPS_SCENARIOS: readonly Scenario[] = ["log", "metrics", "reloads"];
 

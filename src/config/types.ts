@@ -44,6 +44,9 @@ export interface ServerSettings {
   /** After a reload, how long requests, streams and WebSockets of an older generation may still
    * run before they are cut; 0 = as long as they last (the default). */
   readonly reloadMaxAgeMs: number;
+  /** The least time from the end of one reload to the start of the next (a storm's throttle;
+   * src/reload/reloader.ts): what is asked for meanwhile joins that next reload. */
+  readonly reloadThrottleMs: number;
   /** Bind the listener with SO_REUSEPORT even with one worker (HAProxy's default), so a new
    * process can bind the same port before the old one stops: a restart without refused
    * connections. */

@@ -56,9 +56,6 @@ export interface ReloaderOptions {
   readonly workerTimeoutMs?: number;
   /** Where events go (default the process's event log; tests collect them). */
   readonly log?: typeof logEvent;
-  /** The least time from the end of one reload to the start of the next (default
-   * {@link RELOAD_GAP_MS}); the next waits at least 9× the last one's duration too. */
-  readonly gapMs?: number;
   /** DNS discovery (src/discovery/): the latest answers, which every reload parses with. */
   readonly discovered?: () => Discovered;
   /** The text the running generation was parsed from (start's): what {@link Reloader.rediscover}
@@ -67,16 +64,6 @@ export interface ReloaderOptions {
   /** Told of every generation swapped in (discovery follows its `dns` entries). */
   readonly onReloaded?: (config: GatewayConfig) => void;
 }
-
-/**
- * A reload starts at least this long after the previous one ended, and at least 9× as long as
- * that one took: a storm of reloads (a script, a file rewritten in a loop) then runs at most five
- * a second, each taking at most a tenth of a thread, and what is asked for meanwhile is joined
- * into one reload (Traefik's `providersThrottleDuration` is the same idea, at 2 s). Each new
- * generation costs the request path a little too (new snapshot, state and metrics to warm up):
- * the bench's `reloads` rows measure the whole.
- */
-export const RELOAD_GAP_MS = 200;
 
 /** What asked for a reload, for the event log. */
 export type ReloadTrigger = "SIGHUP" | "api" | "watch" | "dns";
@@ -159,9 +146,15 @@ export class Reloader {
       });
       return { ok: false, generation: this.#generation, problems: [{ path: "", message }] };
     } finally {
+      // The throttle of the config now serving (the new one's after a good reload): a storm of
+      // reloads (a script, a file rewritten in a loop) runs at most 1/throttle a second, each
+      // taking at most a tenth of a thread, and what is asked for meanwhile joins the next one
+      // (Traefik's `providersThrottleDuration` is the same idea, at 2 s). Each new generation
+      // costs the request path more than its own CPU (its collections, code compiled again): the
+      // bench's `reloads` rows measure the whole.
       const ended = performance.now();
-      this.#nextStart = ended +
-        Math.max(this.#options.gapMs ?? RELOAD_GAP_MS, 9 * (ended - started));
+      const throttle = this.#options.ops.config.server.reloadThrottleMs;
+      this.#nextStart = ended + Math.max(throttle, 9 * (ended - started));
     }
   }
 

@@ -55,6 +55,7 @@ describe("parseConfig: accepted configs", () => {
       readTimeoutMs: 60_000,
       gracePeriodMs: 10_000,
       reloadMaxAgeMs: 0,
+      reloadThrottleMs: 1000,
       reusePort: true,
       upstreamClient: "auto",
       workers: availableParallelism(),
@@ -368,7 +369,7 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       assert.deepEqual(problems.map((p) => p.path), ["server.listen_on"]);
       assert.match(
         problems[0].message,
-        /^unknown key; allowed here: listen, connect_timeout, read_timeout, grace_period, reload_max_age, reuse_port, upstream_client\b/,
+        /^unknown key; allowed here: listen, connect_timeout, read_timeout, grace_period, reload_max_age, reload_throttle, reuse_port, upstream_client\b/,
       );
     });
 
@@ -883,6 +884,19 @@ describe("parseConfig: rejected configs name the key path and what is allowed", 
       `[upstreams.app]\nservers = [{ address = "127.0.0.1:9001", fail_timeout = "0" }]\n`,
       "upstreams.app.servers[0].fail_timeout",
       `"0" is too short; the least allowed is 0.001s`,
+    );
+  });
+
+  it("takes reload_throttle from 0 to a minute", () => {
+    const throttle = (value: string) =>
+      parseConfig(`[server]\nreload_throttle = ${value}\n${TWO_SERVERS}`).server.reloadThrottleMs;
+    assert.equal(throttle(`"0"`), 0);
+    assert.equal(throttle(`"200ms"`), 200);
+    assert.equal(throttle(`"1m"`), 60_000);
+    assertOnlyProblem(
+      `[server]\nreload_throttle = "61s"\n${TWO_SERVERS}`,
+      "server.reload_throttle",
+      "61s is too long; the most allowed is 60s",
     );
   });
 

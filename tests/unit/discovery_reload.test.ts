@@ -27,6 +27,7 @@ afterEach(() => {
 const TEXT = `[server]
 listen = "127.0.0.1:0"
 workers = 2
+reload_throttle = "0"
 [log]
 access = "off"
 [upstreams.app]
@@ -89,7 +90,6 @@ function setUp(first: Discovered) {
     instance: () => instance,
     workers: () => [worker as unknown as Worker],
     log: (_level, event, fields) => events.push(JSON.stringify({ event, ...fields })),
-    gapMs: 0,
     discovered: () => latest,
     text: TEXT,
     onReloaded: (next) => reloaded.push(next),

@@ -57,7 +57,7 @@ class FakeWorker extends EventTarget {
   }
 }
 
-function setUp(text: string, gapMs?: number) {
+function setUp(text: string) {
   const dir = mkdtempSync(join(tmpdir(), "reloader-"));
   dirs.push(dir);
   const file = join(dir, "gateway.toml");
@@ -103,7 +103,6 @@ function setUp(text: string, gapMs?: number) {
     instance: () => instance,
     workers: () => [worker as unknown as Worker],
     log: (_level, event, fields) => events.push(JSON.stringify({ event, ...fields })),
-    gapMs,
   });
   return { file, ops, reloader, worker, swaps, calls, instance };
 }
@@ -212,10 +211,11 @@ describe("Reloader", () => {
   });
 
   it("throttles a storm: a reload starts at least the gap after the last one ended", async () => {
-    const { file, reloader } = setUp(toml(A), 60);
+    const throttle = `reload_throttle = "60ms"`;
+    const { file, reloader } = setUp(toml(A, throttle));
     const started = performance.now();
     for (let i = 0; i < 5; i++) {
-      writeFileSync(file, toml(i % 2 === 0 ? `${A}, ${B}` : A));
+      writeFileSync(file, toml(i % 2 === 0 ? `${A}, ${B}` : A, throttle));
       assert.equal((await reloader.reload("api")).ok, true);
     }
     // Four gaps between five reloads (the first starts at once).
@@ -229,16 +229,42 @@ describe("Reloader", () => {
     assert.ok(reloader.generation <= 7, `generation ${reloader.generation} after 50 asked at once`);
   });
 
+  it("throttles by the config serving: a reload's new reload_throttle applies to the next", async () => {
+    const { file, reloader } = setUp(toml(A, `reload_throttle = "0"`));
+    // Back to back with no throttle: only the 9× rule (a reload here takes 10-20 ms).
+    const gap = async (servers: string, extra: string) => {
+      writeFileSync(file, toml(servers, extra));
+      const asked = performance.now();
+      assert.equal((await reloader.reload("api")).ok, true);
+      return performance.now() - asked;
+    };
+    await gap(`${A}, ${B}`, `reload_throttle = "0"`);
+    // This one starts at once (the serving config says 0) and brings in 400 ms.
+    const quick = await gap(A, `reload_throttle = "400ms"`);
+    // Under the default (1 s) it would wait at least that long.
+    assert.ok(quick < 390, `a reload under reload_throttle = "0" waited ${quick.toFixed(0)} ms`);
+    const slow = await gap(`${A}, ${B}`, `reload_throttle = "400ms"`);
+    assert.ok(slow >= 390, `a reload after one that set 400ms waited ${slow.toFixed(0)} ms`);
+    // The default, when the file says nothing: a second.
+    await gap(A, "");
+    const byDefault = await gap(`${A}, ${B}`, "");
+    assert.ok(byDefault >= 990, `the default throttle waited ${byDefault.toFixed(0)} ms`);
+  });
+
   it("joins a reload asked during the gap to the one waiting out the gap", async () => {
     // Was a third reload: the waiting one counted as started, so one asked during its gap queued
     // behind it (the e2e storm of 100 API reloads sometimes saw three generations).
-    const { file, reloader } = setUp(toml(A), 80);
-    writeFileSync(file, toml(`${A}, ${B}`));
+    const throttle = `reload_throttle = "80ms"`;
+    const { file, reloader } = setUp(toml(A, throttle));
+    writeFileSync(file, toml(`${A}, ${B}`, throttle));
     assert.equal((await reloader.reload("api")).generation, 1);
-    writeFileSync(file, toml(A));
+    writeFileSync(file, toml(A, throttle));
     const waiting = reloader.reload("api");
     await new Promise((resolve) => setTimeout(resolve, 30));
-    writeFileSync(file, toml(`${A}, ${B}, { address = "127.0.0.1:9003", id = "c" }`));
+    writeFileSync(
+      file,
+      toml(`${A}, ${B}, { address = "127.0.0.1:9003", id = "c" }`, throttle),
+    );
     const joined = reloader.reload("SIGHUP");
     const answers = await Promise.all([waiting, joined]);
     assert.deepEqual(answers.map((a) => a.generation), [2, 2]);
