@@ -1183,5 +1183,6 @@ function reloadRate(results: readonly ThroughputResult[], id: string): string {
   if (runs.length === 0) return "no reloads";
   const ok = runs.reduce((n, r) => n + r.reloads!.ok, 0);
   const seconds = runs.reduce((n, r) => n + r.requests! / r.rps!, 0);
-  return `${Math.round(ok / seconds)} reloads/s`;
+  const rate = Math.round(ok / seconds);
+  return `${rate} ${rate === 1 ? "reload" : "reloads"}/s`;
 }
