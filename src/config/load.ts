@@ -124,7 +124,7 @@ function readServerSettings(root: Fields, problems: Problems, baseDir: string): 
     readTimeoutMs: fields.duration("read_timeout", 60_000, 1),
     gracePeriodMs: fields.duration("grace_period", 10_000, 0),
     reloadMaxAgeMs: fields.duration("reload_max_age", 0, 0),
-    reloadThrottleMs: reloadThrottle(fields, problems),
+    reloadThrottleMs: reloadThrottle(fields),
     reusePort: fields.boolean("reuse_port", true),
     upstreamClient: fields.oneOf("upstream_client", ["auto", "http1", "fetch"] as const, "auto")!,
     workers: fields.integer("workers", availableParallelism(), 1, 256),
@@ -137,11 +137,12 @@ function readServerSettings(root: Fields, problems: Problems, baseDir: string): 
   return Object.freeze(settings);
 }
 
-function reloadThrottle(fields: Fields, problems: Problems): number {
+/** `reload_throttle`, bounded above as `expires` is (src/config/sticky.ts's readExpires). */
+function reloadThrottle(fields: Fields): number {
   const ms = fields.duration("reload_throttle", DEFAULT_RELOAD_THROTTLE_MS, 0);
   if (ms <= MAX_RELOAD_THROTTLE_MS) return ms;
-  problems.add(
-    "server.reload_throttle",
+  fields.problems.add(
+    fields.keyPath("reload_throttle"),
     `${ms / 1000}s is too long; the most allowed is ${MAX_RELOAD_THROTTLE_MS / 1000}s`,
   );
   return DEFAULT_RELOAD_THROTTLE_MS;
